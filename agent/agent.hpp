@@ -1,0 +1,39 @@
+// weft-agent's two commands.
+//
+// run: load/adopt the node's pinned maps -> Reconciler::Adopt from them ->
+// load and apply the config -> attach (or atomically update) the pinned
+// cgroup links -> watch the config file and re-apply on change. Threads: the
+// main thread does all of that (reconcile loop, signals via signalfd); the
+// metrics thread serves HTTP (see metrics.hpp). SIGTERM/SIGINT end the loop
+// with exit 0 and leave pins and links in place: the data plane keeps working
+// without the agent and the next agent adopts it.
+//
+// cleanup: detach and unpin the node's links, unpin its maps, remove its pin
+// directory. Idempotent.
+#pragma once
+
+#include <string>
+
+#include "agent/datapath/loader.hpp"
+
+namespace weft::agent {
+
+struct RunOptions {
+  std::string node;
+  std::string cgroup;
+  std::string config;
+  std::string pin_root = "/sys/fs/bpf/weft";
+  std::string metrics = "127.0.0.1:9464";  // "" disables the metrics server
+  datapath::Capacities capacities;
+  bool no_batch = false;
+  bool verbose = false;
+};
+
+// Both return the process exit code.
+int Run(const RunOptions& opts);
+int Cleanup(const std::string& pin_root, const std::string& node);
+
+// stderr logging with timestamp and level (debug only if verbose).
+void SetUpLogging(bool verbose);
+
+}  // namespace weft::agent

@@ -1,0 +1,19 @@
+// The file config source: a multi-document YAML file in Kubernetes style
+// (Service, Istio WorkloadEntry; Deployment, ServiceAccount and Namespace are
+// accepted and ignored). Validation is strict and complete: on any error the
+// Status lists every error of the file, one per line, as
+// "<file>:<line>:<col>: <Kind> <namespace>/<name>: <field path>: <message>".
+#pragma once
+
+#include <string>
+#include <string_view>
+
+#include "agent/config/model.hpp"
+#include "weft/status.hpp"
+
+namespace weft::config {
+
+Result<Config> ParseConfig(std::string_view text, std::string_view filename);
+Result<Config> LoadConfigFile(const std::string& path);
+
+}  // namespace weft::config

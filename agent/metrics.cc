@@ -1,0 +1,359 @@
+#include "agent/metrics.hpp"
+
+#include <arpa/inet.h>
+#include <netdb.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <chrono>
+#include <cstring>
+#include <sstream>
+
+#include "agent/datapath/kernel_map_writer.hpp"
+
+namespace weft::agent {
+
+namespace {
+
+std::string Escape(const std::string& v) {
+  std::string out;
+  out.reserve(v.size());
+  for (char c : v) {
+    if (c == '\\') out += "\\\\";
+    else if (c == '"') out += "\\\"";
+    else if (c == '\n') out += "\\n";
+    else out += c;
+  }
+  return out;
+}
+
+std::string FormatDouble(double v) {
+  std::ostringstream os;
+  os.precision(9);
+  os << v;
+  return os.str();
+}
+
+void Family(std::string* out, const char* name, const char* type, const char* help) {
+  *out += "# HELP ";
+  *out += name;
+  *out += ' ';
+  *out += help;
+  *out += "\n# TYPE ";
+  *out += name;
+  *out += ' ';
+  *out += type;
+  *out += '\n';
+}
+
+void Sample(std::string* out, const std::string& name, const std::string& labels, uint64_t v) {
+  *out += name;
+  if (!labels.empty()) *out += "{" + labels + "}";
+  *out += ' ' + std::to_string(v) + '\n';
+}
+
+// Names of enum weft_lb_stat, by index (append-only like the enum).
+constexpr std::array<const char*, WEFT_STAT_MAX> kLbEvents = {
+    "connect_rewritten", "no_backend", "slot_miss", "sendmsg_rewritten", "recvmsg_revnat", "revnat_update_err",
+};
+
+constexpr size_t kMaxRequestHead = 8192;
+constexpr int kReadTimeoutMs = 2000;
+
+}  // namespace
+
+// ---- Histogram ----
+
+void Histogram::Observe(double v) {
+  std::lock_guard lk(mu_);
+  size_t i = 0;
+  while (i < bounds_.size() && v > bounds_[i]) ++i;
+  ++counts_[i];
+  sum_ += v;
+  ++count_;
+}
+
+void Histogram::Render(const std::string& name, const std::string& help, std::string* out) const {
+  std::lock_guard lk(mu_);
+  Family(out, name.c_str(), "histogram", help.c_str());
+  uint64_t cum = 0;
+  for (size_t i = 0; i < bounds_.size(); ++i) {
+    cum += counts_[i];
+    Sample(out, name + "_bucket", "le=\"" + FormatDouble(bounds_[i]) + "\"", cum);
+  }
+  cum += counts_.back();
+  Sample(out, name + "_bucket", "le=\"+Inf\"", cum);
+  *out += name + "_sum " + FormatDouble(sum_) + "\n";
+  Sample(out, name + "_count", "", count_);
+}
+
+// ---- AgentMetrics ----
+
+AgentMetrics::AgentMetrics(std::string node, std::string version, std::vector<MapCapacity> capacities,
+                           const datapath::KernelStatsReader* stats)
+    : node_(std::move(node)),
+      version_(std::move(version)),
+      capacities_(std::move(capacities)),
+      stats_(stats),
+      reconcile_seconds_({0.0005, 0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1, 2.5, 5, 10}),
+      topo_(std::make_shared<MetricsTopology>()) {}
+
+void AgentMetrics::RecordReconcile(double seconds, bool ok) {
+  reconcile_total_.fetch_add(1, std::memory_order_relaxed);
+  if (!ok) reconcile_errors_.fetch_add(1, std::memory_order_relaxed);
+  reconcile_seconds_.Observe(seconds);
+}
+
+void AgentMetrics::Publish(std::shared_ptr<const MetricsTopology> topo) {
+  std::lock_guard lk(topo_mu_);
+  topo_ = std::move(topo);
+}
+
+std::shared_ptr<const MetricsTopology> AgentMetrics::Topology() const {
+  std::lock_guard lk(topo_mu_);
+  return topo_;
+}
+
+std::string AgentMetrics::Render() const {
+  auto topo = Topology();
+  std::string out;
+  out.reserve(4096 + 160 * (topo->services.size() * 2 + topo->backends.size()));
+
+  Family(&out, "weft_agent_info", "gauge", "Agent build and node.");
+  Sample(&out, "weft_agent_info", "node=\"" + Escape(node_) + "\",version=\"" + Escape(version_) + "\"", 1);
+
+  Family(&out, "weft_map_capacity", "gauge", "Capacity (max_entries) of each BPF map.");
+  for (const auto& c : capacities_) Sample(&out, "weft_map_capacity", "map=\"" + Escape(c.map) + "\"", c.capacity);
+  Family(&out, "weft_map_entries", "gauge", "Entries in each LB map, as written by this agent.");
+  for (const auto& [map, n] : topo->entries) Sample(&out, "weft_map_entries", "map=\"" + Escape(map) + "\"", n);
+
+  Family(&out, "weft_reconcile_total", "counter", "Reconcile attempts (Apply of a desired state to the maps).");
+  Sample(&out, "weft_reconcile_total", "", reconcile_total_.load(std::memory_order_relaxed));
+  Family(&out, "weft_reconcile_errors_total", "counter", "Reconcile attempts that failed.");
+  Sample(&out, "weft_reconcile_errors_total", "", reconcile_errors_.load(std::memory_order_relaxed));
+  reconcile_seconds_.Render("weft_reconcile_duration_seconds", "Duration of reconcile attempts.", &out);
+  Family(&out, "weft_config_errors_total", "counter", "Config loads rejected (the last good state was kept).");
+  Sample(&out, "weft_config_errors_total", "", config_errors_.load(std::memory_order_relaxed));
+  Family(&out, "weft_config_generation", "gauge", "Successful applies of a config since the agent started.");
+  Sample(&out, "weft_config_generation", "", generation_.load(std::memory_order_relaxed));
+
+  if (!stats_) return out;
+  std::vector<uint32_t> ids;
+  for (const auto& s : topo->services) ids.push_back(s.id);
+  if (auto svc = stats_->Services(ids); svc.ok()) {
+    std::vector<std::pair<std::string, const datapath::ServiceCounters*>> rows;
+    for (const auto& s : topo->services) {
+      auto it = svc->find(s.id);
+      if (it == svc->end()) continue;
+      rows.emplace_back("service=\"" + Escape(s.service) + "\",vip=\"" + Escape(s.vip) + "\",port=\"" +
+                            std::to_string(s.port) + "\",proto=\"" + s.proto + "\"",
+                        &it->second);
+    }
+    Family(&out, "weft_service_connections_total", "counter",
+           "Connects and UDP sends to a service VIP rewritten to a backend.");
+    for (const auto& [labels, c] : rows) Sample(&out, "weft_service_connections_total", labels, c->connects);
+    Family(&out, "weft_service_no_backend_total", "counter", "Connects and UDP sends refused: no backend.");
+    for (const auto& [labels, c] : rows) Sample(&out, "weft_service_no_backend_total", labels, c->no_backend);
+  } else {
+    out += "# weft_service_connections_total unavailable: " + svc.status().message() + "\n";
+  }
+
+  ids.clear();
+  for (const auto& b : topo->backends) ids.push_back(b.id);
+  if (auto be = stats_->Backends(ids); be.ok()) {
+    Family(&out, "weft_backend_connections_total", "counter", "Connections and UDP sends steered to a backend.");
+    for (const auto& b : topo->backends) {
+      auto it = be->find(b.id);
+      if (it != be->end())
+        Sample(&out, "weft_backend_connections_total", "backend=\"" + Escape(b.backend) + "\"", it->second);
+    }
+  } else {
+    out += "# weft_backend_connections_total unavailable: " + be.status().message() + "\n";
+  }
+
+  if (auto g = stats_->Global(); g.ok()) {
+    Family(&out, "weft_lb_events_total", "counter", "Socket LB events counted by the BPF programs.");
+    for (size_t i = 0; i < kLbEvents.size(); ++i)
+      Sample(&out, "weft_lb_events_total", std::string("event=\"") + kLbEvents[i] + "\"", (*g)[i]);
+  } else {
+    out += "# weft_lb_events_total unavailable: " + g.status().message() + "\n";
+  }
+  return out;
+}
+
+// ---- HTTP server ----
+
+namespace {
+
+std::string HttpResponse(int code, const char* reason, const std::string& content_type, const std::string& body,
+                         bool head_only) {
+  std::string r = "HTTP/1.1 " + std::to_string(code) + " " + reason + "\r\n";
+  r += "Content-Type: " + content_type + "\r\n";
+  r += "Content-Length: " + std::to_string(body.size()) + "\r\n";
+  r += "Connection: close\r\n\r\n";
+  if (!head_only) r += body;
+  return r;
+}
+
+Result<sockaddr_storage> ParseListen(const std::string& listen, socklen_t* len) {
+  auto colon = listen.rfind(':');
+  if (colon == std::string::npos || colon + 1 == listen.size())
+    return Status::Error("metrics address '" + listen + "': expected HOST:PORT");
+  std::string host = listen.substr(0, colon), port = listen.substr(colon + 1);
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') host = host.substr(1, host.size() - 2);
+  if (host.empty()) return Status::Error("metrics address '" + listen + "': a host is required (e.g. 127.0.0.1)");
+  addrinfo hints{};
+  hints.ai_socktype = SOCK_STREAM;
+  hints.ai_flags = AI_NUMERICSERV;
+  addrinfo* res = nullptr;
+  int rc = getaddrinfo(host.c_str(), port.c_str(), &hints, &res);
+  if (rc != 0) return Status::Error("metrics address '" + listen + "': " + gai_strerror(rc));
+  sockaddr_storage ss{};
+  std::memcpy(&ss, res->ai_addr, res->ai_addrlen);
+  *len = res->ai_addrlen;
+  freeaddrinfo(res);
+  return ss;
+}
+
+std::string FormatSockaddr(const sockaddr_storage& ss) {
+  char buf[INET6_ADDRSTRLEN] = {};
+  if (ss.ss_family == AF_INET) {
+    const auto* a = reinterpret_cast<const sockaddr_in*>(&ss);
+    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof(buf));
+    return std::string(buf) + ":" + std::to_string(ntohs(a->sin_port));
+  }
+  const auto* a = reinterpret_cast<const sockaddr_in6*>(&ss);
+  inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof(buf));
+  return "[" + std::string(buf) + "]:" + std::to_string(ntohs(a->sin6_port));
+}
+
+bool IsLoopback(const sockaddr_storage& ss) {
+  if (ss.ss_family == AF_INET)
+    return (ntohl(reinterpret_cast<const sockaddr_in*>(&ss)->sin_addr.s_addr) >> 24) == 127;
+  return IN6_IS_ADDR_LOOPBACK(&reinterpret_cast<const sockaddr_in6*>(&ss)->sin6_addr);
+}
+
+}  // namespace
+
+Result<std::unique_ptr<MetricsServer>> MetricsServer::Start(const std::string& listen, const AgentMetrics& metrics) {
+  socklen_t len = 0;
+  auto addr = ParseListen(listen, &len);
+  if (!addr.ok()) return addr.status();
+  if (!IsLoopback(*addr)) spdlog::warn("metrics address {} is not a loopback address", listen);
+  UniqueFd fd(socket(addr->ss_family, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
+  if (!fd) return Status::Errno("metrics: socket for " + listen, errno);
+  int one = 1;
+  setsockopt(fd.get(), SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+  if (bind(fd.get(), reinterpret_cast<const sockaddr*>(&*addr), len) != 0)
+    return Status::Errno("metrics: bind " + listen, errno);
+  if (::listen(fd.get(), 16) != 0) return Status::Errno("metrics: listen on " + listen, errno);
+  sockaddr_storage bound{};
+  socklen_t blen = sizeof(bound);
+  getsockname(fd.get(), reinterpret_cast<sockaddr*>(&bound), &blen);
+  UniqueFd stop(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
+  if (!stop) return Status::Errno("metrics: eventfd", errno);
+  std::unique_ptr<MetricsServer> s(new MetricsServer(std::move(fd), std::move(stop), FormatSockaddr(bound), metrics));
+  s->thread_ = std::thread([p = s.get()] { p->Loop(); });
+  return s;
+}
+
+MetricsServer::MetricsServer(UniqueFd listen_fd, UniqueFd stop_fd, std::string address, const AgentMetrics& metrics)
+    : listen_fd_(std::move(listen_fd)), stop_fd_(std::move(stop_fd)), address_(std::move(address)), metrics_(metrics) {}
+
+MetricsServer::~MetricsServer() {
+  uint64_t one = 1;
+  (void)!write(stop_fd_.get(), &one, sizeof(one));
+  if (thread_.joinable()) thread_.join();
+}
+
+void MetricsServer::Loop() {
+  for (;;) {
+    pollfd fds[2] = {{listen_fd_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
+    if (poll(fds, 2, -1) < 0) {
+      if (errno == EINTR) continue;
+      spdlog::error("metrics: poll: {}", std::strerror(errno));
+      return;
+    }
+    if (fds[1].revents) return;
+    if (!(fds[0].revents & POLLIN)) continue;
+    UniqueFd conn(accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+    if (!conn) continue;  // EAGAIN, ECONNABORTED, EMFILE: try again on the next event
+    Serve(conn.get());
+  }
+}
+
+void MetricsServer::Serve(int conn) {
+  std::string head;
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kReadTimeoutMs);
+  bool complete = false;
+  while (head.size() < kMaxRequestHead) {
+    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
+                                    deadline - std::chrono::steady_clock::now()).count());
+    if (left <= 0) break;
+    pollfd p{conn, POLLIN, 0};
+    pollfd s{stop_fd_.get(), POLLIN, 0};
+    pollfd fds[2] = {p, s};
+    if (poll(fds, 2, left) <= 0) {
+      if (errno == EINTR) continue;
+      break;
+    }
+    if (fds[1].revents) return;
+    char buf[2048];
+    ssize_t n = recv(conn, buf, sizeof(buf), 0);
+    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+    if (n <= 0) break;
+    head.append(buf, static_cast<size_t>(n));
+    if (head.find("\r\n\r\n") != std::string::npos || head.find("\n\n") != std::string::npos) {
+      complete = true;
+      break;
+    }
+  }
+  if (head.empty()) return;  // closed or timed out without a byte: nothing to answer
+  std::string resp = complete ? Respond(head, metrics_)
+                              : HttpResponse(400, "Bad Request", "text/plain; charset=utf-8", "bad request\n", false);
+  size_t off = 0;
+  while (off < resp.size()) {
+    ssize_t n = send(conn, resp.data() + off, resp.size() - off, MSG_NOSIGNAL);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0 && errno == EAGAIN) {
+      pollfd p{conn, POLLOUT, 0};
+      if (poll(&p, 1, kReadTimeoutMs) <= 0) return;
+      continue;
+    }
+    if (n <= 0) return;
+    off += static_cast<size_t>(n);
+  }
+  shutdown(conn, SHUT_WR);
+}
+
+std::string MetricsServer::Respond(const std::string& request_head, const AgentMetrics& metrics) {
+  const std::string text = "text/plain; charset=utf-8";
+  auto eol = request_head.find_first_of("\r\n");
+  std::string line = request_head.substr(0, eol);
+  // Request line: METHOD SP TARGET SP HTTP/1.x
+  auto sp1 = line.find(' ');
+  auto sp2 = sp1 == std::string::npos ? std::string::npos : line.find(' ', sp1 + 1);
+  if (sp1 == std::string::npos || sp2 == std::string::npos || line.find(' ', sp2 + 1) != std::string::npos)
+    return HttpResponse(400, "Bad Request", text, "bad request\n", false);
+  std::string method = line.substr(0, sp1), target = line.substr(sp1 + 1, sp2 - sp1 - 1),
+              version = line.substr(sp2 + 1);
+  if (method.empty() || target.empty() || target[0] != '/' || version.rfind("HTTP/1.", 0) != 0)
+    return HttpResponse(400, "Bad Request", text, "bad request\n", false);
+  bool head_only = method == "HEAD";
+  if (method != "GET" && !head_only) return HttpResponse(405, "Method Not Allowed", text, "method not allowed\n", false);
+  std::string path = target.substr(0, target.find('?'));
+  if (path == "/metrics")
+    return HttpResponse(200, "OK", "text/plain; version=0.0.4; charset=utf-8", metrics.Render(), head_only);
+  if (path == "/healthz") {
+    if (metrics.healthy()) return HttpResponse(200, "OK", text, "ok\n", head_only);
+    return HttpResponse(503, "Service Unavailable", text, "not ready: no successful reconcile yet\n", head_only);
+  }
+  return HttpResponse(404, "Not Found", text, "not found\n", head_only);
+}
+
+}  // namespace weft::agent

@@ -1,0 +1,121 @@
+// The agent's Prometheus metrics and the tiny HTTP/1.1 server that serves
+// them (GET /metrics, GET /healthz).
+//
+// Threads: the server runs on its own thread. A scrape reads the per-CPU BPF
+// counters (one syscall per service/backend id) and formats text, which can
+// take milliseconds on a large node, and a client may be slow to read: none of
+// that may delay a config reload on the reconcile thread. The other way
+// round, a long Apply must not make scrapes and /healthz time out (a
+// supervisor would kill a healthy agent). So the two threads share only
+// atomics and an immutable snapshot (MetricsTopology) swapped under a mutex
+// held for a pointer copy; the kernel serializes the map accesses themselves.
+#pragma once
+
+#include <array>
+#include <atomic>
+#include <cstdint>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "weft/status.hpp"
+#include "weft/unique_fd.hpp"
+
+namespace weft::datapath {
+class KernelStatsReader;
+}
+
+namespace weft::agent {
+
+// Label values for the per-id counters and entry counts, published by the
+// reconcile thread after each Apply (and after adoption).
+struct MetricsTopology {
+  struct Service {
+    uint32_t id = 0;
+    std::string service;  // "namespace/name"
+    std::string vip;
+    uint16_t port = 0;
+    std::string proto;  // "tcp" | "udp"
+  };
+  struct Backend {
+    uint32_t id = 0;
+    std::string backend;  // "ip:port"
+  };
+  std::vector<Service> services;
+  std::vector<Backend> backends;
+  std::vector<std::pair<std::string, uint64_t>> entries;  // map name -> entries
+};
+
+class Histogram {
+ public:
+  explicit Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1) {}
+  void Observe(double v);
+  // Appends the Prometheus text of a histogram family named `name`.
+  void Render(const std::string& name, const std::string& help, std::string* out) const;
+
+ private:
+  mutable std::mutex mu_;
+  std::vector<double> bounds_;
+  std::vector<uint64_t> counts_;  // per bucket, not cumulative; last: +Inf
+  double sum_ = 0;
+  uint64_t count_ = 0;
+};
+
+class AgentMetrics {
+ public:
+  struct MapCapacity {
+    std::string map;
+    uint32_t capacity = 0;
+  };
+  AgentMetrics(std::string node, std::string version, std::vector<MapCapacity> capacities,
+               const datapath::KernelStatsReader* stats);
+
+  void RecordReconcile(double seconds, bool ok);
+  void ConfigError() { config_errors_.fetch_add(1, std::memory_order_relaxed); }
+  void ConfigApplied() { generation_.fetch_add(1, std::memory_order_relaxed); }
+  void SetHealthy() { healthy_.store(true, std::memory_order_release); }
+  bool healthy() const { return healthy_.load(std::memory_order_acquire); }
+  void Publish(std::shared_ptr<const MetricsTopology> topo);
+
+  // The whole exposition (text format 0.0.4).
+  std::string Render() const;
+
+ private:
+  std::shared_ptr<const MetricsTopology> Topology() const;
+
+  const std::string node_, version_;
+  const std::vector<MapCapacity> capacities_;
+  const datapath::KernelStatsReader* stats_;
+  std::atomic<uint64_t> reconcile_total_{0}, reconcile_errors_{0}, config_errors_{0}, generation_{0};
+  std::atomic<bool> healthy_{false};
+  Histogram reconcile_seconds_;
+  mutable std::mutex topo_mu_;
+  std::shared_ptr<const MetricsTopology> topo_;
+};
+
+class MetricsServer {
+ public:
+  // listen: "127.0.0.1:9464", "[::1]:9464" (port 0: pick a free one).
+  static Result<std::unique_ptr<MetricsServer>> Start(const std::string& listen, const AgentMetrics& metrics);
+  ~MetricsServer();
+  MetricsServer(const MetricsServer&) = delete;
+  MetricsServer& operator=(const MetricsServer&) = delete;
+  const std::string& address() const { return address_; }  // as bound
+
+  // Builds the response to one raw request head (exposed for unit tests).
+  static std::string Respond(const std::string& request_head, const AgentMetrics& metrics);
+
+ private:
+  MetricsServer(UniqueFd listen_fd, UniqueFd stop_fd, std::string address, const AgentMetrics& metrics);
+  void Loop();
+  void Serve(int conn);
+
+  UniqueFd listen_fd_, stop_fd_;
+  std::string address_;
+  const AgentMetrics& metrics_;
+  std::thread thread_;
+};
+
+}  // namespace weft::agent

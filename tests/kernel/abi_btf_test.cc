@@ -1,0 +1,88 @@
+// Compares include/weft/bpf_abi.h as the C++ compiler lays it out
+// (weft::abi::kAbiStructs) with the BTF clang emitted into the built BPF
+// object. Needs no root: it only parses the ELF file.
+#include <bpf/btf.h>
+#include <bpf/libbpf.h>
+#include <gtest/gtest.h>
+
+#include <cerrno>
+#include <cstring>
+#include <memory>
+#include <string>
+
+#include "weft/bpf_abi_check.hpp"
+
+#ifndef WEFT_SOCK_LB_BPF_OBJECT
+#error "WEFT_SOCK_LB_BPF_OBJECT must name the built sock_lb.bpf.o"
+#endif
+
+namespace {
+
+struct BtfDeleter {
+  void operator()(btf* b) const { btf__free(b); }
+};
+
+class AbiBtfTest : public ::testing::TestWithParam<const char*> {};
+
+TEST_P(AbiBtfTest, EveryAbiStructMatchesBtf) {
+  const char* path = GetParam();
+  std::unique_ptr<btf, BtfDeleter> b(btf__parse_elf(path, nullptr));
+  ASSERT_TRUE(b) << "parse BTF of " << path << ": " << std::strerror(errno);
+
+  for (const auto& s : weft::abi::kAbiStructs) {
+    SCOPED_TRACE(std::string("struct ") + s.name + " in " + path);
+    int id = btf__find_by_name_kind(b.get(), s.name, BTF_KIND_STRUCT);
+    ASSERT_GT(id, 0) << "struct " << s.name << " not in the BTF of " << path
+                     << " (is it used as a map key/value?)";
+    const btf_type* t = btf__type_by_id(b.get(), id);
+    EXPECT_EQ(t->size, s.size) << "struct " << s.name << ": size";
+    ASSERT_EQ(btf_vlen(t), s.nfields) << "struct " << s.name << ": member count";
+    const btf_member* m = btf_members(t);
+    for (size_t i = 0; i < s.nfields; ++i, ++m) {
+      const auto& f = s.fields[i];
+      std::string name = btf__name_by_offset(b.get(), m->name_off);
+      EXPECT_EQ(name, f.name) << "struct " << s.name << ": member #" << i;
+      EXPECT_EQ(btf_member_bitfield_size(t, i), 0u) << s.name << "." << f.name << ": bitfield";
+      EXPECT_EQ(btf_member_bit_offset(t, i) / 8, f.offset) << s.name << "." << f.name << ": offset";
+      EXPECT_EQ(static_cast<size_t>(btf__resolve_size(b.get(), m->type)), f.size)
+          << s.name << "." << f.name << ": size";
+    }
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(SockLb, AbiBtfTest, ::testing::Values(WEFT_SOCK_LB_BPF_OBJECT));
+
+// The map definitions themselves: names fit the kernel's 15 characters and
+// key/value sizes are the ABI's.
+TEST(AbiBtfMaps, SockLbMapsUseAbiTypes) {
+  bpf_object* obj = bpf_object__open_file(WEFT_SOCK_LB_BPF_OBJECT, nullptr);
+  ASSERT_TRUE(obj) << "open " << WEFT_SOCK_LB_BPF_OBJECT << ": " << std::strerror(errno);
+  struct Want {
+    const char* name;
+    size_t key, value;
+  } want[] = {
+      {WEFT_MAP_SERVICES, sizeof(weft_svc_key), sizeof(weft_svc_val)},
+      {WEFT_MAP_SLOTS, sizeof(weft_slot_key), sizeof(__u32)},
+      {WEFT_MAP_BACKENDS, sizeof(__u32), sizeof(weft_backend)},
+      {WEFT_MAP_SVC_STATS, sizeof(__u32), sizeof(weft_svc_stats)},
+      {WEFT_MAP_BACKEND_STATS, sizeof(__u32), sizeof(weft_backend_stats)},
+      {WEFT_MAP_LB_STATS, sizeof(__u32), sizeof(__u64)},
+      {WEFT_MAP_SOCK_REV, sizeof(int), sizeof(weft_sock_rev)},
+      {WEFT_MAP_UDP_REV, sizeof(weft_udp_rev_key), sizeof(weft_udp_rev_val)},
+  };
+  for (const auto& w : want) {
+    EXPECT_LE(std::strlen(w.name), 15u) << w.name;
+    bpf_map* m = bpf_object__find_map_by_name(obj, w.name);
+    if (!m) {
+      ADD_FAILURE() << "map " << w.name << " missing from " << WEFT_SOCK_LB_BPF_OBJECT;
+      continue;
+    }
+    EXPECT_EQ(bpf_map__key_size(m), w.key) << w.name << " key size";
+    EXPECT_EQ(bpf_map__value_size(m), w.value) << w.name << " value size";
+  }
+  EXPECT_EQ(bpf_map__max_entries(bpf_object__find_map_by_name(obj, WEFT_MAP_LB_STATS)),
+            static_cast<__u32>(WEFT_STAT_MAX));
+  bpf_object__close(obj);
+}
+
+}  // namespace
