@@ -22,7 +22,7 @@ fi
 etc=$(find /etc/netns -maxdepth 1 -mindepth 1 -name 'weft*' 2>/dev/null)
 [ -n "$etc" ] && report "/etc/netns entries left: $(echo $etc)"
 
-links=$(ip -o link show 2>/dev/null | awk -F': ' '{print $2}' | grep -E '^(weft|wl|wv)' || true)
+links=$(ip -o link show 2>/dev/null | awk -F": " '{print $2}' | grep -E '^weft' || true)
 [ -n "$links" ] && report "interfaces left in the host namespace: $(echo $links)"
 
 procs=$(pgrep -a -f '(^|/)weft-(agent|echo|loadgen|l4bench)( |$)' 2>/dev/null || true)

@@ -1,0 +1,755 @@
+// weftctl lab up | down | exec | status | apply | restart-agent.
+//
+// Topology (names inside a netns are local to it; no link is ever created in
+// the host netns):
+//   <lab>-fabric   bridge br0; ports n<i> (peer of node i's fab0)
+//   <lab>-node<i>  fab0 = 10.243.0.<i>/24, fd00:243::<i>/64; forwarding on;
+//                  routes to 10.244.<j>.0/24 and fd00:244:<j>::/64 via node j;
+//                  lo holds 10.244.<i>.1 (the pods' gateway); p<k> per pod
+//                  with fe80::1 (the pods' IPv6 gateway) and a /32 + /128
+//                  route to the pod.
+//   <lab>-<pod>    eth0 = 10.244.<i>.<n>/32, fd00:244:<i>::<n>/128; routes to
+//                  10.244.0.0/16 and fd00:244::/32 only. No default route
+//                  anywhere; service VIPs are routed nowhere.
+// Cgroups: <cg2>/weft-lab-<lab>/node<i>/<pod>. Pins: /sys/fs/bpf/weft-lab-<lab>.
+#include <signal.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <unistd.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <fstream>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <regex>
+#include <set>
+#include <sstream>
+#include <thread>
+
+#include "cli/command.hpp"
+#include "cli/lab/lab.hpp"
+#include "cli/lab/net.hpp"
+#include "cli/lab/probe.hpp"
+#include "cli/lab/spec.hpp"
+#include "cli/lab/state.hpp"
+#include "weft/sys.hpp"
+
+namespace fs = std::filesystem;
+
+namespace weft::cli::lab {
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+volatile sig_atomic_t g_signal = 0;
+volatile pid_t g_child = 0;
+
+void OnSignal(int sig) {
+  g_signal = sig;
+  if (g_child > 0) kill(g_child, sig);
+}
+
+void InstallSignalHandlers() {
+  struct sigaction sa {};
+  sa.sa_handler = OnSignal;
+  sigemptyset(&sa.sa_mask);
+  for (int s : {SIGINT, SIGTERM, SIGHUP}) sigaction(s, &sa, nullptr);
+}
+
+int Fail(int code, const std::string& msg) {
+  std::fprintf(stderr, "weftctl lab: %s\n", msg.c_str());
+  return code;
+}
+
+void Warn(const std::string& msg) { std::fprintf(stderr, "weftctl lab: warning: %s\n", msg.c_str()); }
+
+bool ValidLabName(const std::string& s) {
+  // No '-': every object of lab X is named "X-..." and must not match lab "X-y".
+  static const std::regex re("[a-z][a-z0-9]{0,15}");
+  return std::regex_match(s, re);
+}
+
+std::string PinRoot(const std::string& lab) { return "/sys/fs/bpf/weft-lab-" + lab; }
+std::string CgroupRoot(const std::string& cg2, const std::string& lab) { return cg2 + "/weft-lab-" + lab; }
+std::string NodeName(int i) { return "node" + std::to_string(i); }
+
+std::string Absolute(const std::string& p) {
+  std::error_code ec;
+  auto a = fs::absolute(p, ec);
+  return ec ? p : a.lexically_normal().string();
+}
+
+Result<std::string> FindBinary(const std::string& flag_value, const char* env, const std::string& rel,
+                               const std::string& target) {
+  std::string path = flag_value;
+  if (path.empty() && std::getenv(env)) path = std::getenv(env);
+  if (path.empty()) path = sys::SelfDir() + "/" + rel;
+  path = Absolute(path);
+  if (access(path.c_str(), X_OK) != 0)
+    return Status::Error(target + " not found at " + path + " (build target " + target + ", or set " + env + ")");
+  return path;
+}
+
+std::string Tail(const std::string& path, size_t lines) {
+  std::ifstream in(path);
+  std::vector<std::string> all;
+  std::string l;
+  while (std::getline(in, l)) all.push_back(l);
+  std::string out;
+  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) out += "    " + all[i] + "\n";
+  return out;
+}
+
+std::vector<std::string> AgentArgv(const LabState& st, const NodeState& n) {
+  return {st.agent_bin, "run",          "--node",    n.name,          "--cgroup", n.cgroup, "--config",
+          n.agent.config, "--pin-root", st.pin_root, "--metrics", n.agent.metrics};
+}
+
+std::vector<PodView> ServingPods(const LabState& st) {
+  std::vector<PodView> out;
+  for (const auto& p : st.pods) {
+    if (!p.serving) continue;
+    PodView v{p.name, p.ns, p.ip, st.dual_stack ? p.ip6 : "", p.labels, p.service_account, {}};
+    for (size_t i = 0; i < p.ports.size(); ++i)
+      v.ports.push_back({i < p.port_names.size() ? p.port_names[i] : "", static_cast<uint16_t>(p.ports[i])});
+    out.push_back(std::move(v));
+  }
+  return out;
+}
+
+Status WriteAgentConfigs(const LabState& st, const LabSpec& spec) {
+  std::string cfg = RenderAgentConfig(spec, st.services, ServingPods(st));
+  for (const auto& n : st.nodes) WEFT_RETURN_IF_ERROR(WriteFileAtomic(n.agent.config, cfg));
+  return Status::Ok();
+}
+
+Status WriteHostsFiles(const LabState& st) {
+  for (const auto& p : st.pods) {
+    PodView v{p.name, p.ns, p.ip, st.dual_stack ? p.ip6 : "", {}, {}, {}};
+    WEFT_RETURN_IF_ERROR(WriteFileAtomic(p.hosts, RenderHosts(v, st.services)));
+  }
+  return Status::Ok();
+}
+
+// Starts node's agent on a fresh metrics port and records it (caller saves).
+Status StartAgent(LabState& st, NodeState& n) {
+  auto port = probe::FreeLoopbackPort();
+  if (!port.ok()) return port.status();
+  n.agent.metrics = "127.0.0.1:" + std::to_string(*port);
+  sys::SpawnOptions o;
+  o.log_path = n.agent.log;
+  auto pid = sys::Spawn(AgentArgv(st, n), o);
+  if (!pid.ok()) return pid.status().Wrap("start weft-agent for " + n.name);
+  n.agent.pid = *pid;
+  return Status::Ok();
+}
+
+Status WaitAgentHealthy(const NodeState& n, Clock::time_point deadline) {
+  for (;;) {
+    if (probe::HttpGetStatus(n.agent.metrics, "/healthz", 500) == 200) return Status::Ok();
+    if (!probe::Alive(n.agent.pid)) {
+      waitpid(n.agent.pid, nullptr, WNOHANG);
+      return Status::Error("weft-agent of " + n.name + " (pid " + std::to_string(n.agent.pid) + ") exited; " +
+                           n.agent.log + " ends with:\n" + Tail(n.agent.log, 15));
+    }
+    if (g_signal) return Status::Error("interrupted");
+    if (Clock::now() > deadline)
+      return Status::Error("weft-agent of " + n.name + ": GET http://" + n.agent.metrics +
+                           "/healthz not 200 in time; " + n.agent.log + " ends with:\n" + Tail(n.agent.log, 15));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+// ---------------------------------------------------------------- down
+
+struct DownReport {
+  std::vector<std::string> errors;
+};
+
+std::vector<std::string> LabNetns(const std::string& lab) {
+  std::vector<std::string> out;
+  for (const auto& ns : net::ListNetns())
+    if (ns.rfind(lab + "-", 0) == 0) out.push_back(ns);
+  return out;
+}
+
+std::vector<std::string> LabEtcNetns(const std::string& lab) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator("/etc/netns", ec)) {
+    std::string n = e.path().filename().string();
+    if (n.rfind(lab + "-", 0) == 0) out.push_back(e.path().string());
+  }
+  return out;
+}
+
+// Everything of `lab` that still exists, one line each (empty: all gone).
+std::vector<std::string> Leftovers(const std::string& lab, const std::string& cg_root, const std::string& pin_root,
+                                   const std::vector<pid_t>& pids) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (const auto& ns : LabNetns(lab)) out.push_back("netns " + ns);
+  for (const auto& d : LabEtcNetns(lab)) out.push_back("dir " + d);
+  if (!cg_root.empty() && fs::exists(cg_root, ec)) out.push_back("cgroup " + cg_root);
+  if (fs::exists(pin_root, ec)) out.push_back("pin dir " + pin_root);
+  for (pid_t p : probe::FindProcesses("weft-agent", "--pin-root", pin_root))
+    out.push_back("process weft-agent pid " + std::to_string(p));
+  for (pid_t p : pids)
+    if (probe::Alive(p)) out.push_back("process pid " + std::to_string(p));
+  return out;
+}
+
+int DoDown(const std::string& lab, bool quiet) {
+  auto loaded = LoadState(lab);
+  LabState st;
+  bool have_state = loaded.ok();
+  if (have_state) st = *loaded;
+  std::string pin_root = have_state && !st.pin_root.empty() ? st.pin_root : PinRoot(lab);
+  std::string cg_root = st.cgroup_root;
+  if (cg_root.empty()) {
+    if (auto cg2 = sys::Cgroup2Mount(); cg2.ok()) cg_root = CgroupRoot(*cg2, lab);
+  }
+  std::string agent_bin = st.agent_bin;
+  if (agent_bin.empty()) {
+    auto b = FindBinary("", "WEFT_AGENT_BIN", "../agent/weft-agent", "weft-agent");
+    if (b.ok()) agent_bin = *b;
+  }
+  std::vector<std::string> errors;
+  std::vector<pid_t> started;
+
+  // 1. Agents: the recorded pids and any weft-agent running with our pin root.
+  std::set<pid_t> agents;
+  for (const auto& n : st.nodes)
+    if (n.agent.pid > 0) agents.insert(n.agent.pid), started.push_back(n.agent.pid);
+  for (pid_t p : probe::FindProcesses("weft-agent", "--pin-root", pin_root)) agents.insert(p);
+  for (pid_t p : agents) probe::StopProcess(p, "weft-agent", 5000);
+
+  // 2. The agents' own cleanup (links, pins) per node.
+  std::set<std::string> nodes;
+  for (const auto& n : st.nodes) nodes.insert(n.name);
+  std::error_code ec;
+  for (const auto& e : fs::directory_iterator(pin_root, ec))
+    if (e.is_directory()) nodes.insert(e.path().filename().string());
+  static const std::regex node_ns("node[0-9]+");
+  for (const auto& ns : LabNetns(lab))
+    if (std::regex_match(ns.substr(lab.size() + 1), node_ns)) nodes.insert(ns.substr(lab.size() + 1));
+  if (fs::exists(pin_root, ec)) {
+    if (agent_bin.empty()) {
+      Warn("weft-agent binary not found: removing " + pin_root + " without `weft-agent cleanup`");
+    } else {
+      for (const auto& n : nodes) {
+        std::string out;
+        auto rc = sys::RunCommand({agent_bin, "cleanup", "--node", n, "--pin-root", pin_root}, &out);
+        if (!rc.ok() || *rc != 0) Warn("weft-agent cleanup --node " + n + " failed: " + (rc.ok() ? out : rc.status().message()));
+      }
+    }
+  }
+
+  // 3. Pods: killing the lab's cgroup subtree stops every echo and every `lab exec`.
+  for (const auto& p : st.pods)
+    if (p.pid > 0) started.push_back(p.pid);
+  if (!cg_root.empty())
+    if (auto s = sys::RemoveCgroup(cg_root); !s.ok()) errors.push_back(s.message());
+  for (const auto& p : st.pods)
+    if (p.pid > 0) probe::StopProcess(p.pid, "weft-echo", 2000);  // escaped the cgroup?
+
+  // 4. Namespaces (veths go with them), /etc/netns, pins, state.
+  for (const auto& ns : LabNetns(lab))
+    if (auto s = net::DelNetns(ns); !s.ok()) errors.push_back(s.message());
+  for (const auto& d : LabEtcNetns(lab)) {
+    fs::remove_all(d, ec);
+    if (ec) errors.push_back("remove " + d + ": " + ec.message());
+  }
+  fs::remove_all(pin_root, ec);
+  if (ec) errors.push_back("remove " + pin_root + ": " + ec.message());
+
+  auto left = Leftovers(lab, cg_root, pin_root, started);
+  for (const auto& l : left) errors.push_back("still present: " + l);
+  if (errors.empty()) {
+    fs::remove_all(StateDir(lab), ec);
+    if (ec) errors.push_back("remove " + StateDir(lab) + ": " + ec.message());
+  }
+  for (const auto& e : errors) std::fprintf(stderr, "weftctl lab down: %s\n", e.c_str());
+  if (!errors.empty()) return kExitEnv;
+  if (!quiet) std::printf("lab %s: down%s\n", lab.c_str(), have_state ? "" : " (no state file; removed by name)");
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------- up
+
+struct UpOptions {
+  std::string lab = "weft";
+  int nodes = 2;
+  std::string file;
+  std::string agent_bin;
+  std::string echo_bin;
+  int timeout_s = 60;
+};
+
+class UpRun {
+ public:
+  explicit UpRun(const UpOptions& o) : o_(o) {}
+
+  int Run() {
+    if (!ValidLabName(o_.lab))
+      return Fail(kExitBadInput, "--name " + o_.lab + ": must match [a-z][a-z0-9]{0,15} (no '-')");
+    if (o_.nodes < 1 || o_.nodes > 16) return Fail(kExitBadInput, "--nodes " + std::to_string(o_.nodes) + ": must be 1..16");
+    auto spec = LoadSpec(o_.file);
+    if (!spec.ok()) return Fail(kExitBadInput, spec.status().message());
+    spec_ = std::move(*spec);
+    for (const auto& [k, n] : spec_.ignored_kinds)
+      Warn(o_.file + ": ignoring " + std::to_string(n) + " document(s) of kind " + k);
+    if (geteuid() != 0) return Fail(kExitEnv, "lab up needs root (netns, cgroups, BPF)");
+    std::error_code ec;
+    if (fs::exists(StateDir(o_.lab), ec) || !LabNetns(o_.lab).empty())
+      return Fail(kExitEnv, "lab " + o_.lab + " already exists; run `weftctl lab down --name " + o_.lab + "` first");
+    auto agent = FindBinary(o_.agent_bin, "WEFT_AGENT_BIN", "../agent/weft-agent", "weft-agent");
+    if (!agent.ok()) return Fail(kExitEnv, agent.status().message());
+    auto echo = FindBinary(o_.echo_bin, "WEFT_ECHO_BIN", "../echo/weft-echo", "weft-echo");
+    if (!echo.ok()) return Fail(kExitEnv, echo.status().message());
+    auto cg2 = sys::Cgroup2Mount();
+    if (!cg2.ok()) return Fail(kExitEnv, cg2.status().message());
+    if (auto s = sys::EnsureBpffs("/sys/fs/bpf"); !s.ok()) return Fail(kExitEnv, s.message());
+
+    st_.lab = o_.lab;
+    st_.phase = "creating";
+    st_.state_dir = StateDir(o_.lab);
+    st_.spec_file = Absolute(o_.file);
+    st_.cgroup_root = CgroupRoot(*cg2, o_.lab);
+    st_.pin_root = PinRoot(o_.lab);
+    st_.agent_bin = *agent;
+    st_.echo_bin = *echo;
+    st_.dual_stack = spec_.dual_stack();
+    st_.fabric_netns = o_.lab + "-fabric";
+    st_.bridge = "br0";
+    InstallSignalHandlers();
+    auto t0 = Clock::now();
+    Status s = Build();
+    if (!s.ok() || g_signal) {
+      std::fprintf(stderr, "weftctl lab up: %s\nweftctl lab up: cleaning up lab %s\n",
+                   g_signal ? "interrupted" : s.message().c_str(), o_.lab.c_str());
+      DoDown(o_.lab, true);
+      return g_signal ? 128 + g_signal : kExitEnv;
+    }
+    double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    PrintSummary(secs);
+    return kExitOk;
+  }
+
+ private:
+  Status Save() {
+    if (g_signal) return Status::Error("interrupted");
+    return SaveState(st_);
+  }
+
+  Status Build() {
+    std::error_code ec;
+    fs::create_directories(st_.state_dir, ec);
+    if (ec) return Status::Error("create " + st_.state_dir + ": " + ec.message());
+    WEFT_RETURN_IF_ERROR(Save());
+    WEFT_RETURN_IF_ERROR(sys::MakeCgroup(st_.cgroup_root));
+    WEFT_RETURN_IF_ERROR(Save());
+
+    // Fabric.
+    WEFT_RETURN_IF_ERROR(net::AddNetns(st_.fabric_netns));
+    WEFT_RETURN_IF_ERROR(net::Ip(st_.fabric_netns, {"link", "add", st_.bridge, "type", "bridge"}));
+    WEFT_RETURN_IF_ERROR(net::Ip(st_.fabric_netns, {"link", "set", st_.bridge, "up"}));
+
+    // Nodes.
+    for (int i = 1; i <= o_.nodes; ++i) {
+      NodeState n;
+      n.name = NodeName(i);
+      n.index = i;
+      n.netns = o_.lab + "-" + n.name;
+      n.cgroup = st_.cgroup_root + "/" + n.name;
+      n.pod_cidr = "10.244." + std::to_string(i) + ".0/24";
+      n.pod_cidr6 = "fd00:244:" + std::to_string(i) + "::/64";
+      n.fabric_ip = "10.243.0." + std::to_string(i);
+      n.fabric_ip6 = "fd00:243::" + std::to_string(i);
+      n.fabric_if = "fab0";
+      n.fabric_peer = "n" + std::to_string(i);
+      n.agent.config = st_.state_dir + "/" + n.name + "/config.yaml";
+      n.agent.log = st_.state_dir + "/" + n.name + "/agent.log";
+      fs::create_directories(st_.state_dir + "/" + n.name, ec);
+      st_.nodes.push_back(n);
+      WEFT_RETURN_IF_ERROR(Save());
+      WEFT_RETURN_IF_ERROR(net::AddNetns(n.netns));
+      WEFT_RETURN_IF_ERROR(net::Sysctl(n.netns, {"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"}));
+      WEFT_RETURN_IF_ERROR(net::AddVeth(n.netns, n.fabric_if, st_.fabric_netns, n.fabric_peer));
+      WEFT_RETURN_IF_ERROR(net::Ip(st_.fabric_netns, {"link", "set", n.fabric_peer, "master", st_.bridge, "up"}));
+      WEFT_RETURN_IF_ERROR(net::Ip(n.netns, {"addr", "add", n.fabric_ip + "/24", "dev", n.fabric_if}));
+      WEFT_RETURN_IF_ERROR(net::Ip(n.netns, {"addr", "add", n.fabric_ip6 + "/64", "dev", n.fabric_if, "nodad"}));
+      WEFT_RETURN_IF_ERROR(net::Ip(n.netns, {"link", "set", n.fabric_if, "up"}));
+      WEFT_RETURN_IF_ERROR(net::Ip(n.netns, {"addr", "add", "10.244." + std::to_string(i) + ".1/32", "dev", "lo"}));
+      WEFT_RETURN_IF_ERROR(sys::MakeCgroup(n.cgroup));
+    }
+    for (const auto& n : st_.nodes)
+      for (const auto& m : st_.nodes) {
+        if (n.index == m.index) continue;
+        WEFT_RETURN_IF_ERROR(net::Ip(n.netns, {"route", "add", m.pod_cidr, "via", m.fabric_ip, "dev", n.fabric_if}));
+        WEFT_RETURN_IF_ERROR(
+            net::Ip(n.netns, {"-6", "route", "add", m.pod_cidr6, "via", m.fabric_ip6, "dev", n.fabric_if}));
+      }
+
+    // Plan pods: round-robin over nodes across all deployments, in file order.
+    std::vector<int> next_host(o_.nodes + 1, 2);
+    int k = 0;
+    for (const auto& d : spec_.deployments) {
+      for (int r = 0; r < d.replicas; ++r, ++k) {
+        NodeState& n = st_.nodes[k % o_.nodes];
+        int h = next_host[n.index]++;
+        if (h > 254) return Status::Error(o_.file + ": more than 253 pods on " + n.name);
+        PodState p;
+        p.name = d.name + "-" + std::to_string(r);
+        p.deployment = d.name;
+        p.replica = r;
+        p.ns = d.ns;
+        p.node = n.name;
+        p.netns = o_.lab + "-" + p.name;
+        p.cgroup = n.cgroup + "/" + p.name;
+        p.ip = "10.244." + std::to_string(n.index) + "." + std::to_string(h);
+        std::ostringstream v6;
+        v6 << "fd00:244:" << n.index << "::" << std::hex << h;
+        p.ip6 = v6.str();
+        p.node_veth = "p" + std::to_string(k);
+        p.pod_veth = "eth0";
+        p.hosts = "/etc/netns/" + p.netns + "/hosts";
+        p.log = st_.state_dir + "/pods/" + p.name + ".log";
+        for (const auto& cp : d.ports) {
+          p.ports.push_back(cp.port);
+          p.port_names.push_back(cp.name);
+        }
+        p.labels = d.labels;
+        p.service_account = d.service_account;
+        st_.pods.push_back(p);
+      }
+    }
+    auto vips = AllocateVips(spec_, {});
+    if (!vips.ok()) return vips.status();
+    st_.services = *vips;
+    fs::create_directories(st_.state_dir + "/pods", ec);
+    WEFT_RETURN_IF_ERROR(Save());
+    WEFT_RETURN_IF_ERROR(WriteAgentConfigs(st_, spec_));
+    WEFT_RETURN_IF_ERROR(WriteHostsFiles(st_));
+
+    // Agents (host netns, no test cgroup): they load while we build the pods.
+    for (auto& n : st_.nodes) {
+      WEFT_RETURN_IF_ERROR(StartAgent(st_, n));
+      WEFT_RETURN_IF_ERROR(Save());
+    }
+
+    // Pods.
+    for (auto& p : st_.pods) {
+      const NodeState& n = *st_.FindNode(p.node);
+      std::string gw = "10.244." + std::to_string(n.index) + ".1";
+      WEFT_RETURN_IF_ERROR(net::AddNetns(p.netns));
+      WEFT_RETURN_IF_ERROR(net::AddVeth(n.netns, p.node_veth, p.netns, p.pod_veth));
+      WEFT_RETURN_IF_ERROR(net::Ip(n.netns, {"addr", "add", "fe80::1/64", "dev", p.node_veth, "nodad"}));
+      WEFT_RETURN_IF_ERROR(net::Ip(n.netns, {"link", "set", p.node_veth, "up"}));
+      WEFT_RETURN_IF_ERROR(net::Ip(n.netns, {"route", "add", p.ip + "/32", "dev", p.node_veth}));
+      WEFT_RETURN_IF_ERROR(net::Ip(n.netns, {"-6", "route", "add", p.ip6 + "/128", "dev", p.node_veth}));
+      WEFT_RETURN_IF_ERROR(net::Ip(p.netns, {"addr", "add", p.ip + "/32", "dev", p.pod_veth}));
+      WEFT_RETURN_IF_ERROR(net::Ip(p.netns, {"addr", "add", p.ip6 + "/128", "dev", p.pod_veth, "nodad"}));
+      WEFT_RETURN_IF_ERROR(net::Ip(p.netns, {"link", "set", p.pod_veth, "up"}));
+      WEFT_RETURN_IF_ERROR(net::Ip(p.netns, {"route", "add", gw, "dev", p.pod_veth, "scope", "link"}));
+      WEFT_RETURN_IF_ERROR(net::Ip(p.netns, {"route", "add", "10.244.0.0/16", "via", gw, "dev", p.pod_veth}));
+      WEFT_RETURN_IF_ERROR(
+          net::Ip(p.netns, {"-6", "route", "add", "fd00:244::/32", "via", "fe80::1", "dev", p.pod_veth}));
+      WEFT_RETURN_IF_ERROR(sys::MakeCgroup(p.cgroup));
+      std::vector<std::string> argv = {st_.echo_bin,  "--pod", p.name, "--namespace", p.ns,
+                                       "--version",   p.labels.count("version") ? p.labels.at("version") : "",
+                                       "--service-account", p.service_account};
+      for (int port : p.ports) argv.insert(argv.end(), {"--http-port", std::to_string(port)});
+      sys::SpawnOptions so;
+      so.netns = p.netns;
+      so.cgroup = p.cgroup;
+      so.log_path = p.log;
+      auto pid = sys::Spawn(argv, so);
+      if (!pid.ok()) return pid.status().Wrap("start pod " + p.name);
+      p.pid = *pid;
+      WEFT_RETURN_IF_ERROR(Save());
+    }
+
+    // Ready: every agent healthy, every pod listening.
+    auto deadline = Clock::now() + std::chrono::seconds(o_.timeout_s);
+    for (const auto& n : st_.nodes) WEFT_RETURN_IF_ERROR(WaitAgentHealthy(n, deadline));
+    for (const auto& p : st_.pods) {
+      if (!probe::Alive(p.pid))
+        return Status::Error("pod " + p.name + " (weft-echo pid " + std::to_string(p.pid) + ") exited; " + p.log +
+                             " ends with:\n" + Tail(p.log, 10));
+      for (int port : p.ports) {
+        while (!probe::Listens(p.pid, port)) {
+          if (!probe::Alive(p.pid))
+            return Status::Error("pod " + p.name + " (weft-echo pid " + std::to_string(p.pid) + ") exited; " + p.log +
+                                 " ends with:\n" + Tail(p.log, 10));
+          if (g_signal) return Status::Error("interrupted");
+          if (Clock::now() > deadline)
+            return Status::Error("pod " + p.name + ": not listening on port " + std::to_string(port) + " in time");
+          std::this_thread::sleep_for(std::chrono::milliseconds(20));
+        }
+      }
+    }
+    st_.phase = "ready";
+    return Save();
+  }
+
+  void PrintSummary(double secs) {
+    std::printf("lab %s ready in %.1fs: %zu nodes, %zu pods, %zu services (state %s)\n", st_.lab.c_str(), secs,
+                st_.nodes.size(), st_.pods.size(), st_.services.size(), st_.path().c_str());
+    for (const auto& p : st_.pods) std::printf("  pod %-24s %-6s %s\n", p.name.c_str(), p.node.c_str(), p.ip.c_str());
+    for (const auto& s : st_.services) {
+      std::string v;
+      for (const auto& ip : s.vips) v += (v.empty() ? "" : ",") + ip;
+      std::printf("  svc %-24s %s\n", (s.name + "." + s.ns).c_str(), v.empty() ? "(headless)" : v.c_str());
+    }
+  }
+
+  UpOptions o_;
+  LabSpec spec_;
+  LabState st_;
+};
+
+// ---------------------------------------------------------------- exec
+
+int DoExec(const std::string& lab, const std::string& pod_name, std::vector<std::string> cmd) {
+  if (!cmd.empty() && cmd.front() == "--") cmd.erase(cmd.begin());  // CLI11 2.1 keeps the separator
+  if (cmd.empty()) return Fail(kExitBadInput, "exec: no command given (weftctl lab exec POD -- CMD...)");
+  auto st = LoadState(lab);
+  if (!st.ok()) return Fail(kExitBadInput, "no lab " + lab + ": " + st.status().message());
+  const PodState* pod = st->FindPod(pod_name);
+  if (!pod) return Fail(kExitBadInput, "lab " + lab + " has no pod " + pod_name);
+  if (!net::NetnsExists(pod->netns)) return Fail(kExitEnv, "pod " + pod_name + ": netns " + pod->netns + " is gone");
+  // `ip netns exec` binds /etc/netns/<ns>/hosts over /etc/hosts; the cgroup is
+  // joined first (while the cgroup2 mount is still visible) so socket-LB applies.
+  std::vector<std::string> argv = {"ip", "netns", "exec", pod->netns};
+  argv.insert(argv.end(), cmd.begin(), cmd.end());
+  sys::SpawnOptions so;
+  so.cgroup = pod->cgroup;
+  so.new_session = false;
+  so.inherit_stdin = true;
+  InstallSignalHandlers();
+  auto pid = sys::Spawn(argv, so);
+  if (!pid.ok()) return Fail(kExitEnv, pid.status().message());
+  g_child = *pid;
+  int status = 0;
+  while (waitpid(*pid, &status, 0) < 0 && errno == EINTR) {
+  }
+  g_child = 0;
+  if (WIFEXITED(status)) return WEXITSTATUS(status);
+  return 128 + WTERMSIG(status);
+}
+
+// ---------------------------------------------------------------- status
+
+int DoStatus(const std::string& lab, bool json) {
+  auto st = LoadState(lab);
+  if (!st.ok()) return Fail(kExitBadInput, "no lab " + lab + ": " + st.status().message());
+  bool healthy = st->phase == "ready";
+  nlohmann::json j = nlohmann::json::parse(StateToJson(*st));
+  for (size_t i = 0; i < st->nodes.size(); ++i) {
+    const auto& n = st->nodes[i];
+    bool alive = sys::ProcessMatches(n.agent.pid, "weft-agent");
+    int code = alive ? probe::HttpGetStatus(n.agent.metrics, "/healthz", 1000) : 0;
+    healthy = healthy && alive && code == 200 && net::NetnsExists(n.netns);
+    j["nodes"][i]["agent"]["alive"] = alive;
+    j["nodes"][i]["agent"]["healthz"] = code;
+  }
+  for (size_t i = 0; i < st->pods.size(); ++i) {
+    bool alive = sys::ProcessMatches(st->pods[i].pid, "weft-echo");
+    healthy = healthy && alive;
+    j["pods"][i]["alive"] = alive;
+  }
+  j["healthy"] = healthy;
+  if (json) {
+    std::printf("%s\n", j.dump(2).c_str());
+    return healthy ? kExitOk : kExitEnv;
+  }
+  std::printf("lab %s: %s (phase %s, state %s, pins %s)\n", lab.c_str(), healthy ? "healthy" : "DEGRADED",
+              st->phase.c_str(), st->path().c_str(), st->pin_root.c_str());
+  std::printf("\n%-8s %-20s %-16s %-8s %-6s %-8s %s\n", "NODE", "NETNS", "POD-CIDR", "AGENT", "ALIVE", "HEALTHZ",
+              "METRICS");
+  for (size_t i = 0; i < st->nodes.size(); ++i) {
+    const auto& n = st->nodes[i];
+    std::printf("%-8s %-20s %-16s %-8d %-6s %-8d %s\n", n.name.c_str(), n.netns.c_str(), n.pod_cidr.c_str(),
+                n.agent.pid, j["nodes"][i]["agent"]["alive"].get<bool>() ? "yes" : "NO",
+                j["nodes"][i]["agent"]["healthz"].get<int>(), n.agent.metrics.c_str());
+  }
+  std::printf("\n%-24s %-10s %-8s %-14s %-8s %-6s %s\n", "POD", "NAMESPACE", "NODE", "IP", "PID", "ALIVE", "SERVING");
+  for (size_t i = 0; i < st->pods.size(); ++i) {
+    const auto& p = st->pods[i];
+    std::printf("%-24s %-10s %-8s %-14s %-8d %-6s %s\n", p.name.c_str(), p.ns.c_str(), p.node.c_str(), p.ip.c_str(),
+                p.pid, j["pods"][i]["alive"].get<bool>() ? "yes" : "NO", p.serving ? "yes" : "no");
+  }
+  std::printf("\n%-24s %-10s %s\n", "SERVICE", "NAMESPACE", "VIPS");
+  for (const auto& s : st->services) {
+    std::string v;
+    for (const auto& ip : s.vips) v += (v.empty() ? "" : ",") + ip;
+    std::printf("%-24s %-10s %s\n", s.name.c_str(), s.ns.c_str(), v.empty() ? "(headless)" : v.c_str());
+  }
+  return healthy ? kExitOk : kExitEnv;
+}
+
+// ---------------------------------------------------------------- apply
+
+int DoApply(const std::string& lab, const std::string& file) {
+  auto st = LoadState(lab);
+  if (!st.ok()) return Fail(kExitBadInput, "no lab " + lab + ": " + st.status().message());
+  auto spec = LoadSpec(file);
+  if (!spec.ok()) return Fail(kExitBadInput, spec.status().message());
+  for (const auto& [k, n] : spec->ignored_kinds)
+    Warn(file + ": ignoring " + std::to_string(n) + " document(s) of kind " + k);
+  // Deployments: pods are not created or restarted by apply; a pod whose
+  // Deployment is gone or scaled below it leaves the service table.
+  std::map<std::string, const DeploymentSpec*> deps;
+  for (const auto& d : spec->deployments) deps[d.ns + "/" + d.name] = &d;
+  std::map<std::string, int> have;
+  for (auto& p : st->pods) {
+    auto it = deps.find(p.ns + "/" + p.deployment);
+    bool serving = it != deps.end() && p.replica < it->second->replicas;
+    if (p.serving && !serving) Warn("pod " + p.name + " leaves the service table (it keeps running until lab down)");
+    if (!p.serving && serving) Warn("pod " + p.name + " rejoins the service table");
+    p.serving = serving;
+    have[p.ns + "/" + p.deployment]++;
+    if (it != deps.end() && it->second->labels != p.labels)
+      Warn("Deployment " + p.deployment + ": template label changes are ignored by lab apply");
+  }
+  for (const auto& d : spec->deployments)
+    if (d.replicas > have[d.ns + "/" + d.name])
+      Warn("Deployment " + d.name + ": new pods are not created by lab apply (run lab down/up)");
+  auto vips = AllocateVips(*spec, st->services);
+  if (!vips.ok()) return Fail(kExitBadInput, vips.status().message());
+  st->services = *vips;
+  st->dual_stack = spec->dual_stack();
+  st->spec_file = Absolute(file);
+  if (auto s = WriteAgentConfigs(*st, *spec); !s.ok()) return Fail(kExitEnv, s.message());
+  if (auto s = WriteHostsFiles(*st); !s.ok()) return Fail(kExitEnv, s.message());
+  if (auto s = SaveState(*st); !s.ok()) return Fail(kExitEnv, s.message());
+  size_t serving = 0;
+  for (const auto& p : st->pods) serving += p.serving;
+  std::printf("lab %s: applied %s: %zu services, %zu pod workload entries, %zu other workload entries, %zu nodes\n",
+              lab.c_str(), file.c_str(), spec->services.size(), serving, spec->workload_entries.size(),
+              st->nodes.size());
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------- restart-agent
+
+int DoRestartAgent(const std::string& lab, const std::string& node, bool force_kill, double down_for_s,
+                   int timeout_s) {
+  auto st = LoadState(lab);
+  if (!st.ok()) return Fail(kExitBadInput, "no lab " + lab + ": " + st.status().message());
+  NodeState* n = st->FindNode(node);
+  if (!n) return Fail(kExitBadInput, "lab " + lab + " has no node " + node);
+  if (sys::ProcessMatches(n->agent.pid, "weft-agent")) {
+    if (!force_kill)
+      return Fail(kExitBadInput, "weft-agent of " + node + " (pid " + std::to_string(n->agent.pid) +
+                                     ") is running; pass --kill to SIGKILL it first");
+    kill(n->agent.pid, SIGKILL);
+    auto until = Clock::now() + std::chrono::seconds(5);
+    while (probe::Alive(n->agent.pid) && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::printf("lab %s: weft-agent of %s (pid %d) killed with SIGKILL\n", lab.c_str(), node.c_str(), n->agent.pid);
+    std::fflush(stdout);
+  }
+  InstallSignalHandlers();
+  if (down_for_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(down_for_s));
+  if (auto s = StartAgent(*st, *n); !s.ok()) return Fail(kExitEnv, s.message());
+  if (auto s = SaveState(*st); !s.ok()) return Fail(kExitEnv, s.message());
+  auto s = WaitAgentHealthy(*n, Clock::now() + std::chrono::seconds(timeout_s));
+  if (!s.ok()) return Fail(kExitEnv, s.message());
+  std::printf("lab %s: weft-agent of %s restarted (pid %d, metrics %s)\n", lab.c_str(), node.c_str(), n->agent.pid,
+              n->agent.metrics.c_str());
+  return kExitOk;
+}
+
+}  // namespace
+
+void Register(CLI::App& root, int* exit_code) {
+  CLI::App* lab = root.add_subcommand("lab", "a Weft cluster of network namespaces on this machine");
+  lab->require_subcommand(1);
+  auto name_opt = [](CLI::App* c, std::string* name) {
+    c->add_option("--name", *name, "lab name: [a-z][a-z0-9]{0,15}")->default_val("weft");
+  };
+
+  auto up = std::make_shared<UpOptions>();
+  CLI::App* c_up = lab->add_subcommand("up", "build the lab: fabric, nodes, agents, pods");
+  name_opt(c_up, &up->lab);
+  c_up->add_option("--nodes", up->nodes, "number of nodes")->default_val(2);
+  c_up->add_option("-f,--file", up->file, "Kubernetes/Istio YAML (Deployments, Services, WorkloadEntries)")->required();
+  c_up->add_option("--agent-bin", up->agent_bin, "weft-agent binary (default: $WEFT_AGENT_BIN or next to weftctl)");
+  c_up->add_option("--echo-bin", up->echo_bin, "weft-echo binary (default: $WEFT_ECHO_BIN or next to weftctl)");
+  c_up->add_option("--timeout", up->timeout_s, "seconds to wait for agents and pods")->default_val(60);
+  c_up->callback([up, exit_code] { *exit_code = UpRun(*up).Run(); });
+
+  auto down_name = std::make_shared<std::string>();
+  CLI::App* c_down = lab->add_subcommand("down", "remove everything of the lab (idempotent)");
+  name_opt(c_down, down_name.get());
+  c_down->callback([down_name, exit_code] {
+    if (!ValidLabName(*down_name)) {
+      *exit_code = Fail(kExitBadInput, "--name " + *down_name + ": must match [a-z][a-z0-9]{0,15}");
+      return;
+    }
+    if (geteuid() != 0) {
+      *exit_code = Fail(kExitEnv, "lab down needs root");
+      return;
+    }
+    // Finish the teardown even if interrupted.
+    signal(SIGINT, SIG_IGN);
+    signal(SIGHUP, SIG_IGN);
+    *exit_code = DoDown(*down_name, false);
+  });
+
+  struct ExecArgs {
+    std::string lab, pod;
+    std::vector<std::string> cmd;
+  };
+  auto ex = std::make_shared<ExecArgs>();
+  CLI::App* c_exec = lab->add_subcommand("exec", "run a command in a pod (its netns, cgroup and /etc/hosts)");
+  name_opt(c_exec, &ex->lab);
+  c_exec->add_option("pod", ex->pod, "pod name")->required();
+  c_exec->add_option("cmd", ex->cmd, "command and arguments (after --)")->required();
+  c_exec->positionals_at_end();
+  c_exec->callback([ex, exit_code] { *exit_code = DoExec(ex->lab, ex->pod, ex->cmd); });
+
+  struct StatusArgs {
+    std::string lab;
+    bool json = false;
+  };
+  auto sa = std::make_shared<StatusArgs>();
+  CLI::App* c_status = lab->add_subcommand("status", "nodes, agents, pods, services; exit 2 if degraded");
+  name_opt(c_status, &sa->lab);
+  c_status->add_flag("--json", sa->json, "print the state with live fields as JSON");
+  c_status->callback([sa, exit_code] { *exit_code = DoStatus(sa->lab, sa->json); });
+
+  struct ApplyArgs {
+    std::string lab, file;
+  };
+  auto ap = std::make_shared<ApplyArgs>();
+  CLI::App* c_apply = lab->add_subcommand("apply", "regenerate the agents' config from a changed file");
+  name_opt(c_apply, &ap->lab);
+  c_apply->add_option("-f,--file", ap->file, "Kubernetes/Istio YAML")->required();
+  c_apply->callback([ap, exit_code] { *exit_code = DoApply(ap->lab, ap->file); });
+
+  struct RestartArgs {
+    std::string lab, node;
+    bool kill = false;
+    int timeout_s = 30;
+    double down_for_s = 0;
+  };
+  auto ra = std::make_shared<RestartArgs>();
+  CLI::App* c_restart =
+      lab->add_subcommand("restart-agent", "start a node's weft-agent again (as its DaemonSet would)");
+  name_opt(c_restart, &ra->lab);
+  c_restart->add_option("node", ra->node, "node name, e.g. node1")->required();
+  c_restart->add_flag("--kill", ra->kill, "SIGKILL the running agent first");
+  c_restart->add_option("--down-for", ra->down_for_s, "seconds to stay down before starting it again")
+      ->check(CLI::Range(0.0, 300.0));
+  c_restart->add_option("--timeout", ra->timeout_s, "seconds to wait for /healthz")->default_val(30);
+  c_restart->callback([ra, exit_code] {
+    *exit_code = DoRestartAgent(ra->lab, ra->node, ra->kill, ra->down_for_s, ra->timeout_s);
+  });
+}
+
+}  // namespace weft::cli::lab

@@ -1,0 +1,74 @@
+#include "cli/lab/state.hpp"
+
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+namespace weft::cli::lab {
+
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ServiceVips, name, ns, vips)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AgentState, pid, metrics, config, log)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(NodeState, name, index, netns, cgroup, pod_cidr, pod_cidr6, fabric_ip,
+                                                fabric_ip6, fabric_if, fabric_peer, agent)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PodState, name, deployment, replica, ns, node, netns, cgroup, ip, ip6,
+                                                node_veth, pod_veth, hosts, pid, log, ports, port_names, labels,
+                                                service_account, serving)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LabState, version, lab, phase, state_dir, spec_file, cgroup_root,
+                                                pin_root, agent_bin, echo_bin, dual_stack, fabric_netns, bridge, nodes,
+                                                pods, services)
+
+const PodState* LabState::FindPod(const std::string& name) const {
+  for (const auto& p : pods)
+    if (p.name == name) return &p;
+  return nullptr;
+}
+
+NodeState* LabState::FindNode(const std::string& name) {
+  for (auto& n : nodes)
+    if (n.name == name) return &n;
+  return nullptr;
+}
+
+std::string StateDir(const std::string& lab) { return "/run/weft/lab/" + lab; }
+
+Result<LabState> LoadState(const std::string& lab) {
+  std::string path = StateDir(lab) + "/state.json";
+  std::ifstream in(path);
+  if (!in) return Status::Error("read " + path + ": " + std::strerror(errno), errno);
+  try {
+    nlohmann::json j = nlohmann::json::parse(in);
+    return j.get<LabState>();
+  } catch (const nlohmann::json::exception& e) {
+    return Status::Error("parse " + path + ": " + e.what());
+  }
+}
+
+std::string StateToJson(const LabState& st, int indent) { return nlohmann::json(st).dump(indent); }
+
+Status WriteFileAtomic(const std::string& path, const std::string& content) {
+  std::error_code ec;
+  std::filesystem::create_directories(std::filesystem::path(path).parent_path(), ec);
+  std::string tmp = path + ".tmp." + std::to_string(getpid());
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return Status::Errno("write " + tmp, errno);
+    out << content;
+    out.flush();
+    if (!out) return Status::Errno("write " + tmp, errno);
+  }
+  if (std::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    std::filesystem::remove(tmp, ec);
+    return Status::Errno("rename " + tmp + " to " + path, err);
+  }
+  return Status::Ok();
+}
+
+Status SaveState(const LabState& st) { return WriteFileAtomic(st.path(), StateToJson(st) + "\n"); }
+
+}  // namespace weft::cli::lab

@@ -1,0 +1,27 @@
+// weftctl: Weft's command-line tool. Dispatches to the command groups.
+#include <cstdio>
+
+#include "cli/command.hpp"
+#include "cli/lab/lab.hpp"
+
+int main(int argc, char** argv) {
+  CLI::App app{"weftctl: operate Weft, the eBPF service mesh"};
+  app.require_subcommand(1);
+  int exit_code = weft::cli::kExitOk;
+  // Command groups; add new ones here (each in its own cli/<group>/ directory).
+  const weft::cli::RegisterFn groups[] = {
+      &weft::cli::lab::Register,
+  };
+  for (auto reg : groups) reg(app, &exit_code);
+  try {
+    app.parse(argc, argv);
+  } catch (const CLI::CallForHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::CallForAllHelp& e) {
+    return app.exit(e);
+  } catch (const CLI::ParseError& e) {
+    app.exit(e);
+    return weft::cli::kExitBadInput;
+  }
+  return exit_code;
+}
