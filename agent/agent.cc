@@ -16,11 +16,9 @@
 #include <optional>
 #include <sstream>
 
-#include "agent/config/loader.hpp"
+#include "agent/config_source.hpp"
 #include "agent/datapath/kernel_map_writer.hpp"
 #include "agent/datapath/tracking_map_writer.hpp"
-#include "agent/file_watch.hpp"
-#include "agent/lb/compile.hpp"
 #include "agent/metrics.hpp"
 #include "agent/reconcile.hpp"
 #include "weft/ip.hpp"
@@ -81,11 +79,10 @@ class Agent {
 
  private:
   Status Start();
-  // Loads, validates and compiles the config; on error logs it, counts it and
-  // returns nullopt (the last good state stays in the maps).
-  std::optional<lb::DesiredState> LoadDesired();
-  // Applies `desired_`; on failure schedules a retry.
-  bool ApplyDesired(const char* why);
+  // Applies `desired_`; on failure schedules a retry if retry_ says so.
+  Status ApplyDesired(const std::string& why);
+  // Takes and applies every state the source has ready. False: fatal error.
+  bool DrainSource();
   int Loop();
 
   const RunOptions& opts_;
@@ -96,18 +93,18 @@ class Agent {
   std::unique_ptr<datapath::KernelStatsReader> stats_;
   std::unique_ptr<AgentMetrics> metrics_;
   std::unique_ptr<MetricsServer> server_;
-  std::optional<FileWatch> watch_;
+  std::unique_ptr<ConfigSource> source_;
   UniqueFd signal_fd_;
 
-  std::optional<lb::DesiredState> desired_;  // last valid config, compiled
-  bool applied_ = false;                     // desired_ is in the maps
+  std::optional<lb::DesiredState> desired_;  // the state the maps should hold
+  bool retry_ = false;                       // retry desired_ after a failed Apply
   std::optional<Clock::time_point> retry_at_;
   std::chrono::milliseconds backoff_{500};
 };
 
 Status Agent::Start() {
   // Signals are taken through a signalfd in the loop; block them before any
-  // thread starts so that the metrics thread inherits the mask.
+  // thread starts so that the metrics and controller threads inherit the mask.
   sigset_t set;
   sigemptyset(&set);
   sigaddset(&set, SIGTERM);
@@ -150,6 +147,17 @@ Status Agent::Start() {
     if (m.max_entries > 0) capacities.push_back({m.name, m.max_entries});
   metrics_ = std::make_unique<AgentMetrics>(opts_.node, WEFT_VERSION, std::move(capacities), stats_.get());
   metrics_->Publish(BuildTopology(view, nullptr));
+
+  if (!opts_.controller.empty()) {
+    ControllerSourceOptions co;
+    co.address = opts_.controller;
+    co.node = opts_.node;
+    co.agent_version = WEFT_VERSION;
+    co.capabilities = ProbeCapabilities(!opts_.no_batch);
+    source_ = MakeControllerSource(std::move(co), *metrics_);
+  } else {
+    source_ = MakeFileSource(opts_.config, *metrics_);
+  }
   if (!opts_.metrics.empty()) {
     auto server = MetricsServer::Start(opts_.metrics, *metrics_);
     if (!server.ok()) return server.status();
@@ -157,51 +165,41 @@ Status Agent::Start() {
     spdlog::info("metrics on http://{}/metrics", server_->address());
   }
 
-  // Watch before the first load: a change written between the load and the
-  // watch would otherwise be missed.
-  auto watch = FileWatch::Create(opts_.config);
-  if (!watch.ok()) return watch.status();
-  watch_.emplace(std::move(*watch));
-
-  desired_ = LoadDesired();
-  if (desired_) ApplyDesired("start");
-  // Programs go in after the maps hold the config: a fresh node never runs
-  // its programs over empty maps when a valid config exists.
+  // File mode: the file's state is applied before the programs go in, so a
+  // fresh node never runs its programs over empty maps when a valid config
+  // exists. Controller mode: the programs go in over the adopted maps (empty
+  // on a fresh node: VIP traffic is then not rewritten, as without an agent)
+  // and the stream starts after the attach succeeded (NodeHello reports
+  // bpf_link).
+  WEFT_RETURN_IF_ERROR(source_->Open());
+  if (!DrainSource()) return Status::Error("read " + source_->Describe());
   WEFT_RETURN_IF_ERROR(dp_->Attach());
+  WEFT_RETURN_IF_ERROR(source_->Start());
   return Status::Ok();
 }
 
-std::optional<lb::DesiredState> Agent::LoadDesired() {
-  auto cfg = config::LoadConfigFile(opts_.config);
-  if (!cfg.ok()) {
-    metrics_->ConfigError();
-    LogLines(spdlog::level::err,
-             "config " + opts_.config + " rejected, keeping the last good state" +
-                 (desired_ ? "" : " (none yet: the maps keep what they hold)") + ":",
-             cfg.status().message());
-    return std::nullopt;
-  }
-  return lb::Compile(*cfg, {});
-}
-
-bool Agent::ApplyDesired(const char* why) {
+Status Agent::ApplyDesired(const std::string& why) {
   auto t0 = Clock::now();
   auto st = reconciler_->Apply(*desired_);
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   metrics_->RecordReconcile(secs, st.ok());
   if (!st.ok()) {
-    applied_ = false;
-    retry_at_ = Clock::now() + backoff_;
-    LogLines(spdlog::level::err,
-             "reconcile (" + std::string(why) + ") failed, retrying in " + std::to_string(backoff_.count()) + " ms:",
-             st.status().message());
-    backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(30000));
+    if (retry_) {
+      retry_at_ = Clock::now() + backoff_;
+      LogLines(spdlog::level::err,
+               "reconcile (" + why + ") failed, retrying in " + std::to_string(backoff_.count()) + " ms:",
+               st.status().message());
+      backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(30000));
+    } else {
+      retry_at_.reset();
+      LogLines(spdlog::level::err, "reconcile (" + why + ") failed:", st.status().message());
+    }
     metrics_->Publish(BuildTopology(writer_->View(), &*desired_));
-    return false;
+    return st.status();
   }
-  applied_ = true;
   retry_at_.reset();
   backoff_ = std::chrono::milliseconds(500);
+  metrics_->RecordMapWrites(st->entries_written());
   metrics_->ConfigApplied();
   metrics_->SetHealthy();
   metrics_->Publish(BuildTopology(writer_->View(), &*desired_));
@@ -210,68 +208,75 @@ bool Agent::ApplyDesired(const char* why) {
                "slots +{}/-{}",
                why, secs * 1e3, desired_->services.size(), s.services_changed, s.services.upserted,
                s.services.deleted, s.backends.upserted, s.backends.deleted, s.slots.upserted, s.slots.deleted);
-  return true;
+  return Status::Ok();
+}
+
+bool Agent::DrainSource() {
+  for (;;) {
+    auto next = source_->Next(Clock::now());
+    if (!next.ok()) {
+      spdlog::error("{}: {}", source_->Describe(), next.status().message());
+      return false;
+    }
+    if (!*next) return true;
+    ConfigUpdate& u = **next;
+    desired_ = std::move(u.desired);
+    retry_ = u.retry_on_failure;
+    Status st = ApplyDesired(u.why);
+    u.desired = {};  // moved into desired_; the source needs only the identity of the update
+    source_->Applied(u, st);
+  }
 }
 
 int Agent::Loop() {
-  Debouncer debounce;
   for (;;) {
     auto now = Clock::now();
-    int timeout = debounce.TimeoutMs(now);
+    int timeout = source_->TimeoutMs(now);
     if (retry_at_) {
       int r = static_cast<int>(
           std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(*retry_at_ - now).count() + 1));
       timeout = timeout < 0 ? r : std::min(timeout, r);
     }
-    pollfd fds[2] = {{signal_fd_.get(), POLLIN, 0}, {watch_->fd(), POLLIN, 0}};
+    pollfd fds[2] = {{signal_fd_.get(), POLLIN, 0}, {source_->fd(), POLLIN, 0}};
     int n = poll(fds, 2, timeout);
     if (n < 0 && errno != EINTR) {
       spdlog::error("poll: {}", std::strerror(errno));
       return 1;
     }
-    now = Clock::now();
     if (n > 0 && (fds[0].revents & POLLIN)) {
       signalfd_siginfo si{};
       while (read(signal_fd_.get(), &si, sizeof(si)) == sizeof(si)) {
         if (si.ssi_signo == SIGHUP) {
-          spdlog::info("SIGHUP: reloading {}", opts_.config);
-          debounce.Event(now - std::chrono::hours(1));  // due at once
+          source_->Reload();
         } else {
           spdlog::info("{}: exiting; pins and links stay, the data plane keeps working",
                        si.ssi_signo == SIGTERM ? "SIGTERM" : "SIGINT");
+          source_->Stop();
           return 0;
         }
       }
     }
-    if (n > 0 && (fds[1].revents & POLLIN)) {
-      auto changed = watch_->Drain();
-      if (!changed.ok()) {
-        spdlog::error("{}", changed.status().message());
-        return 1;
-      }
-      if (*changed) debounce.Event(now);
-    }
-    if (debounce.Due(now)) {
-      spdlog::info("config {} changed: reloading", opts_.config);
-      if (auto d = LoadDesired()) {
-        desired_ = std::move(d);
-        ApplyDesired("config change");
-      }
-    } else if (retry_at_ && now >= *retry_at_ && desired_) {
-      ApplyDesired("retry");
-    }
+    // A new state replaces a pending retry (ApplyDesired resets or re-arms it).
+    if (!DrainSource()) return 1;
+    now = Clock::now();
+    if (retry_at_ && now >= *retry_at_ && desired_) ApplyDesired("retry");
   }
 }
 
 int Agent::Main() {
-  spdlog::info("weft-agent {} starting: node {}, cgroup {}, config {}, pins under {}/{}", WEFT_VERSION, opts_.node,
-               opts_.cgroup, opts_.config, opts_.pin_root, opts_.node);
+  std::string from = opts_.controller.empty() ? "config " + opts_.config : "controller " + opts_.controller;
+  spdlog::info("weft-agent {} starting: node {}, cgroup {}, {}, pins under {}/{}", WEFT_VERSION, opts_.node,
+               opts_.cgroup, from, opts_.pin_root, opts_.node);
   if (Status st = Start(); !st.ok()) {
     LogLines(spdlog::level::critical, "start failed:", st.message());
+    if (source_) source_->Stop();
     return 1;
   }
-  spdlog::info("running: {} links attached, watching {}", dp_->links().size(), opts_.config);
-  return Loop();
+  spdlog::info("running: {} links attached, {}", dp_->links().size(),
+               opts_.controller.empty() ? "watching " + opts_.config : "streaming from controller " + opts_.controller);
+  int rc = Loop();
+  source_->Stop();
+  return rc;
 }
 
 }  // namespace

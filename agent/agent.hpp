@@ -1,12 +1,16 @@
 // weft-agent's two commands.
 //
 // run: load/adopt the node's pinned maps -> Reconciler::Adopt from them ->
-// load and apply the config -> attach (or atomically update) the pinned
-// cgroup links -> watch the config file and re-apply on change. Threads: the
-// main thread does all of that (reconcile loop, signals via signalfd); the
-// metrics thread serves HTTP (see metrics.hpp). SIGTERM/SIGINT end the loop
-// with exit 0 and leave pins and links in place: the data plane keeps working
-// without the agent and the next agent adopts it.
+// open the config source (config_source.hpp) and apply its first state (file
+// mode) -> attach (or atomically update) the pinned cgroup links -> start the
+// source (controller mode: the ConfigDiscovery stream) -> apply every state
+// the source hands out, report each outcome back to it (ACK/NACK in
+// controller mode). Threads: the main thread does all of that (reconcile
+// loop, signals via signalfd); the metrics thread serves HTTP (metrics.hpp);
+// in controller mode the controller thread reads the stream
+// (controller_client.hpp). SIGTERM/SIGINT end the loop with exit 0 and leave
+// pins and links in place: the data plane keeps working without the agent
+// and the next agent adopts it.
 //
 // cleanup: detach and unpin the node's links, unpin its maps, remove its pin
 // directory. Idempotent.
@@ -21,7 +25,8 @@ namespace weft::agent {
 struct RunOptions {
   std::string node;
   std::string cgroup;
-  std::string config;
+  std::string config;      // --config FILE, or
+  std::string controller;  // --controller ADDR (exactly one of the two)
   std::string pin_root = "/sys/fs/bpf/weft";
   std::string metrics = "127.0.0.1:9464";  // "" disables the metrics server
   datapath::Capacities capacities;

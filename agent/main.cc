@@ -1,17 +1,20 @@
-// weft-agent: programs the node's socket load balancer from a config file.
+// weft-agent: programs the node's socket load balancer from a config file or
+// from weft-controller.
 //
-//   weft-agent run --node NAME --cgroup PATH --config FILE [--pin-root DIR]
-//                  [--metrics HOST:PORT] [--max-services N] [--max-backends N]
-//                  [--max-slots N] [--no-batch] [-v]
+//   weft-agent run --node NAME --cgroup PATH (--config FILE | --controller ADDR)
+//                  [--pin-root DIR] [--metrics HOST:PORT] [--max-services N]
+//                  [--max-backends N] [--max-slots N] [--no-batch] [-v]
 //   weft-agent --node NAME ...            (no subcommand: run)
 //   weft-agent cleanup --node NAME [--pin-root DIR] [-v]
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
+#include <iostream>
 #include <string>
 #include <vector>
 
 #include "agent/agent.hpp"
+#include "weft/transport.hpp"
 
 int main(int argc, char** argv) {
   weft::agent::RunOptions run;
@@ -23,8 +26,13 @@ int main(int argc, char** argv) {
   auto* run_cmd = app.add_subcommand("run", "Run the agent (the default when the first argument is a flag)");
   run_cmd->add_option("--node", run.node, "Node name (pins go under <pin-root>/<node>)")->required();
   run_cmd->add_option("--cgroup", run.cgroup, "cgroup v2 directory to attach the socket LB programs to")->required();
-  run_cmd->add_option("--config", run.config, "Config file (YAML: Services, WorkloadEntries); watched for changes")
-      ->required();
+  auto* o_config =
+      run_cmd->add_option("--config", run.config, "Config file (YAML: Services, WorkloadEntries); watched for changes");
+  auto* o_controller = run_cmd->add_option(
+      "--controller", run.controller,
+      "weft-controller address (host:port, [v6]:port or unix:/path): stream the config from it");
+  o_config->excludes(o_controller);
+  o_controller->excludes(o_config);
   run_cmd->add_option("--pin-root", run.pin_root, "bpffs directory for the pins")->capture_default_str();
   run_cmd->add_option("--metrics", run.metrics, "HOST:PORT serving GET /metrics and /healthz (\"\" disables)")
       ->capture_default_str();
@@ -57,6 +65,16 @@ int main(int argc, char** argv) {
   if (cleanup_cmd->parsed()) {
     weft::agent::SetUpLogging(cleanup_verbose);
     return weft::agent::Cleanup(cleanup_pin_root, cleanup_node);
+  }
+  if (!*o_config && !*o_controller) {
+    std::cerr << "run: exactly one of --config FILE or --controller ADDR is required\n";
+    return 2;
+  }
+  if (*o_controller) {
+    if (auto t = weft::transport::GrpcTarget(run.controller); !t.ok()) {
+      std::cerr << "run: --controller: " << t.status().message() << "\n";
+      return 2;
+    }
   }
   if (*o_svc) run.capacities.max_services = max_services;
   if (*o_be) run.capacities.max_backends = max_backends;

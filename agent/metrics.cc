@@ -109,6 +109,11 @@ void AgentMetrics::RecordReconcile(double seconds, bool ok) {
   reconcile_seconds_.Observe(seconds);
 }
 
+void AgentMetrics::RecordMapWrites(uint64_t entries) {
+  map_writes_total_.fetch_add(entries, std::memory_order_relaxed);
+  last_map_writes_.store(entries, std::memory_order_relaxed);
+}
+
 void AgentMetrics::Publish(std::shared_ptr<const MetricsTopology> topo) {
   std::lock_guard lk(topo_mu_);
   topo_ = std::move(topo);
@@ -141,6 +146,23 @@ std::string AgentMetrics::Render() const {
   Sample(&out, "weft_config_errors_total", "", config_errors_.load(std::memory_order_relaxed));
   Family(&out, "weft_config_generation", "gauge", "Successful applies of a config since the agent started.");
   Sample(&out, "weft_config_generation", "", generation_.load(std::memory_order_relaxed));
+  Family(&out, "weft_reconcile_map_writes_total", "counter",
+         "LB map entries (services, slots, backends) upserted or deleted by successful reconciles.");
+  Sample(&out, "weft_reconcile_map_writes_total", "", map_writes_total_.load(std::memory_order_relaxed));
+  Family(&out, "weft_reconcile_last_map_writes", "gauge",
+         "LB map entries upserted or deleted by the last successful reconcile (0: nothing changed).");
+  Sample(&out, "weft_reconcile_last_map_writes", "", last_map_writes_.load(std::memory_order_relaxed));
+
+  if (controller_mode_.load(std::memory_order_relaxed)) {
+    Family(&out, "weft_controller_connected", "gauge",
+           "1 while the config stream to weft-controller is up (a config was received on it).");
+    Sample(&out, "weft_controller_connected", "", controller_connected_.load(std::memory_order_relaxed) ? 1 : 0);
+    Family(&out, "weft_config_version", "gauge", "Controller config version last applied to the maps (0: none).");
+    Sample(&out, "weft_config_version", "", config_version_.load(std::memory_order_relaxed));
+    Family(&out, "weft_config_nacks_total", "counter",
+           "Controller pushes rejected (NACKed); the last good config was kept.");
+    Sample(&out, "weft_config_nacks_total", "", config_nacks_.load(std::memory_order_relaxed));
+  }
 
   if (!stats_) return out;
   std::vector<uint32_t> ids;

@@ -76,6 +76,16 @@ class AgentMetrics {
   void ConfigError() { config_errors_.fetch_add(1, std::memory_order_relaxed); }
   void ConfigApplied() { generation_.fetch_add(1, std::memory_order_relaxed); }
   void SetHealthy() { healthy_.store(true, std::memory_order_release); }
+  // Entries upserted or deleted in the LB maps by one successful Apply (0 for
+  // an unchanged state: a re-sent snapshot must not flap the data plane).
+  void RecordMapWrites(uint64_t entries);
+
+  // Controller mode (--controller): the weft_controller_* and
+  // weft_config_version/nacks families are rendered only once enabled.
+  void EnableControllerMetrics() { controller_mode_.store(true, std::memory_order_relaxed); }
+  void SetControllerConnected(bool up) { controller_connected_.store(up, std::memory_order_relaxed); }
+  void SetConfigVersion(uint64_t v) { config_version_.store(v, std::memory_order_relaxed); }
+  void ConfigNack() { config_nacks_.fetch_add(1, std::memory_order_relaxed); }
   bool healthy() const { return healthy_.load(std::memory_order_acquire); }
   void Publish(std::shared_ptr<const MetricsTopology> topo);
 
@@ -90,6 +100,9 @@ class AgentMetrics {
   const datapath::KernelStatsReader* stats_;
   std::atomic<uint64_t> reconcile_total_{0}, reconcile_errors_{0}, config_errors_{0}, generation_{0};
   std::atomic<bool> healthy_{false};
+  std::atomic<uint64_t> map_writes_total_{0}, last_map_writes_{0};
+  std::atomic<bool> controller_mode_{false}, controller_connected_{false};
+  std::atomic<uint64_t> config_version_{0}, config_nacks_{0};
   Histogram reconcile_seconds_;
   mutable std::mutex topo_mu_;
   std::shared_ptr<const MetricsTopology> topo_;

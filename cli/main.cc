@@ -2,14 +2,21 @@
 #include <cstdio>
 
 #include "cli/command.hpp"
+#include "cli/ctl/ctl.hpp"
 #include "cli/lab/lab.hpp"
 
 int main(int argc, char** argv) {
-  CLI::App app{"weftctl: operate Weft, the eBPF service mesh"};
+  CLI::App app{"weftctl: operate Weft, the eBPF service mesh\n"
+               "exit codes: 0 ok, 1 rejected input (bad flags or files, INVALID_ARGUMENT/NOT_FOUND from the "
+               "controller), 2 controller unreachable or environment failure (diff: see weftctl diff --help)"};
   app.require_subcommand(1);
   int exit_code = weft::cli::kExitOk;
   // Command groups; add new ones here (each in its own cli/<group>/ directory).
   const weft::cli::RegisterFn groups[] = {
+      &weft::cli::ctl::Register,
+#ifdef WEFT_HAVE_CONFIG
+      &weft::cli::ctl::RegisterValidate,
+#endif
       &weft::cli::lab::Register,
   };
   for (auto reg : groups) reg(app, &exit_code);

@@ -25,7 +25,7 @@ etc=$(find /etc/netns -maxdepth 1 -mindepth 1 -name 'weft*' 2>/dev/null)
 links=$(ip -o link show 2>/dev/null | awk -F": " '{print $2}' | grep -E '^weft' || true)
 [ -n "$links" ] && report "interfaces left in the host namespace: $(echo $links)"
 
-procs=$(pgrep -a -f '(^|/)weft-(agent|echo|loadgen|l4bench)( |$)' 2>/dev/null || true)
+procs=$(pgrep -a -f '(^|/)weft-(agent|controller|echo|loadgen|l4bench)( |$)' 2>/dev/null || true)
 [ -n "$procs" ] && report "processes left: $(echo "$procs" | tr '\n' ';')"
 
 [ $fail -eq 0 ] && echo "leak-check: nothing left behind"

@@ -4,7 +4,7 @@
 
 #include <vector>
 
-#include "agent/config/model.hpp"
+#include "config/model.hpp"
 #include "agent/lb/desired_state.hpp"
 
 namespace weft::lb {

@@ -12,6 +12,10 @@
 //                  10.244.0.0/16 and fd00:244::/32 only. No default route
 //                  anywhere; service VIPs are routed nowhere.
 // Cgroups: <cg2>/weft-lab-<lab>/node<i>/<pod>. Pins: /sys/fs/bpf/weft-lab-<lab>.
+// Control plane: one weft-controller per lab in the host netns (store and
+// admin socket under <state dir>/controller/, ConfigDiscovery on a free
+// 127.0.0.1 port); the user's file and one WorkloadEntry per pod are applied
+// through its Admin API and every agent runs with --controller.
 #include <signal.h>
 #include <sys/stat.h>
 #include <sys/wait.h>
@@ -29,6 +33,7 @@
 #include <thread>
 
 #include "cli/command.hpp"
+#include "cli/lab/control.hpp"
 #include "cli/lab/lab.hpp"
 #include "cli/lab/net.hpp"
 #include "cli/lab/probe.hpp"
@@ -104,15 +109,18 @@ std::string Tail(const std::string& path, size_t lines) {
 }
 
 std::vector<std::string> AgentArgv(const LabState& st, const NodeState& n) {
-  return {st.agent_bin, "run",          "--node",    n.name,          "--cgroup", n.cgroup, "--config",
-          n.agent.config, "--pin-root", st.pin_root, "--metrics", n.agent.metrics};
+  std::vector<std::string> argv = {st.agent_bin,          "run",        "--node",    n.name,
+                                   "--cgroup",            n.cgroup,     "--controller", st.controller.listen,
+                                   "--pin-root",          st.pin_root,  "--metrics", n.agent.metrics};
+  argv.insert(argv.end(), st.agent_args.begin(), st.agent_args.end());
+  return argv;
 }
 
 std::vector<PodView> ServingPods(const LabState& st) {
   std::vector<PodView> out;
   for (const auto& p : st.pods) {
     if (!p.serving) continue;
-    PodView v{p.name, p.ns, p.ip, st.dual_stack ? p.ip6 : "", p.labels, p.service_account, {}};
+    PodView v{p.name, p.ns, p.ip, st.dual_stack ? p.ip6 : "", p.labels, p.service_account, {}, p.node};
     for (size_t i = 0; i < p.ports.size(); ++i)
       v.ports.push_back({i < p.port_names.size() ? p.port_names[i] : "", static_cast<uint16_t>(p.ports[i])});
     out.push_back(std::move(v));
@@ -120,15 +128,35 @@ std::vector<PodView> ServingPods(const LabState& st) {
   return out;
 }
 
-Status WriteAgentConfigs(const LabState& st, const LabSpec& spec) {
-  std::string cfg = RenderAgentConfig(spec, st.services, ServingPods(st));
-  for (const auto& n : st.nodes) WEFT_RETURN_IF_ERROR(WriteFileAtomic(n.agent.config, cfg));
-  return Status::Ok();
+Result<std::string> ReadFile(const std::string& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return Status::Errno("read " + path, errno ? errno : ENOENT);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+// One Apply (one transaction): the user's file as written (so messages show
+// its name and lines) plus the serving pods' WorkloadEntries (kept in the
+// state dir as workloads.yaml). Prints changes and warnings like weftctl apply.
+control::CallResult ApplyThroughController(const LabState& st, const std::string& file, const std::string& text,
+                                           bool quiet) {
+  std::string workloads = RenderPodWorkloads(ServingPods(st));
+  std::string wpath = st.state_dir + "/workloads.yaml";
+  if (auto s = WriteFileAtomic(wpath, workloads); !s.ok()) return {2, s.message(), {}, {}};
+  auto r = control::Apply(st, {{file, text}, {wpath, workloads}});
+  if (r.exit_code == 0) {
+    if (!quiet)
+      for (const auto& c : r.changes)
+        if (c.find(" unchanged") == std::string::npos) std::printf("  %s\n", c.c_str());
+    for (const auto& w : r.warnings) std::fprintf(stderr, "Warning: %s\n", w.c_str());
+  }
+  return r;
 }
 
 Status WriteHostsFiles(const LabState& st) {
   for (const auto& p : st.pods) {
-    PodView v{p.name, p.ns, p.ip, st.dual_stack ? p.ip6 : "", {}, {}, {}};
+    PodView v{p.name, p.ns, p.ip, st.dual_stack ? p.ip6 : "", {}, {}, {}, p.node};
     WEFT_RETURN_IF_ERROR(WriteFileAtomic(p.hosts, RenderHosts(v, st.services)));
   }
   return Status::Ok();
@@ -197,6 +225,8 @@ std::vector<std::string> Leftovers(const std::string& lab, const std::string& cg
   if (fs::exists(pin_root, ec)) out.push_back("pin dir " + pin_root);
   for (pid_t p : probe::FindProcesses("weft-agent", "--pin-root", pin_root))
     out.push_back("process weft-agent pid " + std::to_string(p));
+  for (pid_t p : probe::FindProcesses("weft-controller", "--data-dir", ControllerDir(lab) + "/data"))
+    out.push_back("process weft-controller pid " + std::to_string(p));
   for (pid_t p : pids)
     if (probe::Alive(p)) out.push_back("process pid " + std::to_string(p));
   return out;
@@ -226,6 +256,14 @@ int DoDown(const std::string& lab, bool quiet) {
     if (n.agent.pid > 0) agents.insert(n.agent.pid), started.push_back(n.agent.pid);
   for (pid_t p : probe::FindProcesses("weft-agent", "--pin-root", pin_root)) agents.insert(p);
   for (pid_t p : agents) probe::StopProcess(p, "weft-agent", 5000);
+
+  // 1b. The controller (after the agents, so they do not log a lost stream):
+  // the recorded pid and any weft-controller on this lab's data dir.
+  std::set<pid_t> controllers;
+  if (st.controller.pid > 0) controllers.insert(st.controller.pid), started.push_back(st.controller.pid);
+  for (pid_t p : probe::FindProcesses("weft-controller", "--data-dir", ControllerDir(lab) + "/data"))
+    controllers.insert(p);
+  for (pid_t p : controllers) probe::StopProcess(p, "weft-controller", 5000);
 
   // 2. The agents' own cleanup (links, pins) per node.
   std::set<std::string> nodes;
@@ -286,6 +324,8 @@ struct UpOptions {
   std::string file;
   std::string agent_bin;
   std::string echo_bin;
+  std::string controller_bin;
+  std::vector<std::string> agent_args;
   int timeout_s = 60;
 };
 
@@ -300,8 +340,6 @@ class UpRun {
     auto spec = LoadSpec(o_.file);
     if (!spec.ok()) return Fail(kExitBadInput, spec.status().message());
     spec_ = std::move(*spec);
-    for (const auto& [k, n] : spec_.ignored_kinds)
-      Warn(o_.file + ": ignoring " + std::to_string(n) + " document(s) of kind " + k);
     if (geteuid() != 0) return Fail(kExitEnv, "lab up needs root (netns, cgroups, BPF)");
     std::error_code ec;
     if (fs::exists(StateDir(o_.lab), ec) || !LabNetns(o_.lab).empty())
@@ -310,6 +348,12 @@ class UpRun {
     if (!agent.ok()) return Fail(kExitEnv, agent.status().message());
     auto echo = FindBinary(o_.echo_bin, "WEFT_ECHO_BIN", "../echo/weft-echo", "weft-echo");
     if (!echo.ok()) return Fail(kExitEnv, echo.status().message());
+    auto controller =
+        FindBinary(o_.controller_bin, "WEFT_CONTROLLER_BIN", "../controller/weft-controller", "weft-controller");
+    if (!controller.ok()) return Fail(kExitEnv, controller.status().message());
+    auto text = ReadFile(o_.file);
+    if (!text.ok()) return Fail(kExitBadInput, text.status().message());
+    text_ = std::move(*text);
     auto cg2 = sys::Cgroup2Mount();
     if (!cg2.ok()) return Fail(kExitEnv, cg2.status().message());
     if (auto s = sys::EnsureBpffs("/sys/fs/bpf"); !s.ok()) return Fail(kExitEnv, s.message());
@@ -322,6 +366,8 @@ class UpRun {
     st_.pin_root = PinRoot(o_.lab);
     st_.agent_bin = *agent;
     st_.echo_bin = *echo;
+    st_.controller_bin = *controller;
+    st_.agent_args = o_.agent_args;
     st_.dual_stack = spec_.dual_stack();
     st_.fabric_netns = o_.lab + "-fabric";
     st_.bridge = "br0";
@@ -332,7 +378,7 @@ class UpRun {
       std::fprintf(stderr, "weftctl lab up: %s\nweftctl lab up: cleaning up lab %s\n",
                    g_signal ? "interrupted" : s.message().c_str(), o_.lab.c_str());
       DoDown(o_.lab, true);
-      return g_signal ? 128 + g_signal : kExitEnv;
+      return g_signal ? 128 + g_signal : rejected_ ? kExitBadInput : kExitEnv;
     }
     double secs = std::chrono::duration<double>(Clock::now() - t0).count();
     PrintSummary(secs);
@@ -350,6 +396,28 @@ class UpRun {
     fs::create_directories(st_.state_dir, ec);
     if (ec) return Status::Error("create " + st_.state_dir + ": " + ec.message());
     WEFT_RETURN_IF_ERROR(Save());
+
+    // Control plane first: the user's file is validated by the controller
+    // before any namespace exists.
+    WEFT_RETURN_IF_ERROR(control::PlanController(st_));
+    WEFT_RETURN_IF_ERROR(Save());
+    WEFT_RETURN_IF_ERROR(control::StartController(st_));
+    WEFT_RETURN_IF_ERROR(Save());
+    auto deadline = Clock::now() + std::chrono::seconds(o_.timeout_s);
+    WEFT_RETURN_IF_ERROR(control::WaitControllerReady(st_, deadline));
+    PlanNodes();
+    WEFT_RETURN_IF_ERROR(PlanPods());
+    WEFT_RETURN_IF_ERROR(Save());
+    auto applied = ApplyThroughController(st_, o_.file, text_, true);
+    if (applied.exit_code != 0) {
+      rejected_ = applied.exit_code == kExitBadInput;
+      return Status::Error(rejected_ ? o_.file + " rejected by the controller:\n" + applied.error : applied.error);
+    }
+    auto vips = control::ReadVips(st_);
+    if (!vips.ok()) return vips.status();
+    st_.services = *vips;
+    WEFT_RETURN_IF_ERROR(Save());
+
     WEFT_RETURN_IF_ERROR(sys::MakeCgroup(st_.cgroup_root));
     WEFT_RETURN_IF_ERROR(Save());
 
@@ -359,23 +427,8 @@ class UpRun {
     WEFT_RETURN_IF_ERROR(net::Ip(st_.fabric_netns, {"link", "set", st_.bridge, "up"}));
 
     // Nodes.
-    for (int i = 1; i <= o_.nodes; ++i) {
-      NodeState n;
-      n.name = NodeName(i);
-      n.index = i;
-      n.netns = o_.lab + "-" + n.name;
-      n.cgroup = st_.cgroup_root + "/" + n.name;
-      n.pod_cidr = "10.244." + std::to_string(i) + ".0/24";
-      n.pod_cidr6 = "fd00:244:" + std::to_string(i) + "::/64";
-      n.fabric_ip = "10.243.0." + std::to_string(i);
-      n.fabric_ip6 = "fd00:243::" + std::to_string(i);
-      n.fabric_if = "fab0";
-      n.fabric_peer = "n" + std::to_string(i);
-      n.agent.config = st_.state_dir + "/" + n.name + "/config.yaml";
-      n.agent.log = st_.state_dir + "/" + n.name + "/agent.log";
+    for (const auto& n : st_.nodes) {
       fs::create_directories(st_.state_dir + "/" + n.name, ec);
-      st_.nodes.push_back(n);
-      WEFT_RETURN_IF_ERROR(Save());
       WEFT_RETURN_IF_ERROR(net::AddNetns(n.netns));
       WEFT_RETURN_IF_ERROR(net::Sysctl(n.netns, {"net.ipv4.ip_forward=1", "net.ipv6.conf.all.forwarding=1"}));
       WEFT_RETURN_IF_ERROR(net::AddVeth(n.netns, n.fabric_if, st_.fabric_netns, n.fabric_peer));
@@ -383,7 +436,8 @@ class UpRun {
       WEFT_RETURN_IF_ERROR(net::Ip(n.netns, {"addr", "add", n.fabric_ip + "/24", "dev", n.fabric_if}));
       WEFT_RETURN_IF_ERROR(net::Ip(n.netns, {"addr", "add", n.fabric_ip6 + "/64", "dev", n.fabric_if, "nodad"}));
       WEFT_RETURN_IF_ERROR(net::Ip(n.netns, {"link", "set", n.fabric_if, "up"}));
-      WEFT_RETURN_IF_ERROR(net::Ip(n.netns, {"addr", "add", "10.244." + std::to_string(i) + ".1/32", "dev", "lo"}));
+      WEFT_RETURN_IF_ERROR(
+          net::Ip(n.netns, {"addr", "add", "10.244." + std::to_string(n.index) + ".1/32", "dev", "lo"}));
       WEFT_RETURN_IF_ERROR(sys::MakeCgroup(n.cgroup));
     }
     for (const auto& n : st_.nodes)
@@ -393,46 +447,7 @@ class UpRun {
         WEFT_RETURN_IF_ERROR(
             net::Ip(n.netns, {"-6", "route", "add", m.pod_cidr6, "via", m.fabric_ip6, "dev", n.fabric_if}));
       }
-
-    // Plan pods: round-robin over nodes across all deployments, in file order.
-    std::vector<int> next_host(o_.nodes + 1, 2);
-    int k = 0;
-    for (const auto& d : spec_.deployments) {
-      for (int r = 0; r < d.replicas; ++r, ++k) {
-        NodeState& n = st_.nodes[k % o_.nodes];
-        int h = next_host[n.index]++;
-        if (h > 254) return Status::Error(o_.file + ": more than 253 pods on " + n.name);
-        PodState p;
-        p.name = d.name + "-" + std::to_string(r);
-        p.deployment = d.name;
-        p.replica = r;
-        p.ns = d.ns;
-        p.node = n.name;
-        p.netns = o_.lab + "-" + p.name;
-        p.cgroup = n.cgroup + "/" + p.name;
-        p.ip = "10.244." + std::to_string(n.index) + "." + std::to_string(h);
-        std::ostringstream v6;
-        v6 << "fd00:244:" << n.index << "::" << std::hex << h;
-        p.ip6 = v6.str();
-        p.node_veth = "p" + std::to_string(k);
-        p.pod_veth = "eth0";
-        p.hosts = "/etc/netns/" + p.netns + "/hosts";
-        p.log = st_.state_dir + "/pods/" + p.name + ".log";
-        for (const auto& cp : d.ports) {
-          p.ports.push_back(cp.port);
-          p.port_names.push_back(cp.name);
-        }
-        p.labels = d.labels;
-        p.service_account = d.service_account;
-        st_.pods.push_back(p);
-      }
-    }
-    auto vips = AllocateVips(spec_, {});
-    if (!vips.ok()) return vips.status();
-    st_.services = *vips;
     fs::create_directories(st_.state_dir + "/pods", ec);
-    WEFT_RETURN_IF_ERROR(Save());
-    WEFT_RETURN_IF_ERROR(WriteAgentConfigs(st_, spec_));
     WEFT_RETURN_IF_ERROR(WriteHostsFiles(st_));
 
     // Agents (host netns, no test cgroup): they load while we build the pods.
@@ -473,8 +488,8 @@ class UpRun {
       WEFT_RETURN_IF_ERROR(Save());
     }
 
-    // Ready: every agent healthy, every pod listening.
-    auto deadline = Clock::now() + std::chrono::seconds(o_.timeout_s);
+    // Ready: every agent healthy (its first config from the controller is
+    // programmed), every pod listening.
     for (const auto& n : st_.nodes) WEFT_RETURN_IF_ERROR(WaitAgentHealthy(n, deadline));
     for (const auto& p : st_.pods) {
       if (!probe::Alive(p.pid))
@@ -496,9 +511,66 @@ class UpRun {
     return Save();
   }
 
+  void PlanNodes() {
+    for (int i = 1; i <= o_.nodes; ++i) {
+      NodeState n;
+      n.name = NodeName(i);
+      n.index = i;
+      n.netns = o_.lab + "-" + n.name;
+      n.cgroup = st_.cgroup_root + "/" + n.name;
+      n.pod_cidr = "10.244." + std::to_string(i) + ".0/24";
+      n.pod_cidr6 = "fd00:244:" + std::to_string(i) + "::/64";
+      n.fabric_ip = "10.243.0." + std::to_string(i);
+      n.fabric_ip6 = "fd00:243::" + std::to_string(i);
+      n.fabric_if = "fab0";
+      n.fabric_peer = "n" + std::to_string(i);
+      n.agent.log = st_.state_dir + "/" + n.name + "/agent.log";
+      st_.nodes.push_back(n);
+    }
+  }
+
+  // Pods: round-robin over nodes across all deployments, in file order.
+  Status PlanPods() {
+    std::vector<int> next_host(o_.nodes + 1, 2);
+    int k = 0;
+    for (const auto& d : spec_.deployments) {
+      for (int r = 0; r < d.replicas; ++r, ++k) {
+        NodeState& n = st_.nodes[k % o_.nodes];
+        int h = next_host[n.index]++;
+        if (h > 254) return Status::Error(o_.file + ": more than 253 pods on " + n.name);
+        PodState p;
+        p.name = d.name + "-" + std::to_string(r);
+        p.deployment = d.name;
+        p.replica = r;
+        p.ns = d.ns;
+        p.node = n.name;
+        p.netns = o_.lab + "-" + p.name;
+        p.cgroup = n.cgroup + "/" + p.name;
+        p.ip = "10.244." + std::to_string(n.index) + "." + std::to_string(h);
+        std::ostringstream v6;
+        v6 << "fd00:244:" << n.index << "::" << std::hex << h;
+        p.ip6 = v6.str();
+        p.node_veth = "p" + std::to_string(k);
+        p.pod_veth = "eth0";
+        p.hosts = "/etc/netns/" + p.netns + "/hosts";
+        p.log = st_.state_dir + "/pods/" + p.name + ".log";
+        for (const auto& cp : d.ports) {
+          p.ports.push_back(cp.port);
+          p.port_names.push_back(cp.name);
+        }
+        p.labels = d.labels;
+        p.service_account = d.service_account;
+        st_.pods.push_back(p);
+      }
+    }
+    return Status::Ok();
+  }
+
   void PrintSummary(double secs) {
     std::printf("lab %s ready in %.1fs: %zu nodes, %zu pods, %zu services (state %s)\n", st_.lab.c_str(), secs,
                 st_.nodes.size(), st_.pods.size(), st_.services.size(), st_.path().c_str());
+    std::printf("  controller pid %d: agents %s, weftctl --controller %s\n", st_.controller.pid,
+                st_.controller.listen.c_str(), control::AdminAddress(st_).c_str());
     for (const auto& p : st_.pods) std::printf("  pod %-24s %-6s %s\n", p.name.c_str(), p.node.c_str(), p.ip.c_str());
     for (const auto& s : st_.services) {
       std::string v;
@@ -509,6 +581,8 @@ class UpRun {
 
   UpOptions o_;
   LabSpec spec_;
+  std::string text_;  // the user's file, sent to the controller as written
+  bool rejected_ = false;
   LabState st_;
 };
 
@@ -549,6 +623,19 @@ int DoStatus(const std::string& lab, bool json) {
   if (!st.ok()) return Fail(kExitBadInput, "no lab " + lab + ": " + st.status().message());
   bool healthy = st->phase == "ready";
   nlohmann::json j = nlohmann::json::parse(StateToJson(*st));
+  bool ctl_alive = sys::ProcessMatches(st->controller.pid, "weft-controller");
+  std::map<std::string, std::string> sync;  // node -> SYNCED/STALE/NACKED/DISCONNECTED
+  std::map<std::string, std::string> nack;
+  if (ctl_alive) {
+    if (auto ss = control::SyncStatus(*st); ss.ok()) {
+      for (const auto& n : ss->nodes()) sync[n.node()] = n.state(), nack[n.node()] = n.nack_reason();
+    } else {
+      ctl_alive = false;
+      j["controller"]["error"] = ss.status().message();
+    }
+  }
+  healthy = healthy && ctl_alive;
+  j["controller"]["alive"] = ctl_alive;
   for (size_t i = 0; i < st->nodes.size(); ++i) {
     const auto& n = st->nodes[i];
     bool alive = sys::ProcessMatches(n.agent.pid, "weft-agent");
@@ -556,6 +643,8 @@ int DoStatus(const std::string& lab, bool json) {
     healthy = healthy && alive && code == 200 && net::NetnsExists(n.netns);
     j["nodes"][i]["agent"]["alive"] = alive;
     j["nodes"][i]["agent"]["healthz"] = code;
+    j["nodes"][i]["agent"]["sync"] = sync.count(n.name) ? sync[n.name] : "UNKNOWN";
+    j["nodes"][i]["agent"]["nack_reason"] = nack[n.name];
   }
   for (size_t i = 0; i < st->pods.size(); ++i) {
     bool alive = sys::ProcessMatches(st->pods[i].pid, "weft-echo");
@@ -569,13 +658,17 @@ int DoStatus(const std::string& lab, bool json) {
   }
   std::printf("lab %s: %s (phase %s, state %s, pins %s)\n", lab.c_str(), healthy ? "healthy" : "DEGRADED",
               st->phase.c_str(), st->path().c_str(), st->pin_root.c_str());
-  std::printf("\n%-8s %-20s %-16s %-8s %-6s %-8s %s\n", "NODE", "NETNS", "POD-CIDR", "AGENT", "ALIVE", "HEALTHZ",
-              "METRICS");
+  std::printf("controller: pid %d %s, listen %s, admin %s, data %s\n", st->controller.pid,
+              ctl_alive ? "alive" : "DOWN", st->controller.listen.c_str(), control::AdminAddress(*st).c_str(),
+              st->controller.data_dir.c_str());
+  std::printf("\n%-8s %-20s %-16s %-8s %-6s %-8s %-13s %s\n", "NODE", "NETNS", "POD-CIDR", "AGENT", "ALIVE", "HEALTHZ",
+              "SYNC", "METRICS");
   for (size_t i = 0; i < st->nodes.size(); ++i) {
     const auto& n = st->nodes[i];
-    std::printf("%-8s %-20s %-16s %-8d %-6s %-8d %s\n", n.name.c_str(), n.netns.c_str(), n.pod_cidr.c_str(),
+    std::printf("%-8s %-20s %-16s %-8d %-6s %-8d %-13s %s\n", n.name.c_str(), n.netns.c_str(), n.pod_cidr.c_str(),
                 n.agent.pid, j["nodes"][i]["agent"]["alive"].get<bool>() ? "yes" : "NO",
-                j["nodes"][i]["agent"]["healthz"].get<int>(), n.agent.metrics.c_str());
+                j["nodes"][i]["agent"]["healthz"].get<int>(),
+                j["nodes"][i]["agent"]["sync"].get<std::string>().c_str(), n.agent.metrics.c_str());
   }
   std::printf("\n%-24s %-10s %-8s %-14s %-8s %-6s %s\n", "POD", "NAMESPACE", "NODE", "IP", "PID", "ALIVE", "SERVING");
   for (size_t i = 0; i < st->pods.size(); ++i) {
@@ -599,8 +692,6 @@ int DoApply(const std::string& lab, const std::string& file) {
   if (!st.ok()) return Fail(kExitBadInput, "no lab " + lab + ": " + st.status().message());
   auto spec = LoadSpec(file);
   if (!spec.ok()) return Fail(kExitBadInput, spec.status().message());
-  for (const auto& [k, n] : spec->ignored_kinds)
-    Warn(file + ": ignoring " + std::to_string(n) + " document(s) of kind " + k);
   // Deployments: pods are not created or restarted by apply; a pod whose
   // Deployment is gone or scaled below it leaves the service table.
   std::map<std::string, const DeploymentSpec*> deps;
@@ -619,19 +710,35 @@ int DoApply(const std::string& lab, const std::string& file) {
   for (const auto& d : spec->deployments)
     if (d.replicas > have[d.ns + "/" + d.name])
       Warn("Deployment " + d.name + ": new pods are not created by lab apply (run lab down/up)");
-  auto vips = AllocateVips(*spec, st->services);
-  if (!vips.ok()) return Fail(kExitBadInput, vips.status().message());
+  auto text = ReadFile(file);
+  if (!text.ok()) return Fail(kExitBadInput, text.status().message());
+  auto applied = ApplyThroughController(*st, file, *text, false);
+  if (applied.exit_code != 0) {
+    std::fprintf(stderr, "%s\n", applied.error.c_str());
+    return applied.exit_code;
+  }
+  // Pods that left the service table: their entries go (one transaction per
+  // apply above; these deletes follow it).
+  std::vector<std::pair<std::string, std::string>> gone;
+  for (const auto& p : st->pods)
+    if (!p.serving) {
+      PodView v{p.name, p.ns, p.ip, st->dual_stack ? p.ip6 : "", {}, {}, {}, p.node};
+      for (const auto& n : WorkloadNames(v)) gone.emplace_back(p.ns, n);
+    }
+  auto deleted = control::DeleteWorkloads(*st, gone);
+  if (deleted.exit_code != 0) return Fail(deleted.exit_code, deleted.error);
+  for (const auto& c : deleted.changes) std::printf("  %s\n", c.c_str());
+  auto vips = control::ReadVips(*st);
+  if (!vips.ok()) return Fail(kExitEnv, vips.status().message());
   st->services = *vips;
   st->dual_stack = spec->dual_stack();
   st->spec_file = Absolute(file);
-  if (auto s = WriteAgentConfigs(*st, *spec); !s.ok()) return Fail(kExitEnv, s.message());
   if (auto s = WriteHostsFiles(*st); !s.ok()) return Fail(kExitEnv, s.message());
   if (auto s = SaveState(*st); !s.ok()) return Fail(kExitEnv, s.message());
   size_t serving = 0;
   for (const auto& p : st->pods) serving += p.serving;
-  std::printf("lab %s: applied %s: %zu services, %zu pod workload entries, %zu other workload entries, %zu nodes\n",
-              lab.c_str(), file.c_str(), spec->services.size(), serving, spec->workload_entries.size(),
-              st->nodes.size());
+  std::printf("lab %s: applied %s through the controller: %zu services, %zu pod workload entries, %zu nodes\n",
+              lab.c_str(), file.c_str(), st->services.size(), serving, st->nodes.size());
   return kExitOk;
 }
 
@@ -664,6 +771,34 @@ int DoRestartAgent(const std::string& lab, const std::string& node, bool force_k
   return kExitOk;
 }
 
+// ---------------------------------------------------------------- restart-controller
+
+int DoRestartController(const std::string& lab, bool force_kill, double down_for_s, int timeout_s) {
+  auto st = LoadState(lab);
+  if (!st.ok()) return Fail(kExitBadInput, "no lab " + lab + ": " + st.status().message());
+  pid_t old = st->controller.pid;
+  if (sys::ProcessMatches(old, "weft-controller")) {
+    if (!force_kill)
+      return Fail(kExitBadInput, "weft-controller (pid " + std::to_string(old) +
+                                     ") is running; pass --kill to SIGKILL it first");
+    kill(old, SIGKILL);
+    auto until = Clock::now() + std::chrono::seconds(5);
+    while (probe::Alive(old) && Clock::now() < until) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    std::printf("lab %s: weft-controller (pid %d) killed with SIGKILL\n", lab.c_str(), old);
+    std::fflush(stdout);
+  }
+  InstallSignalHandlers();
+  if (down_for_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(down_for_s));
+  // Same data dir, socket and port: the agents reconnect to the address they were given.
+  if (auto s = control::StartController(*st); !s.ok()) return Fail(kExitEnv, s.message());
+  if (auto s = SaveState(*st); !s.ok()) return Fail(kExitEnv, s.message());
+  auto s = control::WaitControllerReady(*st, Clock::now() + std::chrono::seconds(timeout_s));
+  if (!s.ok()) return Fail(kExitEnv, s.message());
+  std::printf("lab %s: weft-controller restarted (pid %d, listen %s, data %s)\n", lab.c_str(), st->controller.pid,
+              st->controller.listen.c_str(), st->controller.data_dir.c_str());
+  return kExitOk;
+}
+
 }  // namespace
 
 void Register(CLI::App& root, int* exit_code) {
@@ -680,7 +815,11 @@ void Register(CLI::App& root, int* exit_code) {
   c_up->add_option("-f,--file", up->file, "Kubernetes/Istio YAML (Deployments, Services, WorkloadEntries)")->required();
   c_up->add_option("--agent-bin", up->agent_bin, "weft-agent binary (default: $WEFT_AGENT_BIN or next to weftctl)");
   c_up->add_option("--echo-bin", up->echo_bin, "weft-echo binary (default: $WEFT_ECHO_BIN or next to weftctl)");
-  c_up->add_option("--timeout", up->timeout_s, "seconds to wait for agents and pods")->default_val(60);
+  c_up->add_option("--controller-bin", up->controller_bin,
+                   "weft-controller binary (default: $WEFT_CONTROLLER_BIN or next to weftctl)");
+  c_up->add_option("--agent-arg", up->agent_args,
+                   "extra weft-agent argument, repeatable (e.g. --agent-arg=--max-services=8)");
+  c_up->add_option("--timeout", up->timeout_s, "seconds to wait for the controller, agents and pods")->default_val(60);
   c_up->callback([up, exit_code] { *exit_code = UpRun(*up).Run(); });
 
   auto down_name = std::make_shared<std::string>();
@@ -727,7 +866,8 @@ void Register(CLI::App& root, int* exit_code) {
     std::string lab, file;
   };
   auto ap = std::make_shared<ApplyArgs>();
-  CLI::App* c_apply = lab->add_subcommand("apply", "regenerate the agents' config from a changed file");
+  CLI::App* c_apply = lab->add_subcommand(
+      "apply", "apply a changed file through the lab's controller (+ pods' WorkloadEntries; Deployment rules in README)");
   name_opt(c_apply, &ap->lab);
   c_apply->add_option("-f,--file", ap->file, "Kubernetes/Istio YAML")->required();
   c_apply->callback([ap, exit_code] { *exit_code = DoApply(ap->lab, ap->file); });
@@ -750,6 +890,16 @@ void Register(CLI::App& root, int* exit_code) {
   c_restart->callback([ra, exit_code] {
     *exit_code = DoRestartAgent(ra->lab, ra->node, ra->kill, ra->down_for_s, ra->timeout_s);
   });
+
+  auto rc = std::make_shared<RestartArgs>();
+  CLI::App* c_rctl = lab->add_subcommand(
+      "restart-controller", "start the lab's weft-controller again on the same data dir, socket and port");
+  name_opt(c_rctl, &rc->lab);
+  c_rctl->add_flag("--kill", rc->kill, "SIGKILL the running controller first");
+  c_rctl->add_option("--down-for", rc->down_for_s, "seconds to stay down before starting it again")
+      ->check(CLI::Range(0.0, 300.0));
+  c_rctl->add_option("--timeout", rc->timeout_s, "seconds to wait for the Admin API")->default_val(30);
+  c_rctl->callback([rc, exit_code] { *exit_code = DoRestartController(rc->lab, rc->kill, rc->down_for_s, rc->timeout_s); });
 }
 
 }  // namespace weft::cli::lab

@@ -1,9 +1,12 @@
 // The lab's input: a multi-document Kubernetes/Istio YAML file. Deployments
-// become pods; Services and WorkloadEntries are passed to the agents; other
-// kinds are ignored. Also renders the per-node agent config and pod hosts files.
+// become pods (the lab builds them); the whole file goes to the controller;
+// kinds are ignored by the lab (the controller validates and stores them all).
+// Also renders the pods' WorkloadEntries and hosts files.
 #pragma once
 
 #include <yaml-cpp/yaml.h>
+
+#include <nlohmann/json.hpp>
 
 #include <cstdint>
 #include <map>
@@ -51,7 +54,7 @@ struct LabSpec {
 // Parses and validates FILE. Errors name the file, the document and the field.
 Result<LabSpec> LoadSpec(const std::string& path);
 
-// A pod as the agents and the hosts files see it.
+// A pod as the controller and the hosts files see it.
 struct PodView {
   std::string name;
   std::string ns;
@@ -60,6 +63,7 @@ struct PodView {
   Labels labels;
   std::string service_account;
   std::vector<ContainerPort> ports;
+  std::string node;  // annotation weft.io/node: the controller sends the entry to that node's agent
 };
 
 // A service's virtual IPs, keyed "ns/name".
@@ -69,15 +73,16 @@ struct ServiceVips {
   std::vector<std::string> vips;  // v4 first, then v6 if dual-stack; empty: headless
 };
 
-// Gives every non-headless service a VIP: kept from `previous` (same ns/name)
-// when still valid, else the file's clusterIP, else the next free address of
-// 10.96.0.0/16 (and fd00:96::/112 for dual-stack services).
-Result<std::vector<ServiceVips>> AllocateVips(const LabSpec& spec, const std::vector<ServiceVips>& previous);
+// One networking.istio.io/v1 WorkloadEntry per pod (name = pod, address = pod
+// IP, labels, serviceAccount, ports = named containerPorts, annotation
+// weft.io/node), plus `<pod>-v6` with the IPv6 address when there is one.
+std::string RenderPodWorkloads(const std::vector<PodView>& pods);
+// The WorkloadEntry names RenderPodWorkloads gives a pod.
+std::vector<std::string> WorkloadNames(const PodView& pod);
 
-// The agent's config: the Services (clusterIP(s) filled in) + the user's
-// WorkloadEntries + one WorkloadEntry per pod (and per pod IPv6 address).
-std::string RenderAgentConfig(const LabSpec& spec, const std::vector<ServiceVips>& vips,
-                              const std::vector<PodView>& pods);
+// The VIPs the controller allocated, from a stored Service object
+// (spec.clusterIPs, else spec.clusterIP; "None" is headless).
+ServiceVips VipsOfService(const std::string& name, const std::string& ns, const nlohmann::json& object);
 
 // /etc/hosts for a pod: localhost, the pod itself, every service VIP under
 // name.ns, name.ns.svc, name.ns.svc.cluster.local (and `name` in the pod's ns).

@@ -12,14 +12,15 @@
 namespace weft::cli::lab {
 
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ServiceVips, name, ns, vips)
-NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AgentState, pid, metrics, config, log)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(AgentState, pid, metrics, log)
+NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(ControllerState, pid, listen, admin_socket, data_dir, log)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(NodeState, name, index, netns, cgroup, pod_cidr, pod_cidr6, fabric_ip,
                                                 fabric_ip6, fabric_if, fabric_peer, agent)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(PodState, name, deployment, replica, ns, node, netns, cgroup, ip, ip6,
                                                 node_veth, pod_veth, hosts, pid, log, ports, port_names, labels,
                                                 service_account, serving)
 NLOHMANN_DEFINE_TYPE_NON_INTRUSIVE_WITH_DEFAULT(LabState, version, lab, phase, state_dir, spec_file, cgroup_root,
-                                                pin_root, agent_bin, echo_bin, dual_stack, fabric_netns, bridge, nodes,
+                                                pin_root, agent_bin, echo_bin, controller_bin, agent_args, controller, dual_stack, fabric_netns, bridge, nodes,
                                                 pods, services)
 
 const PodState* LabState::FindPod(const std::string& name) const {
@@ -35,6 +36,7 @@ NodeState* LabState::FindNode(const std::string& name) {
 }
 
 std::string StateDir(const std::string& lab) { return "/run/weft/lab/" + lab; }
+std::string ControllerDir(const std::string& lab) { return StateDir(lab) + "/controller"; }
 
 Result<LabState> LoadState(const std::string& lab) {
   std::string path = StateDir(lab) + "/state.json";

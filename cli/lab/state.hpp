@@ -16,7 +16,15 @@ namespace weft::cli::lab {
 struct AgentState {
   pid_t pid = 0;
   std::string metrics;  // 127.0.0.1:PORT
-  std::string config;   // generated config file the agent watches
+  std::string log;
+};
+
+// The lab's weft-controller: host netns, store and admin socket in the state dir.
+struct ControllerState {
+  pid_t pid = 0;
+  std::string listen;        // 127.0.0.1:PORT: ConfigDiscovery for the agents, Admin too
+  std::string admin_socket;  // <state_dir>/controller/admin.sock (weftctl's default for this lab)
+  std::string data_dir;      // <state_dir>/controller/data
   std::string log;
 };
 
@@ -66,6 +74,9 @@ struct LabState {
   std::string pin_root;
   std::string agent_bin;
   std::string echo_bin;
+  std::string controller_bin;
+  std::vector<std::string> agent_args;  // extra weft-agent arguments (lab up --agent-arg)
+  ControllerState controller;
   bool dual_stack = false;
   std::string fabric_netns;
   std::string bridge;
@@ -79,6 +90,7 @@ struct LabState {
 };
 
 std::string StateDir(const std::string& lab);        // /run/weft/lab/<lab>
+std::string ControllerDir(const std::string& lab);   // <state dir>/controller
 Result<LabState> LoadState(const std::string& lab);  // error if absent or corrupt
 Status SaveState(const LabState& st);                // write tmp + rename
 std::string StateToJson(const LabState& st, int indent = 2);

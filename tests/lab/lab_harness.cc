@@ -7,6 +7,8 @@
 
 #include <algorithm>
 #include <atomic>
+#include <chrono>
+#include <thread>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -71,6 +73,8 @@ std::string MissingPrerequisite() {
   if (!sys::Cgroup2Mount().ok()) return "no cgroup2 mount";
   if (auto s = sys::EnsureBpffs("/sys/fs/bpf"); !s.ok()) return "bpffs: " + s.message();
   if (access(AgentBin().c_str(), X_OK) != 0) return "weft-agent not built at " + AgentBin();
+  std::string controller = fs::path(AgentBin()).parent_path().parent_path().string() + "/controller/weft-controller";
+  if (access(controller.c_str(), X_OK) != 0) return "weft-controller not built at " + controller;
   for (const char* tool : {"ip", "nsenter", "curl", "getent", "bpftool"})
     if (Run({"sh", "-c", std::string("command -v ") + tool}).rc != 0) return std::string("missing tool: ") + tool;
   return "";
@@ -140,8 +144,36 @@ Lab::~Lab() {
   g_lab_name[0] = '\0';
 }
 
-CmdResult Lab::Up(const std::string& file, int nodes) {
-  return Weftctl({"lab", "up", "--name", name_, "--nodes", std::to_string(nodes), "-f", file});
+CmdResult Lab::Up(const std::string& file, int nodes, const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {"lab", "up", "--name", name_, "--nodes", std::to_string(nodes), "-f", file};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return Weftctl(args);
+}
+
+std::string Lab::ControllerAddress() const { return "unix:///run/weft/lab/" + name_ + "/controller/admin.sock"; }
+
+CmdResult Lab::Ctl(const std::vector<std::string>& args) {
+  std::vector<std::string> a = args;
+  a.insert(a.end(), {"--controller", ControllerAddress()});
+  return Weftctl(a);
+}
+
+nlohmann::json Lab::SyncStatus() {
+  auto r = Ctl({"status", "-o", "json"});
+  return r.rc == 0 ? LastJson(r.out) : nlohmann::json();
+}
+
+nlohmann::json Lab::WaitNodes(const std::string& state, size_t nodes, int timeout_s) {
+  nlohmann::json last;
+  auto until = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+  for (;;) {
+    last = SyncStatus();
+    size_t n = 0;
+    if (last.contains("nodes"))
+      for (const auto& node : last["nodes"]) n += node.value("state", "") == state;
+    if (n == nodes || std::chrono::steady_clock::now() > until) return last;
+    std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  }
 }
 CmdResult Lab::Down() { return Weftctl({"lab", "down", "--name", name_}); }
 CmdResult Lab::Apply(const std::string& file) { return Weftctl({"lab", "apply", "--name", name_, "-f", file}); }
@@ -185,13 +217,19 @@ void ExpectNothingLeft(const std::string& name, const nlohmann::json& state,
   std::vector<pid_t> pids;
   for (const auto& n : state["nodes"]) pids.push_back(n["agent"]["pid"].get<pid_t>());
   for (const auto& p : state["pods"]) pids.push_back(p["pid"].get<pid_t>());
+  ASSERT_TRUE(state.contains("controller"));
+  pids.push_back(state["controller"]["pid"].get<pid_t>());
+  EXPECT_FALSE(fs::exists(state["controller"]["admin_socket"].get<std::string>(), ec)) << "controller socket left";
+  EXPECT_FALSE(fs::exists(state["controller"]["data_dir"].get<std::string>(), ec)) << "controller data dir left";
   for (pid_t p : pids) EXPECT_FALSE(Alive(p)) << "process of the lab still running: pid " << p;
-  // Any process still naming the lab's pin root (an agent the state missed).
+  // Any process still naming the lab's pin root or state dir (an agent or controller the state missed).
   std::string pin = state["pin_root"].get<std::string>();
+  std::string dir = state["state_dir"].get<std::string>();
   for (const auto& e : fs::directory_iterator("/proc", ec)) {
     std::string cmd = Slurp(e.path().string() + "/cmdline");
     std::replace(cmd.begin(), cmd.end(), '\0', ' ');
     EXPECT_EQ(cmd.find(pin + " "), std::string::npos) << "process left: " << e.path() << " " << cmd;
+    EXPECT_EQ(cmd.find(dir + "/"), std::string::npos) << "process left: " << e.path() << " " << cmd;
   }
   for (const auto& v : HostVethNames()) EXPECT_TRUE(veths_before.count(v)) << "veth appeared in the host netns: " << v;
 }

@@ -40,9 +40,16 @@ class Lab {
   Lab(const Lab&) = delete;
   Lab& operator=(const Lab&) = delete;
   const std::string& name() const { return name_; }
-  CmdResult Up(const std::string& file, int nodes = 2);
+  CmdResult Up(const std::string& file, int nodes = 2, const std::vector<std::string>& extra = {});
   CmdResult Down();
-  CmdResult Apply(const std::string& file);
+  CmdResult Apply(const std::string& file);  // `lab apply`
+  // weftctl ARGS --controller <this lab's admin socket>.
+  CmdResult Ctl(const std::vector<std::string>& args);
+  std::string ControllerAddress() const;
+  // `weftctl status -o json` (null if it failed).
+  nlohmann::json SyncStatus();
+  // Bounded wait until `nodes` nodes report `state` (SYNCED, NACKED, ...); the last status.
+  nlohmann::json WaitNodes(const std::string& state, size_t nodes, int timeout_s);
   nlohmann::json Status();  // `lab status --json`
   CmdResult Exec(const std::string& pod, const std::vector<std::string>& cmd);
   // weft-loadgen in the pod; returns its JSON summary (null on parse failure).

@@ -17,11 +17,16 @@
 namespace weft::labtest {
 namespace {
 
-using namespace std::chrono_literals;
 using Clock = std::chrono::steady_clock;
 namespace fs = std::filesystem;
 
+using namespace std::chrono_literals;
+
 const std::string kBookinfo = WEFT_BOOKINFO;
+// ../networking next to bookinfo/platform/bookinfo.yaml.
+const std::string kNetworking = fs::path(WEFT_BOOKINFO).parent_path().parent_path().string() + "/networking";
+const std::string kDestinationRules = kNetworking + "/destination-rule-all.yaml";
+const std::string kAllV1 = kNetworking + "/virtual-service-all-v1.yaml";
 const std::vector<std::string> kServices = {"details", "ratings", "reviews", "productpage"};
 const std::vector<std::string> kReviewsPods = {"reviews-v1-0", "reviews-v2-0", "reviews-v3-0"};
 constexpr const char* kClient = "productpage-v1-0";
@@ -277,6 +282,182 @@ TEST(Lab, RemovedBackendGetsNoNewConnections) {
     if (p["name"] == "reviews-v3-0") v3ip = p["ip"];
   auto direct = lab.Exec(kClient, {"curl", "-sS", "-m", "2", "http://" + v3ip + ":9080/"});
   EXPECT_EQ(direct.rc, 0) << direct.out;
+}
+
+
+// Bounded: `count` calls from the client until every answer comes from `pod`.
+nlohmann::json WaitOnlyPod(Lab& lab, const std::string& target, const std::string& pod, int timeout_s) {
+  nlohmann::json j;
+  for (auto until = Clock::now() + std::chrono::seconds(timeout_s); Clock::now() < until;) {
+    j = lab.Load(kClient, {"--target", target, "--count", "30"});
+    if (j.value("ok", 0) == 30 && j["pods"].value(pod, 0) == 30) break;
+    std::this_thread::sleep_for(200ms);
+  }
+  return j;
+}
+
+YAML::Node ReviewsTo(const std::string& subset) {
+  return YAML::Load(
+      "apiVersion: networking.istio.io/v1\nkind: VirtualService\nmetadata: {name: reviews}\n"
+      "spec:\n  hosts: [reviews]\n  http:\n  - route:\n    - destination: {host: reviews, subset: " +
+      subset + "}\n");
+}
+
+// Istio's own expectation (EXPECTED.md): destination-rule-all + virtual-service-all-v1
+// => every call to reviews lands on a v1 endpoint. L4 here: socket-LB picks only
+// the v1 backends.
+TEST(LabControlPlane, BookinfoAllV1RoutesOnlyToReviewsV1) {
+  WEFT_REQUIRE_LAB_ENV();
+  Lab lab;
+  auto up = lab.Up(kBookinfo);
+  ASSERT_EQ(up.rc, 0) << up.out;
+  auto ap = lab.Ctl({"apply", "-f", kDestinationRules, "-f", kAllV1});
+  ASSERT_EQ(ap.rc, 0) << ap.out;
+  EXPECT_NE(ap.out.find("virtualservice.networking.istio.io/reviews created"), std::string::npos) << ap.out;
+  auto synced = lab.WaitNodes("SYNCED", 2, 20);
+  auto rev = synced.value("revision", 0);
+  for (const auto& n : synced["nodes"]) EXPECT_EQ(n.value("acked", 0), rev) << synced.dump();
+  auto j = lab.Load(kClient, {"--target", "reviews:9080", "--path", "/reviews/0", "--count", "300"});
+  EXPECT_EQ(j.value("ok", 0), 300) << j.dump();
+  EXPECT_EQ(j["pods"].value("reviews-v1-0", 0), 300) << j.dump();
+  EXPECT_EQ(j["pods"].size(), 1u) << j.dump();
+  // Every VIP came from the controller: `weftctl get svc` shows the ones the hosts files use.
+  auto st = lab.Status();
+  auto get = lab.Ctl({"get", "svc"});
+  ASSERT_EQ(get.rc, 0) << get.out;
+  for (const auto& s : st["services"]) EXPECT_NE(get.out.find(s["vips"][0].get<std::string>()), std::string::npos) << get.out;
+}
+
+TEST(LabControlPlane, ControllerKill9DuringTrafficLosesNothing) {
+  WEFT_REQUIRE_LAB_ENV();
+  Lab lab;
+  auto up = lab.Up(kBookinfo);
+  ASSERT_EQ(up.rc, 0) << up.out;
+  ASSERT_EQ(lab.Ctl({"apply", "-f", kDestinationRules, "-f", kAllV1}).rc, 0);
+  auto before = lab.Ctl({"get", "vs", "-A", "-o", "json"});
+  ASSERT_EQ(before.rc, 0) << before.out;
+  ASSERT_EQ(lab.WaitNodes("SYNCED", 2, 20)["nodes"].size(), 2u);
+  auto st = lab.Status();
+  const pid_t controller = st["controller"]["pid"];
+
+  std::string out = st["state_dir"].get<std::string>() + "/loadgen.out";
+  sys::SpawnOptions so;
+  so.log_path = out;
+  so.new_session = false;
+  auto load = sys::Spawn({WEFT_WEFTCTL, "lab", "exec", "--name", lab.name(), kClient, "--", WEFT_LOADGEN, "--target",
+                          "reviews:9080", "--duration", "12", "--rate", "200", "--long", "20", "--interval-ms", "10"},
+                         so);
+  ASSERT_TRUE(load.ok()) << load.status().message();
+  struct Reap {
+    pid_t pid;
+    ~Reap() {
+      if (pid > 0 && waitpid(pid, nullptr, WNOHANG) == 0) {
+        kill(pid, SIGTERM);
+        waitpid(pid, nullptr, 0);
+      }
+    }
+  } reap{*load};
+  std::this_thread::sleep_for(3s);
+  // kill -9, 3 s down, started again on the same data dir, socket and port.
+  auto re = Weftctl({"lab", "restart-controller", "--name", lab.name(), "--kill", "--down-for", "3"});
+  ASSERT_EQ(re.rc, 0) << re.out;
+  EXPECT_FALSE(Alive(controller));
+  int status = 0;
+  for (auto until = Clock::now() + 60s; Clock::now() < until;) {
+    if (waitpid(*load, &status, WNOHANG) == *load) {
+      reap.pid = 0;
+      break;
+    }
+    std::this_thread::sleep_for(100ms);
+  }
+  ASSERT_EQ(reap.pid, 0) << "weft-loadgen did not finish in time";
+  auto j = LastJson(Slurp(out));
+  std::remove(out.c_str());
+  ASSERT_FALSE(j.is_null()) << "no summary from weft-loadgen";
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << j.dump();
+  EXPECT_GT(j.value("calls", 0), 0) << j.dump();
+  EXPECT_EQ(j.value("connect_failures", -1), 0) << j.dump();
+  EXPECT_EQ(j.value("request_failures", -1), 0) << j.dump();
+  EXPECT_EQ(j["long"].value("broken", -1), 0) << j.dump();
+  EXPECT_EQ(j["pods"].value("reviews-v1-0", 0), j.value("ok", -1)) << j.dump();
+  std::printf("traffic through the controller kill: %s\n", j.dump().c_str());
+
+  // The store survived: same objects, same resource versions.
+  auto after = lab.Ctl({"get", "vs", "-A", "-o", "json"});
+  ASSERT_EQ(after.rc, 0) << after.out;
+  EXPECT_EQ(nlohmann::json::parse(after.out), nlohmann::json::parse(before.out));
+  // The agents reconnected and are in sync again.
+  auto synced = lab.WaitNodes("SYNCED", 2, 30);
+  ASSERT_EQ(synced["nodes"].size(), 2u) << synced.dump();
+  for (const auto& n : synced["nodes"]) EXPECT_EQ(n.value("state", ""), "SYNCED") << synced.dump();
+
+  // A change after the restart reaches the kernel.
+  TempYaml v3({ReviewsTo("v3")});
+  auto ap = lab.Ctl({"apply", "-f", v3.path()});
+  ASSERT_EQ(ap.rc, 0) << ap.out;
+  EXPECT_NE(ap.out.find("virtualservice.networking.istio.io/reviews configured"), std::string::npos) << ap.out;
+  auto k = WaitOnlyPod(lab, "reviews:9080", "reviews-v3-0", 15);
+  EXPECT_EQ(k["pods"].value("reviews-v3-0", 0), 30) << k.dump();
+  auto full = lab.Load(kClient, {"--target", "reviews:9080", "--count", "100"});
+  EXPECT_EQ(full["pods"].value("reviews-v3-0", 0), 100) << full.dump();
+}
+
+TEST(LabControlPlane, NackKeepsThePreviousConfig) {
+  WEFT_REQUIRE_LAB_ENV();
+  Lab lab;
+  auto up = lab.Up(kBookinfo, 2, {"--agent-arg=--max-services=8"});
+  ASSERT_EQ(up.rc, 0) << up.out;
+  ASSERT_EQ(lab.WaitNodes("SYNCED", 2, 20)["nodes"].size(), 2u);
+  auto ok = lab.Load(kClient, {"--target", "reviews:9080", "--count", "30"});
+  ASSERT_EQ(ok.value("ok", 0), 30) << ok.dump();
+
+  // 12 more services: more than the agents' service map holds.
+  std::vector<YAML::Node> docs;
+  for (int i = 0; i < 12; ++i) docs.push_back(ServiceDoc("extra" + std::to_string(i), {{"app", "reviews"}}));
+  TempYaml many(docs);
+  auto ap = lab.Ctl({"apply", "-f", many.path()});
+  ASSERT_EQ(ap.rc, 0) << ap.out;  // the controller accepts it; the agents cannot program it
+  auto nacked = lab.WaitNodes("NACKED", 2, 20);
+  size_t n_nacked = 0;
+  for (const auto& n : nacked["nodes"])
+    if (n.value("state", "") == "NACKED") {
+      ++n_nacked;
+      EXPECT_FALSE(n.value("nack_reason", "").empty()) << nacked.dump();
+    }
+  EXPECT_EQ(n_nacked, 2u) << nacked.dump();
+  auto table = lab.Ctl({"status"});
+  EXPECT_NE(table.out.find("NACKED"), std::string::npos) << table.out;
+  // The data plane kept the last good config: existing services still answer.
+  auto still = lab.Load(kClient, {"--target", "reviews:9080", "--count", "50"});
+  EXPECT_EQ(still.value("ok", 0), 50) << still.dump();
+  auto lab_status = lab.Status();
+  for (const auto& n : lab_status["nodes"]) EXPECT_EQ(n["agent"]["sync"], "NACKED") << lab_status.dump();
+}
+
+TEST(LabControlPlane, RejectedApplyChangesNothing) {
+  WEFT_REQUIRE_LAB_ENV();
+  Lab lab;
+  auto up = lab.Up(kBookinfo);
+  ASSERT_EQ(up.rc, 0) << up.out;
+  auto before = lab.Ctl({"get", "svc", "-A", "-o", "json"});
+  ASSERT_EQ(before.rc, 0) << before.out;
+  // One good document, one bad: the whole apply is rejected (one transaction).
+  std::vector<YAML::Node> docs = {ServiceDoc("fine", {{"app", "reviews"}}),
+                                  YAML::Load("apiVersion: v1\nkind: Service\nmetadata: {name: broken}\n"
+                                             "spec:\n  ports:\n  - port: 99999\n")};
+  TempYaml bad(docs);
+  auto ap = lab.Ctl({"apply", "-f", bad.path()});
+  EXPECT_EQ(ap.rc, 1) << ap.out;
+  EXPECT_NE(ap.out.find(bad.path() + ":"), std::string::npos) << ap.out;
+  EXPECT_NE(ap.out.find("Service default/broken"), std::string::npos) << ap.out;
+  auto after = lab.Ctl({"get", "svc", "-A", "-o", "json"});
+  EXPECT_EQ(after.out, before.out);
+  // `lab up` with a rejected file exits 1 and leaves nothing.
+  Lab other;
+  auto r = other.Up(bad.path());
+  EXPECT_EQ(r.rc, 1) << r.out;
+  EXPECT_NE(r.out.find("Service default/broken"), std::string::npos) << r.out;
+  EXPECT_FALSE(fs::exists("/run/weft/lab/" + other.name()));
 }
 
 }  // namespace

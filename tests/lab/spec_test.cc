@@ -94,24 +94,13 @@ TEST(LabSpec, ErrorsNameFileAndField) {
   EXPECT_FALSE(LoadSpec("/nonexistent/x.yaml").ok());
 }
 
-TEST(LabSpec, VipsSkipFixedOnesAndStayStableAcrossApply) {
-  SpecFile f(kShop);
-  auto spec = LoadSpec(f.path());
-  ASSERT_TRUE(spec.ok());
-  auto v = AllocateVips(*spec, {});
-  ASSERT_TRUE(v.ok()) << v.status().message();
-  ASSERT_EQ(v->size(), 3u);
-  EXPECT_EQ((*v)[0].vips, (std::vector<std::string>{"10.96.0.2", "fd00:96::1"}));  // .1 is db's
-  EXPECT_EQ((*v)[1].vips, (std::vector<std::string>{"10.96.0.1"}));
-  EXPECT_TRUE((*v)[2].vips.empty());  // headless
-  // A new service listed first does not move the existing allocations.
-  SpecFile g(std::string("kind: Service\nmetadata: {name: aaa}\nspec: {ports: [{port: 1}]}\n---\n") + kShop);
-  auto spec2 = LoadSpec(g.path());
-  ASSERT_TRUE(spec2.ok());
-  auto v2 = AllocateVips(*spec2, *v);
-  ASSERT_TRUE(v2.ok());
-  EXPECT_EQ((*v2)[0].vips, (std::vector<std::string>{"10.96.0.3"}));
-  EXPECT_EQ((*v2)[1].vips, (*v)[0].vips);
+TEST(LabSpec, VipsComeFromTheStoredService) {
+  auto v = VipsOfService("web", "shop", nlohmann::json::parse(
+                                            R"({"spec":{"clusterIP":"10.96.0.2","clusterIPs":["fd00:96::1","10.96.0.2"]}})"));
+  EXPECT_EQ(v.vips, (std::vector<std::string>{"10.96.0.2", "fd00:96::1"}));  // v4 first
+  EXPECT_TRUE(VipsOfService("db", "shop", nlohmann::json::parse(R"({"spec":{"clusterIP":"None"}})")).vips.empty());
+  EXPECT_EQ(VipsOfService("x", "d", nlohmann::json::parse(R"({"spec":{"clusterIP":"10.96.0.9"}})")).vips,
+            (std::vector<std::string>{"10.96.0.9"}));
 }
 
 TEST(LabSpec, HostsShortNamesOnlyInOwnNamespace) {
@@ -124,36 +113,30 @@ TEST(LabSpec, HostsShortNamesOnlyInOwnNamespace) {
   EXPECT_NE(hosts.find("127.0.0.1\tlocalhost"), std::string::npos);
 }
 
-TEST(LabSpec, AgentConfigHasServicesWithVipsAndOneEntryPerPod) {
-  SpecFile f(kShop);
-  auto spec = LoadSpec(f.path());
-  ASSERT_TRUE(spec.ok());
-  auto v = AllocateVips(*spec, {});
-  ASSERT_TRUE(v.ok());
+TEST(LabSpec, OneWorkloadEntryPerPodAddressWithItsNode) {
   std::vector<PodView> pods = {
-      {"web-0", "shop", "10.244.1.2", "fd00:244:1::2", {{"app", "web"}}, "web-sa", {{"http", 8080}}}};
-  auto docs = YAML::LoadAll(RenderAgentConfig(*spec, *v, pods));
-  int services = 0, entries = 0;
+      {"web-0", "shop", "10.244.1.2", "fd00:244:1::2", {{"app", "web"}}, "web-sa", {{"http", 8080}, {"", 9}}, "node1"},
+      {"db-0", "default", "10.244.2.2", "", {{"app", "db"}}, "default", {}, "node2"}};
+  auto docs = YAML::LoadAll(RenderPodWorkloads(pods));
+  std::vector<std::string> names;
   for (const auto& d : docs) {
     if (!d.IsMap()) continue;
-    std::string kind = d["kind"].as<std::string>();
-    if (kind == "Service") {
-      ++services;
-      if (d["metadata"]["name"].as<std::string>() == "web") {
-        EXPECT_EQ(d["spec"]["clusterIP"].as<std::string>(), "10.96.0.2");
-        EXPECT_EQ(d["spec"]["clusterIPs"].size(), 2u);
-        EXPECT_EQ(d["metadata"]["namespace"].as<std::string>(), "shop");
-      }
-    } else if (kind == "WorkloadEntry") {
-      ++entries;
+    EXPECT_EQ(d["apiVersion"].as<std::string>(), "networking.istio.io/v1");
+    EXPECT_EQ(d["kind"].as<std::string>(), "WorkloadEntry");
+    names.push_back(d["metadata"]["name"].as<std::string>());
+    if (names.back() == "web-0-v6") {
+      EXPECT_EQ(d["spec"]["address"].as<std::string>(), "fd00:244:1::2");
+      EXPECT_EQ(d["metadata"]["annotations"]["weft.io/node"].as<std::string>(), "node1");
       EXPECT_EQ(d["spec"]["ports"]["http"].as<int>(), 8080);
+      EXPECT_EQ(d["spec"]["ports"].size(), 1u);  // unnamed ports are not WorkloadEntry ports
       EXPECT_EQ(d["spec"]["serviceAccount"].as<std::string>(), "web-sa");
-    } else {
-      ADD_FAILURE() << "unexpected kind " << kind;
+      EXPECT_EQ(d["spec"]["labels"]["app"].as<std::string>(), "web");
     }
+    if (names.back() == "db-0") EXPECT_EQ(d["metadata"]["annotations"]["weft.io/node"].as<std::string>(), "node2");
   }
-  EXPECT_EQ(services, 3);
-  EXPECT_EQ(entries, 2);  // v4 + v6
+  EXPECT_EQ(names, (std::vector<std::string>{"web-0", "web-0-v6", "db-0"}));
+  EXPECT_EQ(WorkloadNames(pods[0]), (std::vector<std::string>{"web-0", "web-0-v6"}));
+  EXPECT_EQ(WorkloadNames(pods[1]), (std::vector<std::string>{"db-0"}));
 }
 
 }  // namespace

@@ -4,48 +4,19 @@
 #include <gtest/gtest.h>
 
 #include <filesystem>
-#include <fstream>
 #include <regex>
-#include <sstream>
 
-#include "agent/config/loader.hpp"
+#include "config/loader.hpp"
+#include "testdata_util.hpp"
 
 namespace weft::config {
 namespace {
 
 namespace fs = std::filesystem;
-
-std::vector<std::string> YamlFiles(const std::string& dir) {
-  std::vector<std::string> out;
-  for (const auto& e : fs::directory_iterator(dir)) {
-    if (e.path().extension() == ".yaml") out.push_back(e.path().filename().string());
-  }
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
-std::string ReadFile(const fs::path& path) {
-  std::ifstream in(path);
-  std::stringstream s;
-  s << in.rdbuf();
-  return s.str();
-}
-
-std::vector<std::string> Lines(const std::string& text) {
-  std::vector<std::string> out;
-  std::istringstream in(text);
-  for (std::string line; std::getline(in, line);) out.push_back(line);
-  return out;
-}
-
-std::vector<std::string> Expectations(const std::string& text) {
-  std::vector<std::string> out;
-  const std::string marker = "# expect: ";
-  for (const auto& line : Lines(text)) {
-    if (line.rfind(marker, 0) == 0) out.push_back(line.substr(marker.size()));
-  }
-  return out;
-}
+using testutil::Expectations;
+using testutil::Lines;
+using testutil::ReadFile;
+using testutil::YamlFiles;
 
 const std::string kBadDir = WEFT_TESTDATA_DIR "/bad-config";
 const std::string kGoodDir = WEFT_TESTDATA_DIR "/good-config";

@@ -1,7 +1,7 @@
 // What the file config source makes of valid input: defaults and every field.
 #include <gtest/gtest.h>
 
-#include "agent/config/loader.hpp"
+#include "config/loader.hpp"
 
 namespace weft::config {
 namespace {

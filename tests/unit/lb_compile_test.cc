@@ -2,7 +2,7 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
-#include "agent/config/loader.hpp"
+#include "config/loader.hpp"
 #include "agent/lb/compile.hpp"
 
 namespace weft::lb {

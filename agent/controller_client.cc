@@ -1,0 +1,394 @@
+#include "agent/controller_client.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <spdlog/spdlog.h>
+#include <sys/eventfd.h>
+#include <sys/utsname.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <filesystem>
+#include <fstream>
+#include <optional>
+#include <sstream>
+
+#include "agent/config_source.hpp"
+#include "agent/metrics.hpp"
+#include "agent/proto_convert.hpp"
+#include "weft/transport.hpp"
+
+namespace weft::agent {
+
+// ---- Backoff ----
+
+Backoff::Backoff(std::chrono::milliseconds min, std::chrono::milliseconds max)
+    : min_(min), max_(std::max(min, max)), rng_(std::random_device{}()) {}
+
+std::chrono::milliseconds Backoff::Next() {
+  double base = static_cast<double>(min_.count());
+  for (int i = 0; i < attempt_ && base < static_cast<double>(max_.count()); ++i) base *= 2;
+  ++attempt_;
+  double jitter = std::uniform_real_distribution<double>(0.8, 1.2)(rng_);
+  auto ms = static_cast<int64_t>(base * jitter);
+  return std::clamp(std::chrono::milliseconds(ms), min_, max_);
+}
+
+// ---- ControllerClient ----
+
+namespace {
+
+std::string StatusText(const grpc::Status& st) {
+  static const char* const kCodes[] = {"OK",
+                                       "CANCELLED",
+                                       "UNKNOWN",
+                                       "INVALID_ARGUMENT",
+                                       "DEADLINE_EXCEEDED",
+                                       "NOT_FOUND",
+                                       "ALREADY_EXISTS",
+                                       "PERMISSION_DENIED",
+                                       "RESOURCE_EXHAUSTED",
+                                       "FAILED_PRECONDITION",
+                                       "ABORTED",
+                                       "OUT_OF_RANGE",
+                                       "UNIMPLEMENTED",
+                                       "INTERNAL",
+                                       "UNAVAILABLE",
+                                       "DATA_LOSS",
+                                       "UNAUTHENTICATED"};
+  int code = static_cast<int>(st.error_code());
+  std::string name = code >= 0 && code < static_cast<int>(std::size(kCodes)) ? kCodes[code] : std::to_string(code);
+  return st.error_message().empty() ? name : name + ": " + st.error_message();
+}
+
+}  // namespace
+
+ControllerClient::ControllerClient(std::string address, std::shared_ptr<grpc::Channel> channel, v1::NodeHello hello,
+                                   std::chrono::milliseconds backoff_min, std::chrono::milliseconds backoff_max)
+    : address_(std::move(address)),
+      channel_(std::move(channel)),
+      stub_(v1::ConfigDiscovery::NewStub(channel_)),
+      hello_(std::move(hello)),
+      backoff_(backoff_min, backoff_max),
+      event_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
+
+Result<std::unique_ptr<ControllerClient>> ControllerClient::Create(const std::string& address, v1::NodeHello hello,
+                                                                   std::chrono::milliseconds backoff_min,
+                                                                   std::chrono::milliseconds backoff_max) {
+  auto channel = transport::Dial(address);
+  if (!channel.ok()) return channel.status();
+  auto c = std::make_unique<ControllerClient>(address, *channel, std::move(hello), backoff_min, backoff_max);
+  if (!c->event_fd_) return Status::Errno("controller client: eventfd", errno);
+  return c;
+}
+
+ControllerClient::~ControllerClient() { Stop(); }
+
+void ControllerClient::Start() {
+  if (!thread_.joinable()) thread_ = std::thread([this] { Run(); });
+}
+
+void ControllerClient::Stop() {
+  {
+    std::lock_guard lk(state_mu_);
+    stopping_ = true;
+    if (ctx_) ctx_->TryCancel();
+  }
+  stop_cv_.notify_all();
+  if (thread_.joinable()) thread_.join();
+}
+
+void ControllerClient::Push(Event ev) {
+  {
+    std::lock_guard lk(queue_mu_);
+    queue_.push_back(std::move(ev));
+  }
+  uint64_t one = 1;
+  (void)!write(event_fd_.get(), &one, sizeof(one));
+}
+
+std::vector<ControllerClient::Event> ControllerClient::Drain() {
+  uint64_t n;
+  (void)!read(event_fd_.get(), &n, sizeof(n));
+  std::lock_guard lk(queue_mu_);
+  std::vector<Event> out(std::make_move_iterator(queue_.begin()), std::make_move_iterator(queue_.end()));
+  queue_.clear();
+  return out;
+}
+
+bool ControllerClient::Send(uint64_t epoch, const v1::AgentMessage& msg) {
+  std::lock_guard lk(write_mu_);
+  if (!stream_ || stream_epoch_ != epoch) return false;
+  return stream_->Write(msg);
+}
+
+void ControllerClient::Run() {
+  uint64_t epoch = 0;
+  int failures = 0;  // attempts in a row that got no message
+  for (;;) {
+    grpc::ClientContext ctx;  // no deadline: keepalive (transport::Dial) notices a dead controller
+    {
+      std::lock_guard lk(state_mu_);
+      if (stopping_) return;
+      ctx_ = &ctx;
+    }
+    auto stream = stub_->Stream(&ctx);
+    ++epoch;
+    v1::AgentMessage hello;
+    *hello.mutable_hello() = hello_;
+    hello.mutable_hello()->set_applied_version(applied_version_.load(std::memory_order_relaxed));
+    bool got_message = false;
+    if (stream->Write(hello)) {
+      {
+        std::lock_guard lk(write_mu_);
+        stream_ = stream.get();
+        stream_epoch_ = epoch;
+      }
+      v1::ControllerMessage m;
+      while (stream->Read(&m)) {
+        if (!got_message) {
+          got_message = true;
+          failures = 0;
+          backoff_.Reset();
+          Push({Event::kConnected, epoch, {}, {}});
+        }
+        Push({Event::kMessage, epoch, std::move(m), {}});
+        m.Clear();
+      }
+      std::lock_guard lk(write_mu_);  // waits for a Write in progress; none after this
+      stream_ = nullptr;
+    }
+    grpc::Status st = stream->Finish();
+    {
+      std::lock_guard lk(state_mu_);
+      ctx_ = nullptr;
+      if (stopping_) return;
+    }
+    std::string why = st.ok() ? "the controller closed the stream" : StatusText(st);
+    if (got_message) {
+      Push({Event::kDisconnected, epoch, {}, why});
+    } else if (failures++ == 0) {
+      spdlog::warn("controller {}: stream failed before any config: {}; retrying with backoff", address_, why);
+    } else {
+      spdlog::debug("controller {}: attempt {} failed: {}", address_, failures, why);
+    }
+    auto delay = backoff_.Next();
+    std::unique_lock lk(state_mu_);
+    if (stop_cv_.wait_for(lk, delay, [&] { return stopping_; })) return;
+  }
+}
+
+// ---- ControllerSource: the ACK/NACK state machine over the stream ----
+
+namespace {
+
+class ControllerSource : public ConfigSource {
+ public:
+  ControllerSource(ControllerSourceOptions opts, AgentMetrics& metrics) : opts_(std::move(opts)), metrics_(metrics) {}
+  ~ControllerSource() override { Stop(); }
+
+  std::string Describe() const override { return "controller " + opts_.address; }
+
+  Status Open() override {
+    v1::NodeHello hello;
+    hello.set_node(opts_.node);
+    hello.set_agent_version(opts_.agent_version);
+    auto* caps = hello.mutable_capabilities();
+    caps->set_kernel_release(opts_.capabilities.kernel_release);
+    caps->set_bpf_link(opts_.capabilities.bpf_link);
+    caps->set_sk_storage(opts_.capabilities.sk_storage);
+    caps->set_map_batch_ops(opts_.capabilities.map_batch_ops);
+    caps->set_ktls(opts_.capabilities.ktls);
+    auto client = ControllerClient::Create(opts_.address, std::move(hello), opts_.backoff_min, opts_.backoff_max);
+    if (!client.ok()) return client.status();
+    client_ = std::move(*client);
+    metrics_.EnableControllerMetrics();
+    return Status::Ok();
+  }
+
+  Status Start() override {
+    const auto& c = opts_.capabilities;
+    spdlog::info("controller {}: connecting (kernel {}, bpf_link {}, sk_storage {}, map batch ops {}, ktls {})",
+                 opts_.address, c.kernel_release, c.bpf_link, c.sk_storage, c.map_batch_ops, c.ktls);
+    client_->Start();
+    return Status::Ok();
+  }
+
+  int fd() const override { return client_->fd(); }
+  int TimeoutMs(Clock::time_point) const override { return -1; }
+
+  Result<std::optional<ConfigUpdate>> Next(Clock::time_point) override {
+    if (rollback_) {
+      std::optional<ConfigUpdate> u = std::move(rollback_);
+      rollback_.reset();
+      return u;
+    }
+    if (events_.empty())
+      for (auto& ev : client_->Drain()) events_.push_back(std::move(ev));
+    while (!events_.empty()) {
+      ControllerClient::Event ev = std::move(events_.front());
+      events_.pop_front();
+      switch (ev.kind) {
+        case ControllerClient::Event::kConnected:
+          epoch_ = ev.epoch;
+          metrics_.SetControllerConnected(true);
+          spdlog::info("controller {}: connected (stream {})", opts_.address, ev.epoch);
+          break;
+        case ControllerClient::Event::kDisconnected:
+          if (ev.epoch == epoch_) metrics_.SetControllerConnected(false);
+          spdlog::warn("controller {}: stream {} ended: {}; the maps keep {}; reconnecting with backoff",
+                       opts_.address, ev.epoch, ev.error,
+                       good_ ? "version " + std::to_string(good_version_) : std::string("what they hold"));
+          break;
+        case ControllerClient::Event::kMessage:
+          if (auto u = Handle(ev)) return u;
+          break;
+      }
+    }
+    return std::optional<ConfigUpdate>();
+  }
+
+  void Applied(const ConfigUpdate&, const Status& result) override {
+    if (!inflight_) return;  // a rollback: nothing to answer
+    Inflight f = std::move(*inflight_);
+    inflight_.reset();
+    if (result.ok()) {
+      good_ = std::move(f.state);
+      good_version_ = f.version;
+      client_->SetAppliedVersion(f.version);
+      metrics_.SetConfigVersion(f.version);
+      v1::AgentMessage m;
+      m.mutable_ack()->set_version(f.version);
+      m.mutable_ack()->set_nonce(f.nonce);
+      bool sent = client_->Send(f.epoch, m);
+      spdlog::info("controller version {} (nonce {}) applied: ACK{}", f.version, f.nonce,
+                   sent ? "" : " not sent (stream gone)");
+      return;
+    }
+    Nack(f.epoch, f.version, f.nonce, result.message());
+    if (good_) {
+      // The maps may hold part of the rejected state (a map write failed
+      // half-way): converge back to the last good one. Writes nothing when
+      // the failure was found before writing (limits, invalid sizes).
+      auto desired = ToDesiredState(*good_);
+      if (desired.ok()) {
+        ConfigUpdate u;
+        u.desired = std::move(*desired);
+        u.why = "rollback to controller version " + std::to_string(good_version_);
+        u.retry_on_failure = true;
+        rollback_ = std::move(u);
+      }
+    }
+  }
+
+  void Stop() override {
+    if (client_) client_->Stop();
+  }
+
+ private:
+  struct Inflight {
+    NodeConfigState state;
+    uint64_t version = 0;
+    std::string nonce;
+    uint64_t epoch = 0;
+  };
+
+  // A push -> the state to apply, or a NACK (nullopt) if it cannot be used.
+  std::optional<ConfigUpdate> Handle(const ControllerClient::Event& ev) {
+    const v1::ControllerMessage& m = ev.msg;
+    NodeConfigState candidate;
+    const char* kind;
+    if (m.has_snapshot()) {
+      kind = "snapshot";
+      auto s = NodeConfigState::FromSnapshot(m.snapshot());
+      if (!s.ok()) {
+        Nack(ev.epoch, m.version(), m.nonce(), s.status().message());
+        return std::nullopt;
+      }
+      candidate = std::move(*s);
+    } else if (m.has_delta()) {
+      kind = "delta";
+      // On top of the last good state, never of a NACKed one.
+      if (good_) candidate = *good_;
+      if (Status st = candidate.ApplyDelta(m.delta()); !st.ok()) {
+        Nack(ev.epoch, m.version(), m.nonce(), st.message());
+        return std::nullopt;
+      }
+    } else {
+      Nack(ev.epoch, m.version(), m.nonce(), "message has neither a snapshot nor a delta");
+      return std::nullopt;
+    }
+    auto desired = ToDesiredState(candidate);
+    if (!desired.ok()) {
+      Nack(ev.epoch, m.version(), m.nonce(), desired.status().Wrap(std::string("convert ") + kind).message());
+      return std::nullopt;
+    }
+    inflight_ = Inflight{std::move(candidate), m.version(), m.nonce(), ev.epoch};
+    ConfigUpdate u;
+    u.desired = std::move(*desired);
+    u.why = std::string("controller ") + kind + " version " + std::to_string(m.version());
+    u.retry_on_failure = false;
+    return u;
+  }
+
+  void Nack(uint64_t epoch, uint64_t version, const std::string& nonce, const std::string& error) {
+    metrics_.ConfigNack();
+    v1::AgentMessage m;
+    m.mutable_nack()->set_version(version);
+    m.mutable_nack()->set_nonce(nonce);
+    m.mutable_nack()->set_error(error);
+    bool sent = client_->Send(epoch, m);
+    spdlog::error("controller version {} (nonce {}) rejected: NACK{}; keeping {}: {}", version, nonce,
+                  sent ? "" : " not sent (stream gone)",
+                  good_ ? "version " + std::to_string(good_version_) : std::string("what the maps hold"), error);
+  }
+
+  ControllerSourceOptions opts_;
+  AgentMetrics& metrics_;
+  std::unique_ptr<ControllerClient> client_;
+  std::deque<ControllerClient::Event> events_;
+  uint64_t epoch_ = 0;                 // stream of the last Connected event
+  std::optional<NodeConfigState> good_;  // last state applied successfully
+  uint64_t good_version_ = 0;
+  std::optional<Inflight> inflight_;   // handed out by Next, awaiting Applied
+  std::optional<ConfigUpdate> rollback_;
+};
+
+bool KtlsAvailable(const std::string& release) {
+  std::ifstream ulp("/proc/sys/net/ipv4/tcp_available_ulp");
+  std::string word;
+  while (ulp >> word)
+    if (word == "tls") return true;
+  std::error_code ec;
+  if (std::filesystem::exists("/sys/module/tls", ec)) return true;  // loaded (or built in)
+  return !release.empty() && std::filesystem::exists("/lib/modules/" + release + "/kernel/net/tls", ec);
+}
+
+}  // namespace
+
+NodeCapabilities ProbeCapabilities(bool batch_enabled) {
+  NodeCapabilities c;
+  utsname u{};
+  if (uname(&u) == 0) c.kernel_release = u.release;
+  c.bpf_link = true;
+  c.sk_storage = libbpf_probe_bpf_map_type(BPF_MAP_TYPE_SK_STORAGE, nullptr) == 1;
+  if (batch_enabled) {
+    // A one-element hash map and one batch update: what the KernelMapWriter
+    // will try first on every LB map (it falls back per map if refused).
+    UniqueFd m(bpf_map_create(BPF_MAP_TYPE_HASH, "weft_probe_bat", 4, 4, 1, nullptr));
+    if (m) {
+      uint32_t key = 1, val = 1;
+      __u32 count = 1;
+      LIBBPF_OPTS(bpf_map_batch_opts, opts);
+      c.map_batch_ops = bpf_map_update_batch(m.get(), &key, &val, &count, &opts) == 0;
+    }
+  }
+  c.ktls = KtlsAvailable(c.kernel_release);
+  return c;
+}
+
+std::unique_ptr<ConfigSource> MakeControllerSource(ControllerSourceOptions opts, AgentMetrics& metrics) {
+  return std::make_unique<ControllerSource>(std::move(opts), metrics);
+}
+
+}  // namespace weft::agent

@@ -1,0 +1,45 @@
+// The shared resource layer: Kubernetes and Istio YAML -> validated Resources
+// (config/resource.hpp), istioctl-analyze-style warnings, and the typed view the
+// agent's file mode uses. Nothing here throws.
+//
+// Kinds: v1 Service, ServiceAccount, Namespace; apps/v1 Deployment;
+// networking.istio.io/{v1,v1beta1,v1alpha3} VirtualService, DestinationRule,
+// ServiceEntry, WorkloadEntry, Gateway; security.istio.io/{v1,v1beta1}
+// AuthorizationPolicy, PeerAuthentication, RequestAuthentication.
+#pragma once
+
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include <nlohmann/json.hpp>
+
+#include "config/model.hpp"
+#include "config/resource.hpp"
+#include "weft/status.hpp"
+
+namespace weft::config {
+
+// Multi-document YAML -> Resources, in file order. Validation is strict (types,
+// enums, required and unknown fields, names, duplicates of kind/ns/name within
+// the text). On any error the Status lists every error, one per line, in file
+// order: "<file>:<line>:<col>: <Kind> <ns>/<name>: <field>: <problem>".
+// Each Resource's object is the canonical JSON of the document with
+// metadata.namespace set ("default" when absent; none for cluster-scoped kinds).
+Result<std::vector<Resource>> ParseResources(std::string_view text, std::string_view filename);
+
+// Warnings (never errors) for references that do not resolve, as istioctl
+// analyze gives them (code "ReferencedResourceNotFound"): a VirtualService
+// destination host that is neither a Service nor a ServiceEntry host, a subset
+// that no DestinationRule for that host defines, a Gateway that does not exist.
+std::vector<Diagnostic> Analyze(const std::vector<Resource>& all);
+
+// The typed view of Services and WorkloadEntries (what the agent programs);
+// other kinds are skipped. Resources must come from ParseResources.
+Result<Config> BuildConfig(const std::vector<Resource>& all);
+
+// YAML text of a JSON value (weftctl get -o yaml): block style, keys in the
+// JSON's order, strings that would read back as another type are quoted.
+std::string ToYaml(const nlohmann::json& value);
+
+}  // namespace weft::config

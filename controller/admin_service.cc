@@ -1,0 +1,274 @@
+#include "controller/admin_service.hpp"
+
+#include <grpcpp/grpcpp.h>
+#include <spdlog/spdlog.h>
+
+#include <cerrno>
+#include <map>
+#include <mutex>
+
+#include "config/resources.hpp"
+#include "controller/kinds.hpp"
+#include "controller/unified_diff.hpp"
+#include "weft/v1/admin.grpc.pb.h"
+
+namespace weft::controller {
+namespace {
+
+namespace v1 = weft::v1;
+
+grpc::Status ToGrpc(const Status& st) {
+  if (st.ok()) return grpc::Status::OK;
+  grpc::StatusCode code = grpc::StatusCode::INTERNAL;
+  switch (st.err()) {
+    case EINVAL: code = grpc::StatusCode::INVALID_ARGUMENT; break;
+    case ENOENT: code = grpc::StatusCode::NOT_FOUND; break;
+    case EEXIST: code = grpc::StatusCode::ALREADY_EXISTS; break;
+    case ENOSPC: code = grpc::StatusCode::RESOURCE_EXHAUSTED; break;
+    default: break;
+  }
+  return grpc::Status(code, st.message());
+}
+
+grpc::Status Invalid(const std::string& msg) { return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, msg); }
+
+void ToProto(const config::Diagnostic& d, v1::Diagnostic* out) {
+  out->set_severity(d.severity == config::Severity::kError ? v1::ERROR : v1::WARNING);
+  out->set_file(d.pos.file);
+  out->set_line(static_cast<uint32_t>(std::max(d.pos.line, 0)));
+  out->set_column(static_cast<uint32_t>(std::max(d.pos.column, 0)));
+  out->set_resource(d.resource);
+  out->set_field(d.field);
+  out->set_message(d.message);
+  out->set_code(d.code);
+}
+
+void ToProto(const config::ResourceKey& k, v1::ResourceRef* out) {
+  out->set_kind(k.kind);
+  out->set_namespace_(k.ns);
+  out->set_name(k.name);
+}
+
+void ToProto(const Change& c, v1::ResourceChange* out) {
+  ToProto(c.key, out->mutable_ref());
+  out->set_action(ToString(c.action));
+  out->set_resource_version(c.resource_version);
+}
+
+std::string Where(const config::SourcePos& p) {
+  return p.file + ":" + std::to_string(p.line) + ":" + std::to_string(p.column > 0 ? p.column : 1);
+}
+
+// Parses every file; every error of every file, one per line, or the
+// resources in file order. A kind/ns/name defined in two files is an error.
+Result<std::vector<config::Resource>> ParseFiles(const google::protobuf::RepeatedPtrField<v1::SourceFile>& files) {
+  std::vector<config::Resource> all;
+  std::string errors;
+  std::map<config::ResourceKey, config::SourcePos> first;
+  for (const auto& f : files) {
+    const std::string name = f.name().empty() ? "-" : f.name();
+    auto r = config::ParseResources(f.content(), name);
+    if (!r.ok()) {
+      errors += r.status().message();
+      if (!errors.empty() && errors.back() != '\n') errors += '\n';
+      continue;
+    }
+    for (auto& res : *r) {
+      auto [it, fresh] = first.emplace(res.key, res.pos);
+      if (!fresh) {
+        errors += Where(res.pos) + ": " + res.key.ToString() + ": defined again (first at " + Where(it->second) + ")\n";
+        continue;
+      }
+      all.push_back(std::move(res));
+    }
+  }
+  if (!errors.empty()) {
+    errors.pop_back();
+    return Status::Error(errors, EINVAL);
+  }
+  return all;
+}
+
+}  // namespace
+
+struct AdminService::Impl : public v1::Admin::CallbackService {
+  Impl(Store& s, ConfigHub& h, NodeRegistry& n) : store(s), hub(h), nodes(n) {}
+
+  template <typename Req, typename Resp>
+  using Handler = grpc::Status (Impl::*)(const Req&, Resp&);
+
+  template <typename Req, typename Resp>
+  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const Req* req, Resp* resp,
+                                grpc::Status (Impl::*fn)(const Req&, Resp&)) {
+    auto* reactor = ctx->DefaultReactor();
+    reactor->Finish((this->*fn)(*req, *resp));
+    return reactor;
+  }
+
+  grpc::ServerUnaryReactor* Apply(grpc::CallbackServerContext* c, const v1::ApplyRequest* q,
+                                  v1::ApplyResponse* r) override {
+    return Run(c, q, r, &Impl::DoApply);
+  }
+  grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* c, const v1::DeleteRequest* q,
+                                   v1::DeleteResponse* r) override {
+    return Run(c, q, r, &Impl::DoDelete);
+  }
+  grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* c, const v1::GetRequest* q,
+                                v1::GetResponse* r) override {
+    return Run(c, q, r, &Impl::DoGet);
+  }
+  grpc::ServerUnaryReactor* Diff(grpc::CallbackServerContext* c, const v1::DiffRequest* q,
+                                 v1::DiffResponse* r) override {
+    return Run(c, q, r, &Impl::DoDiff);
+  }
+  grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* c, const v1::StatusRequest* q,
+                                   v1::StatusResponse* r) override {
+    return Run(c, q, r, &Impl::DoStatus);
+  }
+
+  // Analyze over what the store would hold: stored objects with `applied`
+  // replacing those of the same key.
+  std::vector<config::Diagnostic> Warnings(const std::vector<config::Resource>& applied) {
+    std::map<config::ResourceKey, const config::Resource*> merged;
+    auto stored = store.LoadAll();
+    for (const auto& r : stored) merged[r.key] = &r;
+    for (const auto& r : applied) merged[r.key] = &r;
+    std::vector<config::Resource> all;
+    all.reserve(merged.size());
+    for (const auto& [k, r] : merged) all.push_back(*r);
+    return config::Analyze(all);
+  }
+
+  grpc::Status DoApply(const v1::ApplyRequest& req, v1::ApplyResponse& resp) {
+    auto parsed = ParseFiles(req.files());
+    if (!parsed.ok()) return ToGrpc(parsed.status());
+    std::lock_guard lock(write_mu);
+    for (const auto& d : Warnings(*parsed)) ToProto(d, resp.add_warnings());
+    auto res = store.Apply(*parsed, req.dry_run());
+    if (!res.ok()) return ToGrpc(res.status());
+    if (!req.dry_run() && res->changed()) hub.Publish(res->revision, res->upserted, res->deleted);
+    resp.set_revision(res->revision);
+    for (const auto& c : res->changes) ToProto(c, resp.add_changes());
+    if (!req.dry_run())
+      spdlog::info("apply: {} resources, {} changed, revision {}", res->changes.size(), res->upserted.size(),
+                   res->revision);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DoDelete(const v1::DeleteRequest& req, v1::DeleteResponse& resp) {
+    std::vector<config::ResourceKey> keys;
+    if (req.files_size() > 0) {
+      auto parsed = ParseFiles(req.files());
+      if (!parsed.ok()) return ToGrpc(parsed.status());
+      for (const auto& r : *parsed) keys.push_back(r.key);
+    }
+    for (const auto& ref : req.refs()) {
+      auto kind = ResolveKind(ref.kind());
+      if (!kind.ok()) return ToGrpc(kind.status());
+      if (ref.name().empty()) return Invalid("delete " + *kind + ": name is empty");
+      keys.push_back({*kind, Namespace(*kind, ref.namespace_()), ref.name()});
+    }
+    if (keys.empty()) return Invalid("delete: no files and no resources given");
+    std::lock_guard lock(write_mu);
+    auto res = store.Delete(keys, req.dry_run());
+    if (!res.ok()) return ToGrpc(res.status());
+    if (!req.dry_run() && res->changed()) hub.Publish(res->revision, res->upserted, res->deleted);
+    resp.set_revision(res->revision);
+    for (const auto& c : res->changes) ToProto(c, resp.add_changes());
+    if (!req.dry_run()) spdlog::info("delete: {} resources, revision {}", res->deleted.size(), res->revision);
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DoGet(const v1::GetRequest& req, v1::GetResponse& resp) {
+    auto kind = ResolveKind(req.kind());
+    if (!kind.ok()) return ToGrpc(kind.status());
+    std::vector<config::Resource> found;
+    if (!req.name().empty()) {
+      config::ResourceKey key{*kind, Namespace(*kind, req.namespace_()), req.name()};
+      auto r = store.Get(key);
+      if (!r) return grpc::Status(grpc::StatusCode::NOT_FOUND, key.ToString() + " not found");
+      found.push_back(std::move(*r));
+    } else {
+      found = store.List(*kind, req.namespace_());
+    }
+    for (const auto& r : found) {
+      auto* out = resp.add_resources();
+      out->set_api_version(r.api_version);
+      out->set_kind(r.key.kind);
+      out->set_namespace_(r.key.ns);
+      out->set_name(r.key.name);
+      out->set_resource_version(r.resource_version);
+      out->set_json(r.object.dump());
+      out->set_yaml(config::ToYaml(r.object));
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DoDiff(const v1::DiffRequest& req, v1::DiffResponse& resp) {
+    auto parsed = ParseFiles(req.files());
+    if (!parsed.ok()) return ToGrpc(parsed.status());
+    for (const auto& d : Warnings(*parsed)) ToProto(d, resp.add_warnings());
+    // The dry-run admission gives the objects as they would be stored (VIPs).
+    auto res = store.Apply(*parsed, /*dry_run=*/true);
+    if (!res.ok()) return ToGrpc(res.status());
+    std::map<config::ResourceKey, const config::Resource*> would;
+    for (const auto& r : res->upserted) would[r.key] = &r;
+    for (const auto& c : res->changes) {
+      auto* d = resp.add_diffs();
+      ToProto(c.key, d->mutable_ref());
+      if (c.action == ChangeAction::kUnchanged) {
+        d->set_action("unchanged");
+        continue;
+      }
+      const std::string name = c.key.ToString();
+      const config::Resource* next = would.at(c.key);
+      std::string before, before_label = name + " (not stored)";
+      if (c.action == ChangeAction::kConfigured) {
+        auto stored = store.Get(c.key);
+        if (stored) {
+          before = config::ToYaml(stored->object);
+          before_label = name + " (stored, resourceVersion " + std::to_string(stored->resource_version) + ")";
+        }
+      }
+      d->set_action(c.action == ChangeAction::kCreated ? "create" : "update");
+      d->set_diff(UnifiedDiff(before, config::ToYaml(next->object), before_label, name + " (applied)"));
+    }
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DoStatus(const v1::StatusRequest&, v1::StatusResponse& resp) {
+    resp.set_revision(store.Revision());
+    for (const auto& n : nodes.All()) {
+      auto* out = resp.add_nodes();
+      out->set_node(n.node);
+      out->set_state(ToString(n.state()));
+      out->set_connected(n.connected);
+      out->set_last_sent_version(n.last_sent_version);
+      out->set_last_acked_version(n.last_acked_version);
+      out->set_last_nacked_version(n.last_nacked_version);
+      out->set_nack_reason(n.nack_reason);
+      out->set_agent_version(n.agent_version);
+      out->set_last_seen_unix_ms(n.last_seen_unix_ms);
+    }
+    return grpc::Status::OK;
+  }
+
+  // "" means "default" for namespaced kinds (kubectl), nothing for cluster-scoped ones.
+  static std::string Namespace(const std::string& kind, const std::string& ns) {
+    for (const auto& k : KnownKinds())
+      if (kind == k.kind && !k.namespaced) return "";
+    return ns.empty() ? "default" : ns;
+  }
+
+  Store& store;
+  ConfigHub& hub;
+  NodeRegistry& nodes;
+  std::mutex write_mu;
+};
+
+AdminService::AdminService(Store& store, ConfigHub& hub, NodeRegistry& nodes)
+    : impl_(std::make_unique<Impl>(store, hub, nodes)) {}
+AdminService::~AdminService() = default;
+grpc::Service* AdminService::service() { return impl_.get(); }
+
+}  // namespace weft::controller

@@ -1,0 +1,71 @@
+// ConfigDiscovery.Stream: the xDS-like push of compiled config to agents.
+//
+// Threading: gRPC's callback API. Each stream is a reactor (no thread of its
+// own); reactions run on gRPC's callback executor and never block. A push is
+// queued on the stream and written one message at a time (OnWriteDone starts
+// the next). Publish() runs on the caller's thread (the Admin handler that
+// committed the write).
+//
+// Consistency: `mu_` (shared_mutex) guards the compiler and its version. A
+// hello takes it shared to snapshot the compiler and register the stream; a
+// Publish takes it exclusively to update the compiler and queue the deltas.
+// So a stream either registered before a revision (and gets its delta) or
+// after it (and its snapshot includes it); it never misses one.
+//
+// Protocol per stream: hello -> snapshot (version = compiled store revision,
+// fresh nonce); each later revision -> the node's delta (only if non-empty),
+// new nonce. A stream with more than kMaxBacklog unsent pushes (a slow agent)
+// has them replaced by one snapshot. A newer stream for the same node
+// supersedes the older one (finished with ABORTED).
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <shared_mutex>
+#include <string>
+#include <vector>
+
+#include "controller/compiler.hpp"
+#include "controller/node_status.hpp"
+
+namespace grpc {
+class Service;
+}
+
+namespace weft::controller {
+
+class ConfigHub {
+ public:
+  static constexpr size_t kMaxBacklog = 16;
+
+  ConfigHub(NodeRegistry& nodes, CompilerOptions opts = {});
+  ~ConfigHub();
+  ConfigHub(const ConfigHub&) = delete;
+  ConfigHub& operator=(const ConfigHub&) = delete;
+
+  // Start-up: compile everything the store holds at `revision`.
+  void Reset(const std::vector<config::Resource>& all, uint64_t revision);
+  // After a committed write at `revision`: compile the change and push each
+  // connected node its delta.
+  void Publish(uint64_t revision, const std::vector<config::Resource>& upserted,
+               const std::vector<config::ResourceKey>& deleted);
+  uint64_t version() const;
+  size_t streams() const;
+
+  // The ConfigDiscovery service to register on a grpc::ServerBuilder.
+  grpc::Service* service();
+  // Finishes every stream with UNAVAILABLE and refuses new ones (shutdown).
+  void Shutdown();
+
+  class Session;  // one stream (defined in config_service.cc)
+
+ private:
+  friend class Session;
+  struct Impl;
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace weft::controller

@@ -1,0 +1,46 @@
+// weft-controller as a library: the store, the compiler hub, the Admin and
+// ConfigDiscovery services and the gRPC server, wired together. main.cc and
+// the in-process tests use this.
+#pragma once
+
+#include <memory>
+#include <string>
+
+#include "controller/node_status.hpp"
+#include "controller/store.hpp"
+#include "weft/status.hpp"
+
+namespace weft::controller {
+
+struct ServerOptions {
+  std::string data_dir;
+  std::string listen = "127.0.0.1:15012";            // "" = no TCP listener; port 0 picks one
+  std::string admin_socket = "/run/weft/controller.sock";  // "" = no unix socket
+  std::string service_cidr = "10.96.0.0/16";
+  std::string service_cidr_v6 = "fd00:96::/112";
+};
+
+class ControllerServer {
+ public:
+  // Opens the store, compiles it (Compiler::Reset), binds and starts serving.
+  static Result<std::unique_ptr<ControllerServer>> Start(const ServerOptions& opts);
+  ~ControllerServer();  // Shutdown()
+
+  int tcp_port() const;           // the bound TCP port (0 without --listen)
+  std::string tcp_target() const;  // "127.0.0.1:<port>" style, for Dial
+  Store& store();
+  NodeRegistry& nodes();
+  size_t streams() const;  // connected ConfigDiscovery streams
+  // Graceful: finishes every stream (UNAVAILABLE), waits up to 2 s for calls
+  // in flight, closes the store. Idempotent.
+  void Shutdown();
+  // Blocks until Shutdown() completed.
+  void Wait();
+
+ private:
+  struct Impl;
+  explicit ControllerServer(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace weft::controller

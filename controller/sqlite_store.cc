@@ -1,0 +1,296 @@
+#include "controller/sqlite_store.hpp"
+
+#include <fcntl.h>
+#include <sqlite3.h>
+#include <sys/file.h>
+#include <sys/stat.h>
+
+#include <cerrno>
+#include <filesystem>
+#include <mutex>
+#include <set>
+
+namespace weft::controller {
+namespace {
+
+const char* kSchema = R"sql(
+CREATE TABLE IF NOT EXISTS meta(
+  key TEXT PRIMARY KEY,
+  value INTEGER NOT NULL);
+CREATE TABLE IF NOT EXISTS resources(
+  kind TEXT NOT NULL,
+  namespace TEXT NOT NULL,
+  name TEXT NOT NULL,
+  api_version TEXT NOT NULL,
+  json TEXT NOT NULL,
+  resource_version INTEGER NOT NULL,
+  created_revision INTEGER NOT NULL,
+  updated_revision INTEGER NOT NULL,
+  PRIMARY KEY(kind, namespace, name));
+INSERT OR IGNORE INTO meta(key, value) VALUES('revision', 0);
+PRAGMA user_version = 1;
+)sql";
+
+// A prepared statement, finalized on scope exit.
+class Stmt {
+ public:
+  Stmt(sqlite3* db, const char* sql) : db_(db) { rc_ = sqlite3_prepare_v2(db, sql, -1, &st_, nullptr); }
+  ~Stmt() { sqlite3_finalize(st_); }
+  Stmt(const Stmt&) = delete;
+  Stmt& operator=(const Stmt&) = delete;
+  bool ok() const { return rc_ == SQLITE_OK; }
+  Stmt& Text(int i, const std::string& v) {
+    sqlite3_bind_text(st_, i, v.data(), static_cast<int>(v.size()), SQLITE_TRANSIENT);
+    return *this;
+  }
+  Stmt& Int(int i, uint64_t v) {
+    sqlite3_bind_int64(st_, i, static_cast<sqlite3_int64>(v));
+    return *this;
+  }
+  int Step() { return sqlite3_step(st_); }
+  // Runs a statement that returns no rows; resets it for reuse.
+  Status Run(const std::string& what) {
+    int rc = sqlite3_step(st_);
+    sqlite3_reset(st_);
+    sqlite3_clear_bindings(st_);
+    if (rc != SQLITE_DONE) return Status::Error(what + ": " + sqlite3_errmsg(db_), EIO);
+    return Status::Ok();
+  }
+  std::string ColText(int i) const {
+    auto p = reinterpret_cast<const char*>(sqlite3_column_text(st_, i));
+    return p ? std::string(p, sqlite3_column_bytes(st_, i)) : std::string();
+  }
+  uint64_t ColInt(int i) const { return static_cast<uint64_t>(sqlite3_column_int64(st_, i)); }
+
+ private:
+  sqlite3* db_;
+  sqlite3_stmt* st_ = nullptr;
+  int rc_;
+};
+
+// Rolls back unless committed.
+class Txn {
+ public:
+  explicit Txn(sqlite3* db) : db_(db) {}
+  ~Txn() {
+    if (open_) sqlite3_exec(db_, "ROLLBACK", nullptr, nullptr, nullptr);
+  }
+  Status Begin() {
+    if (sqlite3_exec(db_, "BEGIN IMMEDIATE", nullptr, nullptr, nullptr) != SQLITE_OK)
+      return Status::Error(std::string("begin transaction: ") + sqlite3_errmsg(db_), EIO);
+    open_ = true;
+    return Status::Ok();
+  }
+  Status Commit() {
+    if (sqlite3_exec(db_, "COMMIT", nullptr, nullptr, nullptr) != SQLITE_OK)
+      return Status::Error(std::string("commit: ") + sqlite3_errmsg(db_), EIO);
+    open_ = false;
+    return Status::Ok();
+  }
+
+ private:
+  sqlite3* db_;
+  bool open_ = false;
+};
+
+bool SameObject(const config::Resource& a, const config::Resource& b) {
+  return a.api_version == b.api_version && a.object == b.object;
+}
+
+}  // namespace
+
+const char* ToString(ChangeAction a) {
+  switch (a) {
+    case ChangeAction::kCreated: return "created";
+    case ChangeAction::kConfigured: return "configured";
+    case ChangeAction::kUnchanged: return "unchanged";
+    case ChangeAction::kDeleted: return "deleted";
+  }
+  return "unknown";
+}
+
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& data_dir, VipAllocator vips) {
+  std::error_code ec;
+  std::filesystem::create_directories(data_dir, ec);
+  if (ec) return Status::Error("create data dir " + data_dir + ": " + ec.message(), EIO);
+  std::unique_ptr<SqliteStore> s(new SqliteStore(std::move(vips)));
+  const std::string lock_path = data_dir + "/weft.lock";
+  s->lock_fd_.reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
+  if (!s->lock_fd_) return Status::Errno("open " + lock_path, errno);
+  if (::flock(s->lock_fd_.get(), LOCK_EX | LOCK_NB) != 0)
+    return Status::Error("lock " + lock_path + ": another weft-controller uses data dir " + data_dir, EBUSY);
+  s->path_ = data_dir + "/weft.db";
+  if (sqlite3_open_v2(s->path_.c_str(), &s->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
+                      nullptr) != SQLITE_OK)
+    return Status::Error("open " + s->path_ + ": " + (s->db_ ? sqlite3_errmsg(s->db_) : "out of memory"), EIO);
+  sqlite3_busy_timeout(s->db_, 5000);
+  WEFT_RETURN_IF_ERROR(s->Exec("PRAGMA journal_mode=WAL"));
+  WEFT_RETURN_IF_ERROR(s->Exec("PRAGMA synchronous=FULL"));
+  WEFT_RETURN_IF_ERROR(s->Exec(kSchema));
+  WEFT_RETURN_IF_ERROR(s->Load());
+  return s;
+}
+
+SqliteStore::~SqliteStore() {
+  if (db_) sqlite3_close_v2(db_);
+}
+
+Status SqliteStore::Exec(const char* sql) {
+  char* err = nullptr;
+  if (sqlite3_exec(db_, sql, nullptr, nullptr, &err) != SQLITE_OK) {
+    std::string msg = err ? err : sqlite3_errmsg(db_);
+    sqlite3_free(err);
+    return Status::Error(path_ + ": " + msg, EIO);
+  }
+  return Status::Ok();
+}
+
+Status SqliteStore::Load() {
+  std::unique_lock lock(mu_);
+  {
+    Stmt q(db_, "SELECT value FROM meta WHERE key = 'revision'");
+    if (!q.ok() || q.Step() != SQLITE_ROW) return Status::Error(path_ + ": read revision: " + sqlite3_errmsg(db_), EIO);
+    revision_ = q.ColInt(0);
+  }
+  Stmt q(db_, "SELECT kind, namespace, name, api_version, json, resource_version FROM resources");
+  if (!q.ok()) return Status::Error(path_ + ": read resources: " + sqlite3_errmsg(db_), EIO);
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) {
+    config::Resource r;
+    r.key = {q.ColText(0), q.ColText(1), q.ColText(2)};
+    r.api_version = q.ColText(3);
+    r.object = nlohmann::json::parse(q.ColText(4), nullptr, /*allow_exceptions=*/false);
+    if (r.object.is_discarded())
+      return Status::Error(path_ + ": " + r.key.ToString() + ": stored JSON does not parse", EIO);
+    r.resource_version = q.ColInt(5);
+    IndexServiceVips(r, vip_index_);
+    objects_.emplace(r.key, std::move(r));
+  }
+  if (rc != SQLITE_DONE) return Status::Error(path_ + ": read resources: " + sqlite3_errmsg(db_), EIO);
+  return Status::Ok();
+}
+
+Result<WriteResult> SqliteStore::Apply(const std::vector<config::Resource>& resources, bool dry_run) {
+  std::unique_lock lock(mu_);
+  WriteResult out;
+  out.revision = revision_;
+  std::set<config::ResourceKey> seen;
+  VipIndex index = vip_index_;
+  const uint64_t next = revision_ + 1;
+  std::vector<std::pair<config::Resource, bool /*created*/>> writes;
+  for (const auto& in : resources) {
+    if (!seen.insert(in.key).second)
+      return Status::Error(in.key.ToString() + ": appears more than once in one apply", EINVAL);
+    config::Resource r = in;
+    auto it = objects_.find(r.key);
+    const config::Resource* prior = it == objects_.end() ? nullptr : &it->second;
+    if (r.key.kind == "Service") {
+      if (prior) IndexServiceVips(*prior, index, /*remove=*/true);
+      WEFT_RETURN_IF_ERROR(vips_.Assign(r, prior, index));
+    }
+    Change c{r.key, ChangeAction::kCreated, 0};
+    if (prior && SameObject(*prior, r)) {
+      c.action = ChangeAction::kUnchanged;
+      c.resource_version = prior->resource_version;
+    } else {
+      c.action = prior ? ChangeAction::kConfigured : ChangeAction::kCreated;
+      c.resource_version = dry_run ? 0 : next;
+      r.resource_version = next;
+      writes.emplace_back(std::move(r), prior == nullptr);
+    }
+    out.changes.push_back(std::move(c));
+  }
+  if (dry_run) {
+    for (auto& [r, created] : writes) {
+      r.resource_version = 0;
+      out.upserted.push_back(std::move(r));
+    }
+    return out;
+  }
+  if (writes.empty()) return out;
+
+  Txn txn(db_);
+  WEFT_RETURN_IF_ERROR(txn.Begin());
+  Stmt up(db_,
+          "INSERT INTO resources(kind, namespace, name, api_version, json, resource_version, created_revision, "
+          "updated_revision) VALUES(?1, ?2, ?3, ?4, ?5, ?6, ?6, ?6) "
+          "ON CONFLICT(kind, namespace, name) DO UPDATE SET api_version = ?4, json = ?5, resource_version = ?6, "
+          "updated_revision = ?6");
+  Stmt rev(db_, "UPDATE meta SET value = ?1 WHERE key = 'revision'");
+  if (!up.ok() || !rev.ok()) return Status::Error(path_ + ": prepare apply: " + sqlite3_errmsg(db_), EIO);
+  for (const auto& [r, created] : writes) {
+    WEFT_RETURN_IF_ERROR(up.Text(1, r.key.kind).Text(2, r.key.ns).Text(3, r.key.name).Text(4, r.api_version)
+                             .Text(5, r.object.dump()).Int(6, next)
+                             .Run(path_ + ": write " + r.key.ToString()));
+  }
+  WEFT_RETURN_IF_ERROR(rev.Int(1, next).Run(path_ + ": write revision"));
+  WEFT_RETURN_IF_ERROR(txn.Commit());
+
+  revision_ = next;
+  out.revision = next;
+  vip_index_ = std::move(index);
+  for (auto& [r, created] : writes) {
+    objects_[r.key] = r;
+    out.upserted.push_back(std::move(r));
+  }
+  return out;
+}
+
+Result<WriteResult> SqliteStore::Delete(const std::vector<config::ResourceKey>& keys, bool dry_run) {
+  std::unique_lock lock(mu_);
+  WriteResult out;
+  out.revision = revision_;
+  std::set<config::ResourceKey> seen;
+  const uint64_t next = revision_ + 1;
+  for (const auto& k : keys) {
+    auto it = objects_.find(k);
+    if (it == objects_.end()) return Status::Error(k.ToString() + " not found", ENOENT);
+    if (!seen.insert(k).second) continue;
+    out.changes.push_back({k, ChangeAction::kDeleted, it->second.resource_version});
+    out.deleted.push_back(k);
+  }
+  if (dry_run || out.deleted.empty()) return out;
+
+  Txn txn(db_);
+  WEFT_RETURN_IF_ERROR(txn.Begin());
+  Stmt del(db_, "DELETE FROM resources WHERE kind = ?1 AND namespace = ?2 AND name = ?3");
+  Stmt rev(db_, "UPDATE meta SET value = ?1 WHERE key = 'revision'");
+  if (!del.ok() || !rev.ok()) return Status::Error(path_ + ": prepare delete: " + sqlite3_errmsg(db_), EIO);
+  for (const auto& k : out.deleted)
+    WEFT_RETURN_IF_ERROR(del.Text(1, k.kind).Text(2, k.ns).Text(3, k.name).Run(path_ + ": delete " + k.ToString()));
+  WEFT_RETURN_IF_ERROR(rev.Int(1, next).Run(path_ + ": write revision"));
+  WEFT_RETURN_IF_ERROR(txn.Commit());
+
+  revision_ = next;
+  out.revision = next;
+  for (const auto& k : out.deleted) {
+    auto it = objects_.find(k);
+    IndexServiceVips(it->second, vip_index_, /*remove=*/true);
+    objects_.erase(it);
+  }
+  return out;
+}
+
+std::optional<config::Resource> SqliteStore::Get(const config::ResourceKey& key) const {
+  std::shared_lock lock(mu_);
+  auto it = objects_.find(key);
+  if (it == objects_.end()) return std::nullopt;
+  return it->second;
+}
+
+std::vector<config::Resource> SqliteStore::List(const std::string& kind, const std::string& ns) const {
+  std::shared_lock lock(mu_);
+  std::vector<config::Resource> out;
+  for (const auto& [k, r] : objects_)
+    if ((kind.empty() || k.kind == kind) && (ns.empty() || k.ns == ns)) out.push_back(r);
+  return out;
+}
+
+uint64_t SqliteStore::Revision() const {
+  std::shared_lock lock(mu_);
+  return revision_;
+}
+
+std::vector<config::Resource> SqliteStore::LoadAll() const { return List("", ""); }
+
+}  // namespace weft::controller

@@ -1,0 +1,450 @@
+// End-to-end tests of the real weft-agent binary in controller mode
+// (--controller): an in-process fake weft.v1.ConfigDiscovery server scripts
+// snapshots and deltas and records the agent's hello and ACK/NACKs; the maps
+// are read back through their pins (see agent_fixture.hpp for the cgroup, pins
+// and cleanup). The real controller is not involved.
+#include <grpcpp/grpcpp.h>
+
+#include <condition_variable>
+#include <deque>
+#include <mutex>
+
+#include "tests/agent/agent_fixture.hpp"
+#include "weft/transport.hpp"
+#include "weft/v1/config.grpc.pb.h"
+#include "weft/v1/config.pb.h"
+
+namespace weft {
+namespace {
+
+// ---- message builders ----
+
+std::string V4(const std::string& text) {
+  in_addr a{};
+  EXPECT_EQ(inet_pton(AF_INET, text.c_str(), &a), 1) << text;
+  return std::string(reinterpret_cast<const char*>(&a), 4);
+}
+
+// One TCP port, one backend per address (weight 1) on `port`.
+v1::Service Svc(const std::string& name, const std::string& vip, uint32_t port,
+                const std::vector<std::string>& backends) {
+  v1::Service s;
+  s.set_namespace_("default");
+  s.set_name(name);
+  s.set_hostname(name + ".default.svc.cluster.local");
+  auto* p = s.add_ports();
+  p->set_vip(V4(vip));
+  p->set_port(port);
+  p->set_protocol(v1::TCP);
+  p->set_name("tcp");
+  for (const auto& b : backends) {
+    auto* be = p->add_backends();
+    be->set_address(V4(b));
+    be->set_port(port);
+    be->set_weight(1);
+    be->set_workload("default/" + name + "-" + b);
+  }
+  return s;
+}
+
+v1::ControllerMessage Snapshot(uint64_t version, const std::string& nonce, const std::vector<v1::Service>& svcs) {
+  v1::ControllerMessage m;
+  m.set_version(version);
+  m.set_nonce(nonce);
+  auto* snap = m.mutable_snapshot();
+  for (const auto& s : svcs) *snap->add_services() = s;
+  return m;
+}
+
+v1::ControllerMessage Delta(uint64_t version, const std::string& nonce, const std::vector<v1::Service>& upserts,
+                            const std::vector<std::string>& removes = {}) {
+  v1::ControllerMessage m;
+  m.set_version(version);
+  m.set_nonce(nonce);
+  auto* d = m.mutable_delta();
+  for (const auto& s : upserts) *d->add_upserted_services() = s;
+  for (const auto& r : removes) d->add_removed_services(r);
+  return m;
+}
+
+const v1::Service kEcho = Svc("echo", "10.96.2.1", 7, {"10.1.0.1"});
+const v1::Service kWeb = Svc("web", "10.96.2.2", 80, {"10.1.0.2", "10.1.0.3"});
+const v1::Service kDb = Svc("db", "10.96.2.3", 5432, {"10.1.0.4"});
+const v1::Service kCache = Svc("cache", "10.96.2.4", 6379, {"10.1.0.5"});
+
+// ---- the fake controller ----
+
+class FakeController final : public v1::ConfigDiscovery::Service {
+ public:
+  // Sent right after each hello, like the real controller's snapshot.
+  void SetSnapshot(v1::ControllerMessage m) {
+    std::lock_guard lk(mu_);
+    snapshot_ = std::move(m);
+  }
+
+  // Queued for the live stream (or the next one).
+  void Push(v1::ControllerMessage m) {
+    std::lock_guard lk(mu_);
+    outbox_.push_back(std::move(m));
+    cv_.notify_all();
+  }
+
+  void BeginShutdown() {
+    std::lock_guard lk(mu_);
+    shutting_down_ = true;
+    cv_.notify_all();
+  }
+
+  std::vector<v1::NodeHello> hellos() {
+    std::lock_guard lk(mu_);
+    return hellos_;
+  }
+
+  // Waits up to `limit` for a reply matching `pred` (ACK or NACK) received
+  // since the reply with index `from`; returns it.
+  std::optional<v1::AgentMessage> WaitReply(const std::function<bool(const v1::AgentMessage&)>& pred,
+                                            std::chrono::milliseconds limit = 10s) {
+    std::unique_lock lk(mu_);
+    std::optional<v1::AgentMessage> found;
+    cv_.wait_for(lk, limit, [&] {
+      for (const auto& r : replies_)
+        if (pred(r)) {
+          found = r;
+          return true;
+        }
+      return false;
+    });
+    return found;
+  }
+
+  std::optional<v1::AgentMessage> WaitAck(uint64_t version, const std::string& nonce,
+                                          std::chrono::milliseconds limit = 10s) {
+    return WaitReply(
+        [&](const v1::AgentMessage& m) {
+          return (m.has_ack() && m.ack().version() == version && m.ack().nonce() == nonce) ||
+                 (m.has_nack() && m.nack().version() == version && m.nack().nonce() == nonce);
+        },
+        limit);
+  }
+
+  grpc::Status Stream(grpc::ServerContext* ctx,
+                      grpc::ServerReaderWriter<v1::ControllerMessage, v1::AgentMessage>* rw) override {
+    v1::AgentMessage first;
+    if (!rw->Read(&first) || !first.has_hello())
+      return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "expected a hello first");
+    std::optional<v1::ControllerMessage> snap;
+    {
+      std::lock_guard lk(mu_);
+      hellos_.push_back(first.hello());
+      snap = snapshot_;
+    }
+    if (snap) rw->Write(*snap);
+    bool reader_done = false;
+    std::thread reader([&] {
+      v1::AgentMessage m;
+      while (rw->Read(&m)) {
+        std::lock_guard lk(mu_);
+        replies_.push_back(m);
+        cv_.notify_all();
+      }
+      std::lock_guard lk(mu_);
+      reader_done = true;
+      cv_.notify_all();
+    });
+    std::unique_lock lk(mu_);
+    for (;;) {
+      cv_.wait_for(lk, 50ms, [&] { return !outbox_.empty() || reader_done || shutting_down_; });
+      if (reader_done || shutting_down_ || ctx->IsCancelled()) break;
+      while (!outbox_.empty()) {
+        v1::ControllerMessage m = std::move(outbox_.front());
+        outbox_.pop_front();
+        lk.unlock();
+        rw->Write(m);
+        lk.lock();
+      }
+    }
+    lk.unlock();
+    ctx->TryCancel();  // ends the reader's Read
+    reader.join();
+    return grpc::Status::OK;
+  }
+
+ private:
+  std::mutex mu_;
+  std::condition_variable cv_;
+  std::optional<v1::ControllerMessage> snapshot_;
+  std::deque<v1::ControllerMessage> outbox_;
+  std::vector<v1::NodeHello> hellos_;
+  std::vector<v1::AgentMessage> replies_;
+  bool shutting_down_ = false;
+};
+
+// A gRPC server for FakeController on 127.0.0.1:port; Kill() and Start() again
+// on the same port simulate a controller restart.
+class FakeServer {
+ public:
+  FakeServer(FakeController& svc, uint16_t port) : svc_(svc), port_(port) {}
+  ~FakeServer() { Kill(); }
+  bool Start() {
+    grpc::ServerBuilder b;
+    b.AddListeningPort("127.0.0.1:" + std::to_string(port_), transport::ServerCredentials());
+    b.RegisterService(&svc_);
+    server_ = b.BuildAndStart();
+    return server_ != nullptr;
+  }
+  void Kill() {
+    if (!server_) return;
+    svc_.BeginShutdown();
+    server_->Shutdown(std::chrono::system_clock::now() + 200ms);
+    server_->Wait();
+    server_.reset();
+  }
+  std::string address() const { return "127.0.0.1:" + std::to_string(port_); }
+
+ private:
+  FakeController& svc_;
+  uint16_t port_;
+  std::unique_ptr<grpc::Server> server_;
+};
+
+class ControllerTest : public AgentTest {
+ protected:
+  void SetUp() override {
+    AgentTest::SetUp();
+    if (IsSkipped() || HasFatalFailure()) return;
+    svc_ = std::make_unique<FakeController>();
+    ctl_port_ = FreePort();
+    server_ = std::make_unique<FakeServer>(*svc_, ctl_port_);
+    ASSERT_TRUE(server_->Start()) << "fake controller on " << server_->address();
+    source_args_ = {"--controller", server_->address()};
+  }
+  void TearDown() override {
+    KillAgent(SIGKILL);  // before the server: no reconnect noise in the log
+    server_.reset();
+    svc_.reset();
+    AgentTest::TearDown();
+  }
+
+  std::set<std::string> Services() { return PinnedServices(MapPin(WEFT_MAP_SERVICES)); }
+  std::vector<uint32_t> MapIds() {
+    std::vector<uint32_t> ids;
+    for (auto* m : kMaps) ids.push_back(IdOfPinned(MapPin(m), false));
+    return ids;
+  }
+  std::vector<uint32_t> LinkIds() {
+    std::vector<uint32_t> ids;
+    for (auto* p : kPrograms) ids.push_back(IdOfPinned(LinkPin(p), true));
+    return ids;
+  }
+
+  uint16_t ctl_port_ = 0;
+  std::unique_ptr<FakeController> svc_;
+  std::unique_ptr<FakeServer> server_;
+};
+
+// (a) Snapshot -> maps programmed -> ACK with its version and nonce. The hello
+// names the node, the version and the kernel's capabilities.
+TEST_F(ControllerTest, SnapshotProgramsMapsAndAcks) {
+  svc_->SetSnapshot(Snapshot(7, "n-7", {kEcho, kWeb}));
+  StartAgent();
+  auto ack = svc_->WaitAck(7, "n-7");
+  ASSERT_TRUE(ack) << "no reply to version 7";
+  EXPECT_TRUE(ack->has_ack()) << ack->DebugString();
+  EXPECT_EQ(Services(), (std::set<std::string>{"10.96.2.1:7", "10.96.2.2:80"}));
+  EXPECT_EQ(CountEntries(MapPin(WEFT_MAP_BACKENDS), sizeof(uint32_t)), 3u);
+  EXPECT_EQ(AttachedPrograms(cgroup_), std::size(kPrograms));
+
+  auto hellos = svc_->hellos();
+  ASSERT_EQ(hellos.size(), 1u);
+  EXPECT_EQ(hellos[0].node(), kNode);
+  EXPECT_EQ(hellos[0].agent_version(), WEFT_AGENT_VERSION);
+  EXPECT_EQ(hellos[0].applied_version(), 0u);
+  EXPECT_FALSE(hellos[0].capabilities().kernel_release().empty());
+  EXPECT_TRUE(hellos[0].capabilities().bpf_link());
+  EXPECT_TRUE(hellos[0].capabilities().sk_storage());  // the object loaded with an SK_STORAGE map
+
+  EXPECT_TRUE(WaitFor([&] { return Metric("weft_controller_connected") == 1; }));
+  EXPECT_EQ(Metric("weft_config_version"), 7);
+  EXPECT_EQ(Metric("weft_config_nacks_total"), 0);
+  EXPECT_EQ(Metric("weft_map_entries{map=\"weft_services\"}"), 2);
+  EXPECT_EQ(Metric(
+                "weft_service_connections_total{service=\"default/web\",vip=\"10.96.2.2\",port=\"80\",proto=\"tcp\"}"),
+            0);
+
+  // SIGTERM with the stream up: the stream is cancelled, exit 0, data plane stays.
+  EXPECT_EQ(KillAgent(SIGTERM), 0);
+  EXPECT_EQ(AttachedPrograms(cgroup_), std::size(kPrograms));
+  EXPECT_EQ(Services().size(), 2u);
+}
+
+// (b) Deltas add and remove services; the maps follow; each is ACKed.
+TEST_F(ControllerTest, DeltaAddsAndRemovesServices) {
+  svc_->SetSnapshot(Snapshot(1, "a", {kEcho, kWeb}));
+  StartAgent();
+  ASSERT_TRUE(svc_->WaitAck(1, "a"));
+
+  svc_->Push(Delta(2, "b", {kDb}, {"default/web"}));
+  auto r = svc_->WaitAck(2, "b");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->has_ack()) << r->DebugString();
+  EXPECT_EQ(Services(), (std::set<std::string>{"10.96.2.1:7", "10.96.2.3:5432"}));
+  EXPECT_EQ(CountEntries(MapPin(WEFT_MAP_BACKENDS), sizeof(uint32_t)), 2u);
+
+  // An upsert replaces the whole service: web comes back with one backend.
+  svc_->Push(Delta(3, "c", {Svc("web", "10.96.2.2", 80, {"10.1.0.9"})}));
+  r = svc_->WaitAck(3, "c");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->has_ack()) << r->DebugString();
+  EXPECT_EQ(Services().size(), 3u);
+  EXPECT_EQ(CountEntries(MapPin(WEFT_MAP_BACKENDS), sizeof(uint32_t)), 3u);
+  EXPECT_EQ(Metric("weft_config_version"), 3);
+}
+
+// (c) A push over --max-services is NACKed with a message naming the limit;
+// the maps are unchanged; the next delta applies on top of the last good
+// config (not of the rejected one).
+TEST_F(ControllerTest, OverCapacityIsNackedAndLastGoodKept) {
+  extra_args_ = {"--max-services", "4"};  // ids 1..3: three services fit
+  svc_->SetSnapshot(Snapshot(1, "a", {kEcho, kWeb}));
+  StartAgent();
+  ASSERT_TRUE(svc_->WaitAck(1, "a"));
+  auto before = Services();
+  auto writes = Metric("weft_reconcile_map_writes_total");
+
+  svc_->Push(Delta(2, "b", {kDb, kCache}));  // four services
+  auto r = svc_->WaitAck(2, "b");
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(r->has_nack()) << r->DebugString();
+  EXPECT_NE(r->nack().error().find("service ids exhausted: more than 3 services"), std::string::npos)
+      << r->nack().error();
+  EXPECT_EQ(Services(), before);
+  EXPECT_EQ(Metric("weft_reconcile_map_writes_total"), writes);  // nothing written, the rollback wrote nothing
+  EXPECT_EQ(Metric("weft_config_nacks_total"), 1);
+  EXPECT_EQ(Metric("weft_config_version"), 1);
+  EXPECT_EQ(HttpGet(port_, "/healthz").code, 200);
+
+  // On top of version 1 this makes three services (on top of the NACKed 2 it
+  // would be five, and be NACKed again).
+  svc_->Push(Delta(3, "c", {kDb}));
+  r = svc_->WaitAck(3, "c");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->has_ack()) << r->DebugString();
+  EXPECT_EQ(Services(), (std::set<std::string>{"10.96.2.1:7", "10.96.2.2:80", "10.96.2.3:5432"}));
+  EXPECT_EQ(Metric("weft_config_version"), 3);
+  EXPECT_EQ(Metric("weft_config_nacks_total"), 1);
+}
+
+// An unusable push (a 5-byte VIP) is NACKed before any map write.
+TEST_F(ControllerTest, InvalidPushIsNacked) {
+  svc_->SetSnapshot(Snapshot(1, "a", {kEcho}));
+  StartAgent();
+  ASSERT_TRUE(svc_->WaitAck(1, "a"));
+  v1::Service bad = kWeb;
+  bad.mutable_ports(0)->set_vip(std::string("\x0a\x60\x02\x02\x00", 5));
+  svc_->Push(Delta(2, "b", {bad}));
+  auto r = svc_->WaitAck(2, "b");
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(r->has_nack()) << r->DebugString();
+  EXPECT_NE(r->nack().error().find("service default/web port tcp: vip has 5 bytes"), std::string::npos)
+      << r->nack().error();
+  EXPECT_EQ(Services(), (std::set<std::string>{"10.96.2.1:7"}));
+}
+
+// (d) The controller goes away: the maps stay as they are; the agent
+// reconnects with backoff when it returns on the same port and re-applies the
+// snapshot with zero map writes, then ACKs.
+TEST_F(ControllerTest, ControllerRestartResyncsWithoutMapWrites) {
+  svc_->SetSnapshot(Snapshot(5, "a", {kEcho, kWeb}));
+  StartAgent();
+  ASSERT_TRUE(svc_->WaitAck(5, "a"));
+  ASSERT_TRUE(WaitFor([&] { return Metric("weft_controller_connected") == 1; }));
+  auto services = Services();
+  auto map_ids = MapIds();
+  double writes = Metric("weft_reconcile_map_writes_total");
+  double reconciles = Metric("weft_reconcile_total");
+  EXPECT_GT(writes, 0);
+
+  server_->Kill();
+  ASSERT_TRUE(WaitFor([&] { return Metric("weft_controller_connected") == 0; }));
+  std::this_thread::sleep_for(1500ms);  // several reconnect attempts fail meanwhile
+  EXPECT_EQ(Services(), services);      // never cleared while disconnected
+  EXPECT_EQ(AttachedPrograms(cgroup_), std::size(kPrograms));
+  EXPECT_EQ(HttpGet(port_, "/healthz").code, 200);
+
+  svc_ = std::make_unique<FakeController>();  // a fresh controller process
+  svc_->SetSnapshot(Snapshot(5, "b", {kEcho, kWeb}));
+  server_ = std::make_unique<FakeServer>(*svc_, ctl_port_);  // the same port
+  ASSERT_TRUE(server_->Start());
+  auto r = svc_->WaitAck(5, "b", 20s);
+  ASSERT_TRUE(r) << "no ACK after the controller came back";
+  EXPECT_TRUE(r->has_ack()) << r->DebugString();
+  ASSERT_EQ(svc_->hellos().size(), 1u);
+  EXPECT_EQ(svc_->hellos()[0].applied_version(), 5u);
+
+  EXPECT_TRUE(WaitFor([&] { return Metric("weft_controller_connected") == 1; }));
+  EXPECT_EQ(Metric("weft_reconcile_total"), reconciles + 1);
+  EXPECT_EQ(Metric("weft_reconcile_map_writes_total"), writes);  // no flapping
+  EXPECT_EQ(Metric("weft_reconcile_last_map_writes"), 0);
+  EXPECT_EQ(Services(), services);
+  EXPECT_EQ(MapIds(), map_ids);
+  EXPECT_NE(ReadFile(log_).find("reconnecting with backoff"), std::string::npos);
+}
+
+// (e) kill -9 the agent, restart it with --controller: it adopts the pinned
+// maps and links (same ids, programs never left the cgroup), resyncs from the
+// snapshot with zero writes, and follows later deltas.
+TEST_F(ControllerTest, KillNineRestartAdoptsAndResyncs) {
+  svc_->SetSnapshot(Snapshot(3, "a", {kEcho, kWeb}));
+  StartAgent();
+  ASSERT_TRUE(svc_->WaitAck(3, "a"));
+  auto link_ids = LinkIds();
+  auto map_ids = MapIds();
+
+  EXPECT_EQ(KillAgent(SIGKILL), 128 + SIGKILL);
+  EXPECT_EQ(AttachedPrograms(cgroup_), std::size(kPrograms));
+  EXPECT_EQ(Services().size(), 2u);
+
+  svc_->SetSnapshot(Snapshot(3, "b", {kEcho, kWeb}));
+  StartAgent();
+  auto r = svc_->WaitAck(3, "b");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->has_ack()) << r->DebugString();
+  EXPECT_EQ(LinkIds(), link_ids);
+  EXPECT_EQ(MapIds(), map_ids);
+  EXPECT_EQ(AttachedPrograms(cgroup_), std::size(kPrograms));
+  EXPECT_EQ(Metric("weft_reconcile_map_writes_total"), 0);  // adopted state == snapshot
+  EXPECT_NE(ReadFile(log_).find("adopted, program replaced"), std::string::npos);
+  auto hellos = svc_->hellos();
+  ASSERT_EQ(hellos.size(), 2u);
+  EXPECT_EQ(hellos[1].applied_version(), 0u);  // a new process knows no version
+
+  svc_->Push(Delta(4, "c", {kDb}));
+  r = svc_->WaitAck(4, "c");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->has_ack()) << r->DebugString();
+  EXPECT_EQ(Services().size(), 3u);
+}
+
+// The CLI: exactly one of --config / --controller, and a valid address.
+TEST(ControllerCli, SourceFlagsAreChecked) {
+  if (!fs::exists(WEFT_AGENT_BIN)) GTEST_SKIP() << "no agent binary";
+  std::string out;
+  auto rc = sys::RunCommand({WEFT_AGENT_BIN, "run", "--node", "x", "--cgroup", "/nonexistent"}, &out);
+  ASSERT_TRUE(rc.ok());
+  EXPECT_NE(*rc, 0);
+  EXPECT_NE(out.find("exactly one of --config FILE or --controller ADDR"), std::string::npos) << out;
+  rc = sys::RunCommand({WEFT_AGENT_BIN, "run", "--node", "x", "--cgroup", "/nonexistent", "--config", "/tmp/x.yaml",
+                        "--controller", "127.0.0.1:1"},
+                       &out);
+  ASSERT_TRUE(rc.ok());
+  EXPECT_NE(*rc, 0);
+  EXPECT_NE(out.find("excludes"), std::string::npos) << out;
+  rc = sys::RunCommand({WEFT_AGENT_BIN, "run", "--node", "x", "--cgroup", "/nonexistent", "--controller", "nohost"},
+                       &out);
+  ASSERT_TRUE(rc.ok());
+  EXPECT_EQ(*rc, 2);
+  EXPECT_NE(out.find("expected host:port or unix:/path"), std::string::npos) << out;
+}
+
+}  // namespace
+}  // namespace weft

@@ -1,0 +1,549 @@
+// weft-controller in process: Admin over gRPC (real parser), the
+// ConfigDiscovery stream protocol (real compiler), a 1,000-agent fan-out and
+// a restart on the same data dir.
+#include <google/protobuf/util/message_differencer.h>
+#include <grpcpp/grpcpp.h>
+#include <gtest/gtest.h>
+#include <spdlog/spdlog.h>
+
+#include <chrono>
+#include <condition_variable>
+#include <functional>
+#include <mutex>
+#include <sstream>
+#include <thread>
+
+#include "controller/server.hpp"
+#include "test_util.hpp"
+#include "weft/transport.hpp"
+#include "weft/v1/admin.grpc.pb.h"
+#include "weft/v1/config.grpc.pb.h"
+
+namespace weft::controller {
+namespace {
+
+using namespace std::chrono_literals;
+using testing::TempDir;
+namespace v1 = weft::v1;
+
+std::string ServiceYaml(const std::string& name, int port = 9080, const std::string& extra_spec = "") {
+  return "apiVersion: v1\nkind: Service\nmetadata:\n  name: " + name +
+         "\n  namespace: default\nspec:\n  selector:\n    app: " + name + "\n  ports:\n  - name: http\n    port: " +
+         std::to_string(port) + "\n" + extra_spec;
+}
+
+// Polls `pred` until true or ~20 s.
+bool Eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 20s) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(5ms);
+  }
+  return pred();
+}
+
+class ControllerTest : public ::testing::Test {
+ protected:
+  void SetUp() override { spdlog::set_level(spdlog::level::warn); }
+  void Start() {
+    ServerOptions o;
+    o.data_dir = dir_.path() + "/data";
+    o.listen = "127.0.0.1:0";
+    o.admin_socket = dir_.path() + "/run/controller.sock";
+    auto s = ControllerServer::Start(o);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    server_ = std::move(*s);
+    auto ch = transport::Dial(server_->tcp_target());
+    ASSERT_TRUE(ch.ok());
+    channel_ = *ch;
+    admin_ = v1::Admin::NewStub(channel_);
+    config_ = v1::ConfigDiscovery::NewStub(channel_);
+  }
+  void TearDown() override {
+    if (server_) server_->Shutdown();
+  }
+
+  grpc::Status Apply(const std::string& yaml, v1::ApplyResponse* resp = nullptr, bool dry_run = false,
+                     const std::string& file = "test.yaml") {
+    v1::ApplyRequest req;
+    auto* f = req.add_files();
+    f->set_name(file);
+    f->set_content(yaml);
+    req.set_dry_run(dry_run);
+    v1::ApplyResponse local;
+    grpc::ClientContext ctx;
+    ctx.set_deadline(std::chrono::system_clock::now() + 30s);
+    return admin_->Apply(&ctx, req, resp ? resp : &local);
+  }
+  v1::StatusResponse Status() {
+    v1::StatusResponse resp;
+    grpc::ClientContext ctx;
+    EXPECT_TRUE(admin_->Status(&ctx, v1::StatusRequest(), &resp).ok());
+    return resp;
+  }
+  std::optional<v1::NodeStatus> Node(const std::string& name) {
+    const auto st = Status();
+    for (const auto& n : st.nodes())
+      if (n.node() == name) return n;
+    return std::nullopt;
+  }
+
+  TempDir dir_;
+  std::unique_ptr<ControllerServer> server_;
+  std::shared_ptr<grpc::Channel> channel_;
+  std::unique_ptr<v1::Admin::Stub> admin_;
+  std::unique_ptr<v1::ConfigDiscovery::Stub> config_;
+};
+
+// A synchronous fake agent: one stream, blocking reads with a deadline.
+class SyncAgent {
+ public:
+  SyncAgent(v1::ConfigDiscovery::Stub& stub, const std::string& node) {
+    ctx_.set_deadline(std::chrono::system_clock::now() + 60s);
+    stream_ = stub.Stream(&ctx_);
+    v1::AgentMessage m;
+    m.mutable_hello()->set_node(node);
+    m.mutable_hello()->set_agent_version("test-0.1");
+    stream_->Write(m);
+  }
+  v1::ControllerMessage Read() {
+    v1::ControllerMessage m;
+    EXPECT_TRUE(stream_->Read(&m));
+    return m;
+  }
+  void Ack(const v1::ControllerMessage& m) {
+    v1::AgentMessage a;
+    a.mutable_ack()->set_version(m.version());
+    a.mutable_ack()->set_nonce(m.nonce());
+    stream_->Write(a);
+  }
+  void Nack(const v1::ControllerMessage& m, const std::string& error) {
+    v1::AgentMessage a;
+    a.mutable_nack()->set_version(m.version());
+    a.mutable_nack()->set_nonce(m.nonce());
+    a.mutable_nack()->set_error(error);
+    stream_->Write(a);
+  }
+  grpc::Status Close() {
+    stream_->WritesDone();
+    return stream_->Finish();
+  }
+
+ private:
+  grpc::ClientContext ctx_;
+  std::unique_ptr<grpc::ClientReaderWriter<v1::AgentMessage, v1::ControllerMessage>> stream_;
+};
+
+// A line of a unified diff starting with `sign` that contains `text`.
+bool DiffHasLine(const std::string& diff, char sign, const std::string& text) {
+  std::istringstream in(diff);
+  std::string line;
+  while (std::getline(in, line))
+    if (!line.empty() && line[0] == sign && line.rfind("---", 0) != 0 && line.rfind("+++", 0) != 0 &&
+        line.find(text) != std::string::npos)
+      return true;
+  return false;
+}
+
+bool HasService(const v1::NodeConfig& c, const std::string& name) {
+  for (const auto& s : c.services())
+    if (s.name() == name) return true;
+  return false;
+}
+
+// ---- Admin ----
+
+TEST_F(ControllerTest, ApplyReportsActionsAndAllocatesVips) {
+  Start();
+  v1::ApplyResponse r;
+  ASSERT_TRUE(Apply(ServiceYaml("reviews") + "---\n" + ServiceYaml("ratings"), &r).ok());
+  EXPECT_EQ(r.revision(), 1u);
+  ASSERT_EQ(r.changes_size(), 2);
+  EXPECT_EQ(r.changes(0).action(), "created");
+  EXPECT_EQ(r.changes(0).ref().kind(), "Service");
+  EXPECT_EQ(r.changes(0).resource_version(), 1u);
+
+  v1::ApplyResponse again;
+  ASSERT_TRUE(Apply(ServiceYaml("reviews") + "---\n" + ServiceYaml("ratings", 9081), &again).ok());
+  EXPECT_EQ(again.revision(), 2u);
+  EXPECT_EQ(again.changes(0).action(), "unchanged");
+  EXPECT_EQ(again.changes(0).resource_version(), 1u);
+  EXPECT_EQ(again.changes(1).action(), "configured");
+
+  v1::GetRequest g;
+  g.set_kind("svc");
+  g.set_name("reviews");
+  v1::GetResponse gr;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(admin_->Get(&ctx, g, &gr).ok());
+  ASSERT_EQ(gr.resources_size(), 1);
+  EXPECT_NE(gr.resources(0).json().find("\"clusterIP\":\"10.96.0.1\""), std::string::npos) << gr.resources(0).json();
+  EXPECT_NE(gr.resources(0).yaml().find("clusterIP: 10.96.0.1"), std::string::npos) << gr.resources(0).yaml();
+  EXPECT_EQ(gr.resources(0).resource_version(), 1u);
+}
+
+TEST_F(ControllerTest, InvalidApplyChangesNothingAndListsEveryError) {
+  Start();
+  ASSERT_TRUE(Apply(ServiceYaml("reviews")).ok());
+  std::string bad = ServiceYaml("fine") + "---\n" + ServiceYaml("broken", 99999) + "---\n" +
+                    ServiceYaml("broken2", 0);
+  v1::ApplyResponse r;
+  auto st = Apply(bad, &r, false, "bad.yaml");
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+  EXPECT_NE(st.error_message().find("bad.yaml:"), std::string::npos) << st.error_message();
+  EXPECT_NE(st.error_message().find("broken"), std::string::npos) << st.error_message();
+  EXPECT_NE(st.error_message().find("broken2"), std::string::npos) << st.error_message();
+  EXPECT_NE(st.error_message().find('\n'), std::string::npos) << "one error per line: " << st.error_message();
+  EXPECT_EQ(Status().revision(), 1u);
+  v1::GetRequest g;
+  g.set_kind("services");
+  v1::GetResponse gr;
+  grpc::ClientContext ctx;
+  ASSERT_TRUE(admin_->Get(&ctx, g, &gr).ok());
+  EXPECT_EQ(gr.resources_size(), 1);
+}
+
+TEST_F(ControllerTest, DryRunDiffGetDeleteAndErrors) {
+  Start();
+  v1::ApplyResponse dry;
+  ASSERT_TRUE(Apply(ServiceYaml("reviews"), &dry, /*dry_run=*/true).ok());
+  EXPECT_EQ(dry.changes(0).action(), "created");
+  EXPECT_EQ(Status().revision(), 0u);
+  ASSERT_TRUE(Apply(ServiceYaml("reviews")).ok());
+
+  // Diff: unchanged, update with a unified diff, create.
+  v1::DiffRequest dq;
+  auto* f = dq.add_files();
+  f->set_name("d.yaml");
+  f->set_content(ServiceYaml("reviews", 9090) + "---\n" + ServiceYaml("details"));
+  v1::DiffResponse dr;
+  {
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(admin_->Diff(&ctx, dq, &dr).ok());
+  }
+  ASSERT_EQ(dr.diffs_size(), 2);
+  EXPECT_EQ(dr.diffs(0).action(), "update");
+  EXPECT_TRUE(DiffHasLine(dr.diffs(0).diff(), '-', "port: 9080")) << dr.diffs(0).diff();
+  EXPECT_TRUE(DiffHasLine(dr.diffs(0).diff(), '+', "port: 9090")) << dr.diffs(0).diff();
+  EXPECT_EQ(dr.diffs(1).action(), "create");
+  EXPECT_TRUE(DiffHasLine(dr.diffs(1).diff(), '+', "clusterIP: 10.96.0.2")) << dr.diffs(1).diff();
+
+  // Unknown kind lists the known ones.
+  {
+    v1::GetRequest g;
+    g.set_kind("frob");
+    v1::GetResponse gr;
+    grpc::ClientContext ctx;
+    auto st = admin_->Get(&ctx, g, &gr);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT);
+    EXPECT_NE(st.error_message().find("VirtualService"), std::string::npos) << st.error_message();
+  }
+  // Delete of an absent resource: NOT_FOUND naming it, nothing deleted.
+  {
+    v1::DeleteRequest dq2;
+    auto* a = dq2.add_refs();
+    a->set_kind("svc");
+    a->set_name("reviews");
+    auto* b = dq2.add_refs();
+    b->set_kind("svc");
+    b->set_name("ghost");
+    v1::DeleteResponse resp;
+    grpc::ClientContext ctx;
+    auto st = admin_->Delete(&ctx, dq2, &resp);
+    EXPECT_EQ(st.error_code(), grpc::StatusCode::NOT_FOUND);
+    EXPECT_NE(st.error_message().find("Service default/ghost"), std::string::npos) << st.error_message();
+    EXPECT_EQ(Status().revision(), 1u);
+  }
+  {
+    v1::DeleteRequest dq3;
+    auto* fl = dq3.add_files();
+    fl->set_name("x.yaml");
+    fl->set_content(ServiceYaml("reviews"));
+    v1::DeleteResponse resp;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(admin_->Delete(&ctx, dq3, &resp).ok());
+    EXPECT_EQ(resp.revision(), 2u);
+    ASSERT_EQ(resp.changes_size(), 1);
+    EXPECT_EQ(resp.changes(0).action(), "deleted");
+  }
+}
+
+TEST_F(ControllerTest, ApplyReturnsAnalyzerWarnings) {
+  Start();
+  const std::string vs =
+      "apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata:\n  name: reviews\n"
+      "  namespace: default\nspec:\n  hosts:\n  - reviews\n  http:\n  - route:\n    - destination:\n"
+      "        host: nowhere\n";
+  v1::ApplyResponse r;
+  auto st = Apply(ServiceYaml("reviews") + "---\n" + vs, &r, false, "vs.yaml");
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  ASSERT_GE(r.warnings_size(), 1);
+  EXPECT_EQ(r.warnings(0).severity(), v1::WARNING);
+  EXPECT_EQ(r.warnings(0).code(), "ReferencedResourceNotFound");
+  EXPECT_NE(r.warnings(0).message().find("nowhere"), std::string::npos) << r.warnings(0).message();
+  // Applying the missing Service later clears the warning (stored ∪ applied).
+  v1::ApplyResponse r2;
+  ASSERT_TRUE(Apply(ServiceYaml("nowhere"), &r2).ok());
+  EXPECT_EQ(r2.warnings_size(), 0);
+}
+
+TEST_F(ControllerTest, AdminAnswersOnTheUnixSocket) {
+  Start();
+  auto ch = transport::Dial("unix:" + dir_.path() + "/run/controller.sock");
+  ASSERT_TRUE(ch.ok());
+  auto stub = v1::Admin::NewStub(*ch);
+  v1::StatusResponse resp;
+  grpc::ClientContext ctx;
+  ctx.set_deadline(std::chrono::system_clock::now() + 10s);
+  ASSERT_TRUE(stub->Status(&ctx, v1::StatusRequest(), &resp).ok());
+}
+
+// ---- the stream protocol ----
+
+TEST_F(ControllerTest, StreamProtocol) {
+  Start();
+  ASSERT_TRUE(Apply(ServiceYaml("reviews")).ok());
+
+  SyncAgent a(*config_, "node-a");
+  auto snap = a.Read();
+  ASSERT_TRUE(snap.has_snapshot());
+  EXPECT_EQ(snap.version(), 1u);
+  EXPECT_FALSE(snap.nonce().empty());
+  EXPECT_TRUE(HasService(snap.snapshot(), "reviews"));
+  ASSERT_TRUE(Eventually([&] { return Node("node-a") && Node("node-a")->state() == "STALE"; }));
+  EXPECT_EQ(Node("node-a")->agent_version(), "test-0.1");
+  a.Ack(snap);
+  ASSERT_TRUE(Eventually([&] { return Node("node-a")->state() == "SYNCED"; }));
+  EXPECT_EQ(Node("node-a")->last_acked_version(), 1u);
+
+  // Apply -> a delta to the connected node, with a new nonce.
+  ASSERT_TRUE(Apply(ServiceYaml("ratings")).ok());
+  auto d = a.Read();
+  ASSERT_TRUE(d.has_delta());
+  EXPECT_EQ(d.version(), 2u);
+  EXPECT_NE(d.nonce(), snap.nonce());
+  ASSERT_EQ(d.delta().upserted_services_size(), 1);
+  EXPECT_EQ(d.delta().upserted_services(0).name(), "ratings");
+  ASSERT_TRUE(Eventually([&] { return Node("node-a")->state() == "STALE"; }));
+  // An ACK with a stale nonce is ignored.
+  a.Ack(snap);
+  std::this_thread::sleep_for(100ms);
+  EXPECT_EQ(Node("node-a")->state(), "STALE");
+  EXPECT_EQ(Node("node-a")->last_acked_version(), 1u);
+  a.Ack(d);
+  ASSERT_TRUE(Eventually([&] { return Node("node-a")->state() == "SYNCED"; }));
+  EXPECT_EQ(Node("node-a")->last_acked_version(), 2u);
+  EXPECT_EQ(Node("node-a")->last_sent_version(), 2u);
+
+  // NACK -> NACKED with the reason; the next push makes it STALE again.
+  ASSERT_TRUE(Apply(ServiceYaml("ratings", 9999)).ok());
+  auto d3 = a.Read();
+  EXPECT_EQ(d3.version(), 3u);
+  a.Nack(d3, "write weft_services: No space left on device");
+  ASSERT_TRUE(Eventually([&] { return Node("node-a")->state() == "NACKED"; }));
+  EXPECT_EQ(Node("node-a")->last_nacked_version(), 3u);
+  EXPECT_EQ(Node("node-a")->nack_reason(), "write weft_services: No space left on device");
+  EXPECT_EQ(Node("node-a")->last_acked_version(), 2u);
+
+  // A delete is pushed as a removal.
+  {
+    v1::DeleteRequest dq;
+    auto* ref = dq.add_refs();
+    ref->set_kind("Service");
+    ref->set_namespace_("default");
+    ref->set_name("ratings");
+    v1::DeleteResponse resp;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(admin_->Delete(&ctx, dq, &resp).ok());
+  }
+  auto d4 = a.Read();
+  EXPECT_EQ(d4.version(), 4u);
+  ASSERT_EQ(d4.delta().removed_services_size(), 1);
+  EXPECT_EQ(d4.delta().removed_services(0), "default/ratings");
+  a.Ack(d4);
+  ASSERT_TRUE(Eventually([&] { return Node("node-a")->state() == "SYNCED"; }));
+
+  // Disconnect -> DISCONNECTED, still listed.
+  a.Close();
+  ASSERT_TRUE(Eventually([&] { return Node("node-a")->state() == "DISCONNECTED"; }));
+  EXPECT_FALSE(Node("node-a")->connected());
+  EXPECT_EQ(Status().nodes_size(), 1);
+}
+
+TEST_F(ControllerTest, NewStreamOfTheSameNodeSupersedesTheOld) {
+  Start();
+  auto first = std::make_unique<SyncAgent>(*config_, "node-a");
+  auto s1 = first->Read();
+  SyncAgent second(*config_, "node-a");
+  auto s2 = second.Read();
+  EXPECT_NE(s1.nonce(), s2.nonce());
+  // The old stream is ended; its end does not mark the node disconnected.
+  v1::ControllerMessage m;
+  auto st = first->Close();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::ABORTED) << st.error_message();
+  first.reset();
+  second.Ack(s2);
+  ASSERT_TRUE(Eventually([&] { return Node("node-a")->state() == "SYNCED"; }));
+}
+
+// ---- restart ----
+
+TEST_F(ControllerTest, RestartServesTheSameRevisionAndConfig) {
+  Start();
+  ASSERT_TRUE(Apply(ServiceYaml("reviews") + "---\n" + ServiceYaml("ratings", 9080, "  ipFamilyPolicy: PreferDualStack\n")).ok());
+  ASSERT_TRUE(Apply(ServiceYaml("details")).ok());
+  v1::NodeConfig before;
+  {
+    SyncAgent a(*config_, "node-a");
+    auto snap = a.Read();
+    EXPECT_EQ(snap.version(), 2u);
+    before = snap.snapshot();
+    a.Close();
+  }
+  server_->Shutdown();
+  server_.reset();
+  EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/run/controller.sock"));
+  Start();
+  EXPECT_EQ(Status().revision(), 2u);
+  SyncAgent a(*config_, "node-a");
+  auto snap = a.Read();
+  EXPECT_EQ(snap.version(), 2u);
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(before, snap.snapshot()))
+      << before.DebugString() << "\nvs\n" << snap.snapshot().DebugString();
+  v1::ApplyResponse r;
+  ASSERT_TRUE(Apply(ServiceYaml("details"), &r).ok());
+  EXPECT_EQ(r.changes(0).action(), "unchanged");
+  EXPECT_EQ(r.revision(), 2u);
+}
+
+// ---- fan-out: 1,000 agents ----
+
+// A callback-API fake agent: hello, then ACK every push (the latest one when
+// several arrive while an ACK is being written).
+class AsyncAgent : public grpc::ClientBidiReactor<v1::AgentMessage, v1::ControllerMessage> {
+ public:
+  AsyncAgent(v1::ConfigDiscovery::Stub& stub, std::string node) : node_(std::move(node)) {
+    stub.async()->Stream(&ctx_, this);
+    hello_.mutable_hello()->set_node(node_);
+    hello_.mutable_hello()->set_agent_version("fanout");
+    writing_ = true;
+    StartWrite(&hello_);
+    StartRead(&in_);
+    StartCall();
+  }
+  void OnReadDone(bool ok) override {
+    if (!ok) return;
+    {
+      std::lock_guard lock(mu_);
+      seen_version_ = in_.version();
+      pending_.mutable_ack()->set_version(in_.version());
+      pending_.mutable_ack()->set_nonce(in_.nonce());
+      has_pending_ = true;
+      MaybeWriteLocked();
+    }
+    StartRead(&in_);
+  }
+  void OnWriteDone(bool ok) override {
+    std::lock_guard lock(mu_);
+    writing_ = false;
+    if (!ok) return;
+    if (out_.has_ack()) acked_version_ = out_.ack().version();
+    MaybeWriteLocked();
+  }
+  void OnDone(const grpc::Status&) override {
+    std::lock_guard lock(mu_);
+    done_ = true;
+    cv_.notify_all();
+  }
+  uint64_t acked() {
+    std::lock_guard lock(mu_);
+    return acked_version_;
+  }
+  void Cancel() { ctx_.TryCancel(); }
+  void WaitDone() {
+    std::unique_lock lock(mu_);
+    cv_.wait(lock, [&] { return done_; });
+  }
+
+ private:
+  void MaybeWriteLocked() {
+    if (writing_ || !has_pending_) return;
+    out_ = pending_;
+    has_pending_ = false;
+    writing_ = true;
+    StartWrite(&out_);
+  }
+  std::string node_;
+  grpc::ClientContext ctx_;
+  v1::AgentMessage hello_, out_, pending_;
+  v1::ControllerMessage in_;
+  std::mutex mu_;
+  std::condition_variable cv_;
+  bool writing_ = false, has_pending_ = false, done_ = false;
+  uint64_t seen_version_ = 0, acked_version_ = 0;
+};
+
+TEST_F(ControllerTest, ThousandAgentsConvergeAfterAnApply) {
+  constexpr int kAgents = 1000;
+  constexpr int kChannels = 20;  // 50 streams per HTTP/2 connection
+  Start();
+  std::string many;
+  for (int i = 0; i < 50; ++i) many += (i ? "---\n" : "") + ServiceYaml("svc-" + std::to_string(i));
+  ASSERT_TRUE(Apply(many).ok());
+
+  std::vector<std::shared_ptr<grpc::Channel>> channels;
+  std::vector<std::unique_ptr<v1::ConfigDiscovery::Stub>> stubs;
+  for (int c = 0; c < kChannels; ++c) {
+    grpc::ChannelArguments args;
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one TCP connection per channel
+    args.SetInt("weft.test.channel", c);
+    channels.push_back(grpc::CreateCustomChannel(server_->tcp_target(), transport::ClientCredentials(), args));
+    stubs.push_back(v1::ConfigDiscovery::NewStub(channels.back()));
+  }
+  auto t0 = std::chrono::steady_clock::now();
+  std::vector<std::unique_ptr<AsyncAgent>> agents;
+  for (int i = 0; i < kAgents; ++i)
+    agents.push_back(std::make_unique<AsyncAgent>(*stubs[i % kChannels], "node-" + std::to_string(i)));
+  auto all_acked = [&](uint64_t v) {
+    for (auto& a : agents)
+      if (a->acked() != v) return false;
+    return true;
+  };
+  ASSERT_TRUE(Eventually([&] { return all_acked(1); }, 120s)) << "not every agent ACKed its snapshot";
+  auto t1 = std::chrono::steady_clock::now();
+  ASSERT_TRUE(Eventually([&] { return server_->streams() == kAgents; }));
+
+  v1::ApplyResponse r;
+  ASSERT_TRUE(Apply(ServiceYaml("svc-new"), &r).ok());
+  auto t2 = std::chrono::steady_clock::now();
+  ASSERT_EQ(r.revision(), 2u);
+  ASSERT_TRUE(Eventually([&] { return all_acked(2); }, 120s)) << "not every agent ACKed the delta";
+  auto t3 = std::chrono::steady_clock::now();
+  // The controller sees every node SYNCED at version 2.
+  ASSERT_TRUE(Eventually([&] {
+    auto st = Status();
+    if (st.nodes_size() != kAgents) return false;
+    for (const auto& n : st.nodes())
+      if (n.state() != "SYNCED" || n.last_acked_version() != 2u) return false;
+    return true;
+  }));
+  auto t4 = std::chrono::steady_clock::now();
+  // Threads of the whole test process (controller + 1,000 client streams).
+  size_t threads = 0;
+  for ([[maybe_unused]] const auto& e : std::filesystem::directory_iterator("/proc/self/task")) ++threads;
+  auto ms = [](auto a, auto b) { return std::chrono::duration_cast<std::chrono::milliseconds>(b - a).count(); };
+  std::printf("fan-out: %d agents on %d connections: all snapshots ACKed in %lld ms; "
+              "apply -> all %d ACKed the delta in %lld ms (apply RPC %lld ms); status all SYNCED after %lld ms; "
+              "%zu threads in the process\n",
+              kAgents, kChannels, static_cast<long long>(ms(t0, t1)), kAgents, static_cast<long long>(ms(t2, t3)),
+              static_cast<long long>(ms(t1, t2)), static_cast<long long>(ms(t2, t4)), threads);
+  RecordProperty("connect_ms", static_cast<int>(ms(t0, t1)));
+  RecordProperty("fanout_ms", static_cast<int>(ms(t2, t3)));
+
+  for (auto& a : agents) a->Cancel();
+  for (auto& a : agents) a->WaitDone();
+  ASSERT_TRUE(Eventually([&] { return server_->streams() == 0; }));
+}
+
+}  // namespace
+}  // namespace weft::controller
