@@ -1,6 +1,7 @@
 // weftctl: Weft's command-line tool. Dispatches to the command groups.
 #include <cstdio>
 
+#include "cli/bpf/bpf.hpp"
 #include "cli/command.hpp"
 #include "cli/ctl/ctl.hpp"
 #include "cli/lab/lab.hpp"
@@ -18,6 +19,7 @@ int main(int argc, char** argv) {
       &weft::cli::ctl::RegisterValidate,
 #endif
       &weft::cli::lab::Register,
+      &weft::cli::bpf::Register,
   };
   for (auto reg : groups) reg(app, &exit_code);
   try {

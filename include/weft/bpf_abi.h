@@ -139,4 +139,156 @@ struct weft_udp_rev_val {
 	__u16 pad;
 };
 
+
+/* ------------------------------------------------------------------------- *
+ * Identity policy at TC (bpf/tc_policy.bpf.c). Issue 4.
+ * ------------------------------------------------------------------------- */
+
+#define WEFT_MAP_IDENTITY      "weft_identity"   /* LPM_TRIE  IP -> identity */
+#define WEFT_MAP_POLICY        "weft_policy"     /* HASH      weft_policy_key -> weft_policy_val */
+#define WEFT_MAP_CT            "weft_ct"         /* LRU_HASH  weft_ct_key -> weft_ct_val */
+#define WEFT_MAP_ENDPOINTS     "weft_endpoints"  /* HASH      host-veth ifindex -> weft_endpoint */
+#define WEFT_MAP_DROP_STATS    "weft_drop_stats" /* PERCPU_ARRAY [WEFT_DROP_MAX] __u64 */
+#define WEFT_MAP_FLOWS         "weft_flows"      /* PERCPU_HASH weft_flow_key -> weft_flow_val */
+#define WEFT_MAP_FLOW_EVENTS   "weft_flow_ev"    /* RINGBUF of weft_flow_event */
+#define WEFT_MAP_EVENT_STATS   "weft_ev_stats"   /* PERCPU_ARRAY [WEFT_EVSTAT_MAX] __u64 */
+
+#define WEFT_DEFAULT_MAX_IDENTITY_ENTRIES 131072
+#define WEFT_DEFAULT_MAX_POLICY_ENTRIES   65536
+#define WEFT_DEFAULT_MAX_CT_ENTRIES       262144
+#define WEFT_DEFAULT_MAX_FLOW_ENTRIES     65536
+
+/* Numeric identities. Reserved values below WEFT_IDENTITY_FIRST_DYNAMIC. */
+enum weft_identity_reserved {
+	WEFT_IDENTITY_ANY     = 0, /* wildcard in weft_policy_key only */
+	WEFT_IDENTITY_UNKNOWN = 1, /* address not in the identity cache */
+	WEFT_IDENTITY_WORLD   = 2, /* outside the cluster (reserved for later) */
+	WEFT_IDENTITY_HOST    = 3, /* the node itself */
+	WEFT_IDENTITY_FIRST_DYNAMIC = 256,
+};
+
+enum weft_direction {
+	WEFT_DIR_INGRESS = 0, /* into the local endpoint */
+	WEFT_DIR_EGRESS  = 1, /* out of the local endpoint */
+};
+
+enum weft_verdict {
+	WEFT_VERDICT_NONE  = 0, /* no entry: not used in map values */
+	WEFT_VERDICT_ALLOW = 1,
+	WEFT_VERDICT_DENY  = 2,
+	WEFT_VERDICT_STEER = 3, /* reserved: steer to the node's L7 proxy */
+};
+
+/* Why a packet was dropped. Append-only; never renumber; retire as UNUSED. */
+enum weft_drop_reason {
+	WEFT_DROP_NONE           = 0,
+	WEFT_DROP_POLICY_DENIED  = 1, /* a DENY entry matched */
+	WEFT_DROP_POLICY_DEFAULT = 2, /* an ALLOW policy selects the endpoint, none matched */
+	WEFT_DROP_NO_IDENTITY    = 3, /* peer unknown and the policy needs an identity */
+	WEFT_DROP_CT_INVALID     = 4, /* not a SYN, no conntrack entry (strict mode only) */
+	WEFT_DROP_MALFORMED      = 5, /* packet too short to parse */
+	WEFT_DROP_MAX            = 6,
+};
+
+/* weft_identity: LPM_TRIE, prefixlen counts bits of the 16-byte (v4-mapped) address. */
+struct weft_ipcache_key {
+	__u32 prefixlen;
+	__u8  addr[16];
+};
+
+struct weft_ipcache_val {
+	__u32 identity;
+	__u32 flags; /* reserved */
+};
+
+/* weft_endpoints: one per local pod, keyed by the host-side veth ifindex. */
+struct weft_endpoint {
+	__u32 ep_id;     /* local endpoint id, part of weft_policy_key */
+	__u32 identity;  /* the pod's own identity */
+	__u8  enforce_ingress; /* 0: no policy selects it, skip lookups */
+	__u8  enforce_egress;
+	__u16 pad;
+};
+
+/* weft_policy: lookup order for a packet (ep, peer, port, proto, dir):
+ *   (peer, port) -> (peer, ANY port) -> (ANY peer, port) -> (ANY, ANY);
+ * the first entry found decides. The compiler writes entries so that this
+ * order gives Istio's semantics (DENY before ALLOW, default deny once an
+ * ALLOW policy selects the endpoint). */
+struct weft_policy_key {
+	__u32 ep_id;
+	__u32 peer_identity; /* WEFT_IDENTITY_ANY = wildcard */
+	__u16 port;          /* destination port, host byte order; 0 = wildcard */
+	__u8  proto;         /* IPPROTO_TCP / IPPROTO_UDP */
+	__u8  direction;     /* enum weft_direction */
+};
+
+struct weft_policy_val {
+	__u8  verdict;   /* enum weft_verdict */
+	__u8  flags;     /* reserved */
+	__u16 pad;
+	__u32 policy_id; /* names the AuthorizationPolicy (agent keeps the id -> name table) */
+};
+
+/* weft_ct: LRU_HASH keyed by the flow as seen leaving the client. */
+struct weft_ct_key {
+	__u8  saddr[16];
+	__u8  daddr[16];
+	__u16 sport;     /* network byte order */
+	__u16 dport;     /* network byte order */
+	__u8  proto;
+	__u8  dir;       /* enum weft_direction of the endpoint that tracks it: a
+			  * node-local flow has an EGRESS entry (client pod) and an
+			  * INGRESS entry (server pod), each its own verdict */
+	__u16 pad2;
+};
+
+struct weft_ct_val {
+	__u64 last_seen_ns;
+	__u32 policy_id;  /* what allowed it */
+	__u8  verdict;
+	__u8  flags;
+	__u16 pad;
+};
+
+/* weft_flows: exact aggregates. */
+struct weft_flow_key {
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u16 dport;      /* host byte order */
+	__u8  proto;
+	__u8  verdict;    /* enum weft_verdict */
+	__u32 reason;     /* enum weft_drop_reason */
+	__u32 policy_id;
+};
+
+struct weft_flow_val {
+	__u64 connections; /* new flows (first packet) */
+	__u64 packets;
+	__u64 bytes;
+};
+
+/* weft_flow_ev: one per new flow or drop, for weftctl flows --follow. */
+struct weft_flow_event {
+	__u64 ts_ns;
+	__u8  saddr[16];
+	__u8  daddr[16];
+	__u16 sport;
+	__u16 dport;
+	__u32 src_identity;
+	__u32 dst_identity;
+	__u32 policy_id;
+	__u8  proto;
+	__u8  verdict;
+	__u8  reason;
+	__u8  direction;
+	__u32 pad;
+};
+
+enum weft_event_stat {
+	WEFT_EVSTAT_SENT = 0,
+	WEFT_EVSTAT_LOST = 1, /* ring buffer full: counted, never silent */
+	WEFT_EVSTAT_MAX  = 2,
+};
+
 #endif /* WEFT_BPF_ABI_H */

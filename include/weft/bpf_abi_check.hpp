@@ -45,15 +45,60 @@ inline constexpr FieldLayout kUdpRevKey[] = {
     WEFT_F(weft_udp_rev_key, pad1), WEFT_F(weft_udp_rev_key, pad2)};
 inline constexpr FieldLayout kUdpRevVal[] = {WEFT_F(weft_udp_rev_val, vip), WEFT_F(weft_udp_rev_val, vport),
                                              WEFT_F(weft_udp_rev_val, pad)};
+
+// Identity policy at TC (tc_policy.bpf.o).
+inline constexpr FieldLayout kIpcacheKey[] = {WEFT_F(weft_ipcache_key, prefixlen),
+                                              WEFT_F(weft_ipcache_key, addr)};
+inline constexpr FieldLayout kIpcacheVal[] = {WEFT_F(weft_ipcache_val, identity),
+                                              WEFT_F(weft_ipcache_val, flags)};
+inline constexpr FieldLayout kEndpoint[] = {
+    WEFT_F(weft_endpoint, ep_id), WEFT_F(weft_endpoint, identity), WEFT_F(weft_endpoint, enforce_ingress),
+    WEFT_F(weft_endpoint, enforce_egress), WEFT_F(weft_endpoint, pad)};
+inline constexpr FieldLayout kPolicyKey[] = {
+    WEFT_F(weft_policy_key, ep_id), WEFT_F(weft_policy_key, peer_identity), WEFT_F(weft_policy_key, port),
+    WEFT_F(weft_policy_key, proto), WEFT_F(weft_policy_key, direction)};
+inline constexpr FieldLayout kPolicyVal[] = {WEFT_F(weft_policy_val, verdict), WEFT_F(weft_policy_val, flags),
+                                             WEFT_F(weft_policy_val, pad), WEFT_F(weft_policy_val, policy_id)};
+inline constexpr FieldLayout kCtKey[] = {WEFT_F(weft_ct_key, saddr), WEFT_F(weft_ct_key, daddr),
+                                         WEFT_F(weft_ct_key, sport), WEFT_F(weft_ct_key, dport),
+                                         WEFT_F(weft_ct_key, proto), WEFT_F(weft_ct_key, dir),
+                                         WEFT_F(weft_ct_key, pad2)};
+inline constexpr FieldLayout kCtVal[] = {WEFT_F(weft_ct_val, last_seen_ns), WEFT_F(weft_ct_val, policy_id),
+                                         WEFT_F(weft_ct_val, verdict), WEFT_F(weft_ct_val, flags),
+                                         WEFT_F(weft_ct_val, pad)};
+inline constexpr FieldLayout kFlowKey[] = {
+    WEFT_F(weft_flow_key, src_identity), WEFT_F(weft_flow_key, dst_identity), WEFT_F(weft_flow_key, dport),
+    WEFT_F(weft_flow_key, proto),        WEFT_F(weft_flow_key, verdict),      WEFT_F(weft_flow_key, reason),
+    WEFT_F(weft_flow_key, policy_id)};
+inline constexpr FieldLayout kFlowVal[] = {WEFT_F(weft_flow_val, connections), WEFT_F(weft_flow_val, packets),
+                                           WEFT_F(weft_flow_val, bytes)};
+inline constexpr FieldLayout kFlowEvent[] = {
+    WEFT_F(weft_flow_event, ts_ns),        WEFT_F(weft_flow_event, saddr),
+    WEFT_F(weft_flow_event, daddr),        WEFT_F(weft_flow_event, sport),
+    WEFT_F(weft_flow_event, dport),        WEFT_F(weft_flow_event, src_identity),
+    WEFT_F(weft_flow_event, dst_identity), WEFT_F(weft_flow_event, policy_id),
+    WEFT_F(weft_flow_event, proto),        WEFT_F(weft_flow_event, verdict),
+    WEFT_F(weft_flow_event, reason),       WEFT_F(weft_flow_event, direction),
+    WEFT_F(weft_flow_event, pad)};
 #undef WEFT_F
 
 #define WEFT_S(S, arr) StructLayout{#S, sizeof(S), arr, sizeof(arr) / sizeof(arr[0])}
+// The structs of sock_lb.bpf.o.
 inline constexpr StructLayout kAbiStructs[] = {
     WEFT_S(weft_svc_key, kSvcKey),         WEFT_S(weft_svc_val, kSvcVal),
     WEFT_S(weft_slot_key, kSlotKey),       WEFT_S(weft_backend, kBackend),
     WEFT_S(weft_svc_stats, kSvcStats),     WEFT_S(weft_backend_stats, kBackendStats),
     WEFT_S(weft_sock_rev, kSockRev),       WEFT_S(weft_udp_rev_key, kUdpRevKey),
     WEFT_S(weft_udp_rev_val, kUdpRevVal),
+};
+// The structs of tc_policy.bpf.o (weft_flow_event is used by the program, so
+// it is in the BTF even though the ring buffer map has no value type).
+inline constexpr StructLayout kTcPolicyAbiStructs[] = {
+    WEFT_S(weft_ipcache_key, kIpcacheKey), WEFT_S(weft_ipcache_val, kIpcacheVal),
+    WEFT_S(weft_endpoint, kEndpoint),      WEFT_S(weft_policy_key, kPolicyKey),
+    WEFT_S(weft_policy_val, kPolicyVal),   WEFT_S(weft_ct_key, kCtKey),
+    WEFT_S(weft_ct_val, kCtVal),           WEFT_S(weft_flow_key, kFlowKey),
+    WEFT_S(weft_flow_val, kFlowVal),       WEFT_S(weft_flow_event, kFlowEvent),
 };
 #undef WEFT_S
 
@@ -72,5 +117,18 @@ static_assert(offsetof(weft_svc_val, gen) == 4);
 static_assert(offsetof(weft_svc_val, slot_count) == 6);
 static_assert(offsetof(weft_svc_val, algo) == 8);
 static_assert(offsetof(weft_udp_rev_key, addr) == 8);
+static_assert(sizeof(weft_ipcache_key) == 20);
+static_assert(sizeof(weft_ipcache_val) == 8);
+static_assert(sizeof(weft_endpoint) == 12);
+static_assert(sizeof(weft_policy_key) == 12);
+static_assert(sizeof(weft_policy_val) == 8);
+static_assert(sizeof(weft_ct_key) == 40);
+static_assert(sizeof(weft_ct_val) == 16);
+static_assert(sizeof(weft_flow_key) == 20);
+static_assert(sizeof(weft_flow_val) == 24);
+static_assert(sizeof(weft_flow_event) == 64);
+static_assert(offsetof(weft_ct_key, sport) == 32);
+static_assert(offsetof(weft_flow_key, reason) == 12);
+static_assert(offsetof(weft_flow_event, sport) == 40);
 
 }  // namespace weft::abi

@@ -8,12 +8,16 @@
 #include <cerrno>
 #include <cstring>
 #include <memory>
+#include <ostream>
 #include <string>
 
 #include "weft/bpf_abi_check.hpp"
 
 #ifndef WEFT_SOCK_LB_BPF_OBJECT
 #error "WEFT_SOCK_LB_BPF_OBJECT must name the built sock_lb.bpf.o"
+#endif
+#ifndef WEFT_TC_POLICY_BPF_OBJECT
+#error "WEFT_TC_POLICY_BPF_OBJECT must name the built tc_policy.bpf.o"
 #endif
 
 namespace {
@@ -22,14 +26,28 @@ struct BtfDeleter {
   void operator()(btf* b) const { btf__free(b); }
 };
 
-class AbiBtfTest : public ::testing::TestWithParam<const char*> {};
+// One BPF object and the ABI structs it must carry.
+struct ObjectStructs {
+  const char* path;
+  const weft::abi::StructLayout* structs;
+  size_t n;
+};
+template <size_t N>
+ObjectStructs Obj(const char* path, const weft::abi::StructLayout (&s)[N]) {
+  return ObjectStructs{path, s, N};
+}
+
+void PrintTo(const ObjectStructs& o, std::ostream* os) { *os << o.path; }
+
+class AbiBtfTest : public ::testing::TestWithParam<ObjectStructs> {};
 
 TEST_P(AbiBtfTest, EveryAbiStructMatchesBtf) {
-  const char* path = GetParam();
+  const char* path = GetParam().path;
   std::unique_ptr<btf, BtfDeleter> b(btf__parse_elf(path, nullptr));
   ASSERT_TRUE(b) << "parse BTF of " << path << ": " << std::strerror(errno);
 
-  for (const auto& s : weft::abi::kAbiStructs) {
+  for (size_t si = 0; si < GetParam().n; ++si) {
+    const auto& s = GetParam().structs[si];
     SCOPED_TRACE(std::string("struct ") + s.name + " in " + path);
     int id = btf__find_by_name_kind(b.get(), s.name, BTF_KIND_STRUCT);
     ASSERT_GT(id, 0) << "struct " << s.name << " not in the BTF of " << path
@@ -50,7 +68,10 @@ TEST_P(AbiBtfTest, EveryAbiStructMatchesBtf) {
   }
 }
 
-INSTANTIATE_TEST_SUITE_P(SockLb, AbiBtfTest, ::testing::Values(WEFT_SOCK_LB_BPF_OBJECT));
+INSTANTIATE_TEST_SUITE_P(SockLb, AbiBtfTest,
+                         ::testing::Values(Obj(WEFT_SOCK_LB_BPF_OBJECT, weft::abi::kAbiStructs)));
+INSTANTIATE_TEST_SUITE_P(TcPolicy, AbiBtfTest,
+                         ::testing::Values(Obj(WEFT_TC_POLICY_BPF_OBJECT, weft::abi::kTcPolicyAbiStructs)));
 
 // The map definitions themselves: names fit the kernel's 15 characters and
 // key/value sizes are the ABI's.
@@ -82,6 +103,41 @@ TEST(AbiBtfMaps, SockLbMapsUseAbiTypes) {
   }
   EXPECT_EQ(bpf_map__max_entries(bpf_object__find_map_by_name(obj, WEFT_MAP_LB_STATS)),
             static_cast<__u32>(WEFT_STAT_MAX));
+  bpf_object__close(obj);
+}
+
+TEST(AbiBtfMaps, TcPolicyMapsUseAbiTypes) {
+  bpf_object* obj = bpf_object__open_file(WEFT_TC_POLICY_BPF_OBJECT, nullptr);
+  ASSERT_TRUE(obj) << "open " << WEFT_TC_POLICY_BPF_OBJECT << ": " << std::strerror(errno);
+  struct Want {
+    const char* name;
+    size_t key, value;
+  } want[] = {
+      {WEFT_MAP_IDENTITY, sizeof(weft_ipcache_key), sizeof(weft_ipcache_val)},
+      {WEFT_MAP_POLICY, sizeof(weft_policy_key), sizeof(weft_policy_val)},
+      {WEFT_MAP_CT, sizeof(weft_ct_key), sizeof(weft_ct_val)},
+      {WEFT_MAP_ENDPOINTS, sizeof(__u32), sizeof(weft_endpoint)},
+      {WEFT_MAP_DROP_STATS, sizeof(__u32), sizeof(__u64)},
+      {WEFT_MAP_FLOWS, sizeof(weft_flow_key), sizeof(weft_flow_val)},
+      {WEFT_MAP_EVENT_STATS, sizeof(__u32), sizeof(__u64)},
+  };
+  for (const auto& w : want) {
+    EXPECT_LE(std::strlen(w.name), 15u) << w.name;
+    bpf_map* m = bpf_object__find_map_by_name(obj, w.name);
+    if (!m) {
+      ADD_FAILURE() << "map " << w.name << " missing from " << WEFT_TC_POLICY_BPF_OBJECT;
+      continue;
+    }
+    EXPECT_EQ(bpf_map__key_size(m), w.key) << w.name << " key size";
+    EXPECT_EQ(bpf_map__value_size(m), w.value) << w.name << " value size";
+  }
+  bpf_map* ev = bpf_object__find_map_by_name(obj, WEFT_MAP_FLOW_EVENTS);
+  ASSERT_TRUE(ev) << "map " << WEFT_MAP_FLOW_EVENTS << " missing";
+  EXPECT_EQ(bpf_map__type(ev), BPF_MAP_TYPE_RINGBUF);
+  EXPECT_EQ(bpf_map__max_entries(bpf_object__find_map_by_name(obj, WEFT_MAP_DROP_STATS)),
+            static_cast<__u32>(WEFT_DROP_MAX));
+  EXPECT_EQ(bpf_map__max_entries(bpf_object__find_map_by_name(obj, WEFT_MAP_EVENT_STATS)),
+            static_cast<__u32>(WEFT_EVSTAT_MAX));
   bpf_object__close(obj);
 }
 

@@ -1,0 +1,183 @@
+/* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
+/* Packet parsing (Ethernet, IPv4/IPv6, TCP/UDP ports) and connection tracking.
+ *
+ * weft_ct is keyed by the flow as seen leaving the client plus the direction
+ * (relative to the endpoint that tracks it). A packet matches either its own
+ * tuple (a known flow) or the reversed tuple with the opposite direction (a
+ * reply). Parsing copies headers with bpf_skb_load_bytes: bounded, no packet
+ * pointers to re-validate. No IPv6 extension headers: an unknown next header
+ * is "not TCP/UDP" and passes; a non-first IPv4 fragment carries no ports and
+ * passes too. */
+#ifndef WEFT_BPF_LIB_CT_H
+#define WEFT_BPF_LIB_CT_H
+
+#include <linux/if_ether.h>
+#include <linux/ip.h>
+#include <linux/ipv6.h>
+#include <linux/tcp.h>
+#include <linux/udp.h>
+
+#include "lib/common.h"
+
+#define WEFT_TCP_FIN 0x01
+#define WEFT_TCP_SYN 0x02
+#define WEFT_TCP_RST 0x04
+#define WEFT_TCP_ACK 0x10
+
+struct {
+	__uint(type, BPF_MAP_TYPE_LRU_HASH);
+	__type(key, struct weft_ct_key);
+	__type(value, struct weft_ct_val);
+	__uint(max_entries, WEFT_DEFAULT_MAX_CT_ENTRIES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_ct SEC(".maps");
+
+struct weft_pkt {
+	struct weft_addr saddr;
+	struct weft_addr daddr;
+	__u16 sport;     /* network byte order */
+	__u16 dport;     /* network byte order */
+	__u32 tcp_seq;   /* network byte order */
+	__u32 l4_off;
+	__u32 len;       /* skb->len */
+	__u8  proto;
+	__u8  tcp_flags;
+	__u8  is_v6;
+	__u8  pad;
+};
+
+enum weft_parse {
+	WEFT_PARSE_OK = 0,        /* TCP or UDP with ports */
+	WEFT_PARSE_PASS = 1,      /* not IP, or not TCP/UDP: no policy */
+	WEFT_PARSE_MALFORMED = 2, /* too short to hold what it claims */
+};
+
+static __always_inline int weft_parse_l4(struct __sk_buff *skb, struct weft_pkt *p)
+{
+	if (p->proto == IPPROTO_TCP) {
+		struct tcphdr th;
+
+		if (bpf_skb_load_bytes(skb, p->l4_off, &th, sizeof(th)) < 0)
+			return WEFT_PARSE_MALFORMED;
+		if (th.doff < 5)
+			return WEFT_PARSE_MALFORMED;
+		p->sport = th.source;
+		p->dport = th.dest;
+		p->tcp_seq = th.seq;
+		p->tcp_flags = ((__u8 *)&th)[13];
+		return WEFT_PARSE_OK;
+	}
+	if (p->proto == IPPROTO_UDP) {
+		struct udphdr uh;
+
+		if (bpf_skb_load_bytes(skb, p->l4_off, &uh, sizeof(uh)) < 0)
+			return WEFT_PARSE_MALFORMED;
+		p->sport = uh.source;
+		p->dport = uh.dest;
+		return WEFT_PARSE_OK;
+	}
+	return WEFT_PARSE_PASS;
+}
+
+static __always_inline int weft_parse(struct __sk_buff *skb, struct weft_pkt *p)
+{
+	struct ethhdr eth;
+
+	p->len = skb->len;
+	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0)
+		return WEFT_PARSE_MALFORMED;
+
+	if (eth.h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr ip;
+
+		if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip, sizeof(ip)) < 0)
+			return WEFT_PARSE_MALFORMED;
+		if (ip.version != 4 || ip.ihl < 5)
+			return WEFT_PARSE_MALFORMED;
+		if (ip.frag_off & bpf_htons(0x1fff))
+			return WEFT_PARSE_PASS; /* non-first fragment: no ports */
+		weft_addr_set_v4(&p->saddr, ip.saddr);
+		weft_addr_set_v4(&p->daddr, ip.daddr);
+		p->proto = ip.protocol;
+		p->l4_off = ETH_HLEN + ip.ihl * 4;
+		p->is_v6 = 0;
+		return weft_parse_l4(skb, p);
+	}
+	if (eth.h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr ip6;
+
+		if (bpf_skb_load_bytes(skb, ETH_HLEN, &ip6, sizeof(ip6)) < 0)
+			return WEFT_PARSE_MALFORMED;
+		if (ip6.version != 6)
+			return WEFT_PARSE_MALFORMED;
+		__builtin_memcpy(p->saddr.w, &ip6.saddr, 16);
+		__builtin_memcpy(p->daddr.w, &ip6.daddr, 16);
+		p->proto = ip6.nexthdr;
+		p->l4_off = ETH_HLEN + sizeof(ip6);
+		p->is_v6 = 1;
+		return weft_parse_l4(skb, p);
+	}
+	return WEFT_PARSE_PASS;
+}
+
+static __always_inline void weft_ct_key_fwd(struct weft_ct_key *k, const struct weft_pkt *p, __u8 dir)
+{
+	weft_addr_store(k->saddr, &p->saddr);
+	weft_addr_store(k->daddr, &p->daddr);
+	k->sport = p->sport;
+	k->dport = p->dport;
+	k->proto = p->proto;
+	k->dir = dir;
+	k->pad2 = 0;
+}
+
+static __always_inline void weft_ct_key_rev(struct weft_ct_key *k, const struct weft_pkt *p, __u8 dir)
+{
+	weft_addr_store(k->saddr, &p->daddr);
+	weft_addr_store(k->daddr, &p->saddr);
+	k->sport = p->dport;
+	k->dport = p->sport;
+	k->proto = p->proto;
+	k->dir = dir;
+	k->pad2 = 0;
+}
+
+/* Looks up the packet's flow and refreshes last_seen. *is_reply tells which
+ * way it matched. NULL: no entry either way. */
+static __always_inline struct weft_ct_val *weft_ct_lookup(const struct weft_pkt *p, __u8 dir,
+							  int *is_reply)
+{
+	struct weft_ct_key key;
+	struct weft_ct_val *v;
+	__u64 now = bpf_ktime_get_ns();
+
+	weft_ct_key_fwd(&key, p, dir);
+	v = bpf_map_lookup_elem(&weft_ct, &key);
+	*is_reply = 0;
+	if (!v) {
+		weft_ct_key_rev(&key, p, dir == WEFT_DIR_EGRESS ? WEFT_DIR_INGRESS : WEFT_DIR_EGRESS);
+		v = bpf_map_lookup_elem(&weft_ct, &key);
+		*is_reply = 1;
+	}
+	if (v && v->last_seen_ns != now)
+		v->last_seen_ns = now;
+	return v;
+}
+
+static __always_inline void weft_ct_create(const struct weft_pkt *p, __u8 dir, __u32 policy_id,
+					   __u8 verdict)
+{
+	struct weft_ct_key key;
+	struct weft_ct_val val = {
+		.last_seen_ns = bpf_ktime_get_ns(),
+		.policy_id = policy_id,
+		.verdict = verdict,
+	};
+
+	weft_ct_key_fwd(&key, p, dir);
+	/* Failure (only -ENOMEM on an LRU map) leaves the flow untracked: its
+	 * next packets are evaluated again, which stays correct. */
+	bpf_map_update_elem(&weft_ct, &key, &val, BPF_ANY);
+}
+
+#endif /* WEFT_BPF_LIB_CT_H */
