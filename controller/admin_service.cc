@@ -5,6 +5,7 @@
 
 #include <cerrno>
 #include <map>
+#include <set>
 #include <mutex>
 
 #include "config/resources.hpp"
@@ -129,13 +130,11 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
   // Analyze over what the store would hold: stored objects with `applied`
   // replacing those of the same key.
   std::vector<config::Diagnostic> Warnings(const std::vector<config::Resource>& applied) {
-    std::map<config::ResourceKey, const config::Resource*> merged;
-    auto stored = store.LoadAll();
-    for (const auto& r : stored) merged[r.key] = &r;
-    for (const auto& r : applied) merged[r.key] = &r;
-    std::vector<config::Resource> all;
-    all.reserve(merged.size());
-    for (const auto& [k, r] : merged) all.push_back(*r);
+    std::set<config::ResourceKey> replaced;
+    for (const auto& r : applied) replaced.insert(r.key);
+    std::vector<config::Resource> all = store.LoadAll();  // our copy: filter it in place
+    std::erase_if(all, [&](const config::Resource& r) { return replaced.count(r.key) > 0; });
+    all.insert(all.end(), applied.begin(), applied.end());
     return config::Analyze(all);
   }
 
@@ -143,10 +142,13 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
     auto parsed = ParseFiles(req.files());
     if (!parsed.ok()) return ToGrpc(parsed.status());
     std::lock_guard lock(write_mu);
-    for (const auto& d : Warnings(*parsed)) ToProto(d, resp.add_warnings());
     auto res = store.Apply(*parsed, req.dry_run());
     if (!res.ok()) return ToGrpc(res.status());
+    // Push first, analyze after: the warnings only go back to the caller, so
+    // the agents never wait for a whole-store analysis. After a real apply the
+    // store already holds `parsed`; for a dry run Warnings() overlays it.
     if (!req.dry_run() && res->changed()) hub.Publish(res->revision, res->upserted, res->deleted);
+    for (const auto& d : Warnings(*parsed)) ToProto(d, resp.add_warnings());
     resp.set_revision(res->revision);
     for (const auto& c : res->changes) ToProto(c, resp.add_changes());
     if (!req.dry_run())
