@@ -33,6 +33,7 @@
 #include "weft/bpf_abi.h"
 #include "weft/ip.hpp"
 #include "weft/sys.hpp"
+#include "tests/support/test_util.hpp"
 #include "weft/unique_fd.hpp"
 
 namespace fs = std::filesystem;
@@ -40,6 +41,10 @@ using namespace std::chrono_literals;
 
 namespace weft {
 namespace {
+
+using testing::InCi;
+using testing::RandomHex;
+using testing::ReadFile;
 
 const char* const kPrograms[] = {"weft_connect4",  "weft_connect6",  "weft_sendmsg4",     "weft_sendmsg6",
                                  "weft_recvmsg4",  "weft_recvmsg6",  "weft_getpeername4", "weft_getpeername6"};
@@ -49,11 +54,6 @@ const bpf_attach_type kAttachTypes[] = {BPF_CGROUP_INET4_CONNECT,  BPF_CGROUP_IN
 const char* const kMaps[] = {WEFT_MAP_SERVICES,      WEFT_MAP_SLOTS,     WEFT_MAP_BACKENDS, WEFT_MAP_SVC_STATS,
                              WEFT_MAP_BACKEND_STATS, WEFT_MAP_LB_STATS,  WEFT_MAP_SOCK_REV, WEFT_MAP_UDP_REV};
 constexpr const char* kNode = "n1";
-
-bool InCi() {
-  const char* ci = std::getenv("CI");
-  return ci && std::string(ci) == "true";
-}
 
 std::string MissingPrerequisite() {
   if (geteuid() != 0) return "not root";
@@ -87,20 +87,6 @@ void EmergencyCleanup(int sig) {
   if (g_emergency.cgroup[0]) rmdir(g_emergency.cgroup);
   signal(sig, SIG_DFL);
   raise(sig);
-}
-
-std::string RandomHex() {
-  std::random_device rd;
-  char buf[9];
-  std::snprintf(buf, sizeof(buf), "%08x", rd());
-  return buf;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 // Replaces the file the way editors do: write a temp file, rename it over.

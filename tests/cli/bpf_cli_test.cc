@@ -29,6 +29,7 @@
 
 #include "weft/bpf_abi.h"
 #include "weft/sys.hpp"
+#include "tests/support/test_util.hpp"
 #include "weft/unique_fd.hpp"
 
 namespace fs = std::filesystem;
@@ -37,6 +38,10 @@ using namespace std::chrono_literals;
 
 namespace weft {
 namespace {
+
+using testing::InCi;
+using testing::RandomHex;
+using testing::ReadFile;
 
 constexpr const char* kNode = "n1";
 const char* const kLbMaps[] = {WEFT_MAP_SERVICES,      WEFT_MAP_SLOTS,    WEFT_MAP_BACKENDS, WEFT_MAP_SVC_STATS,
@@ -96,11 +101,6 @@ spec:
     app: web
 )";
 
-bool InCi() {
-  const char* ci = std::getenv("CI");
-  return ci && std::string(ci) == "true";
-}
-
 std::string MissingPrerequisite() {
   if (geteuid() != 0) return "not root";
   if (!fs::exists(WEFT_AGENT_BIN)) return std::string("no agent binary at ") + WEFT_AGENT_BIN;
@@ -140,20 +140,6 @@ void EmergencyCleanup(int sig) {
   if (g_emergency.lab_dir[0]) rmdir(g_emergency.lab_dir);
   signal(sig, SIG_DFL);
   raise(sig);
-}
-
-std::string RandomHex() {
-  std::random_device rd;
-  char buf[9];
-  std::snprintf(buf, sizeof(buf), "%08x", rd());
-  return buf;
-}
-
-std::string ReadFile(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
 }
 
 struct CmdResult {
