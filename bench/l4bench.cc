@@ -570,7 +570,16 @@ double Median(std::vector<double> v) {
 // Cells are labelled "<variant>/<size>/<mode>/<rep>". Ratios are paired: each
 // repetition's weft (or iptables) cell against the direct cell measured next to
 // it, then the median of those ratios, so slow drifts of a shared machine cancel.
-int Report(const std::string& in_path, const std::string& json_path) {
+struct ReportOpts {
+  std::string in_path, json_path;
+  std::string baseline = "direct";                              // the variant ratios are taken against
+  std::vector<std::string> variants = {"direct", "weft", "iptables"};  // rows, in this order
+  std::string size_name = "services";                           // what the label's size counts
+};
+
+int Report(const ReportOpts& ro) {
+  const std::string& in_path = ro.in_path;
+  const std::string& json_path = ro.json_path;
   std::ifstream in(in_path);
   if (!in) Die("open " + in_path);
   struct Key {
@@ -600,15 +609,15 @@ int Report(const std::string& in_path, const std::string& json_path) {
     cells[{variant, mode, std::stoi(size)}][std::stoi(rep)] = j;
   }
   json rows = json::array();
-  const char* kVariants[] = {"direct", "weft", "iptables"};
   std::set<std::pair<int, std::string>> groups;
   for (auto& [k, _] : cells) groups.insert({k.size, k.mode});
-  std::printf("\n%-8s %-4s %-9s %10s %8s | %9s %8s | %9s %8s | %7s %5s %6s %4s\n", "services", "mode", "variant",
-              "rate/s", "x direct", "mach us/r", "x direct", "attr us/r", "x direct", "softirq", "other", "errors",
-              "reps");
+  const std::string xb = "x " + ro.baseline;
+  std::printf("\n%-8s %-4s %-14s %10s %8s | %9s %8s | %9s %8s | %7s %5s %6s %4s\n", ro.size_name.c_str(), "mode",
+              "variant", "rate/s", xb.c_str(), "mach us/r", xb.c_str(), "attr us/r", xb.c_str(), "softirq", "other",
+              "errors", "reps");
   for (auto& [size, mode] : groups) {
-    auto dit = cells.find({"direct", mode, size});
-    for (const char* v : kVariants) {
+    auto dit = cells.find({ro.baseline, mode, size});
+    for (const std::string& v : ro.variants) {
       auto it = cells.find({v, mode, size});
       if (it == cells.end()) continue;
       std::vector<double> rate, cpu, acpu, rr, cr, ar, soft, bg, kthr;
@@ -631,16 +640,16 @@ int Report(const std::string& in_path, const std::string& json_path) {
         if (dc.value("bench_cpu_us_per_req", 0.0) > 0)
           ar.push_back(c.value("bench_cpu_us_per_req", 0.0) / dc.value("bench_cpu_us_per_req", 0.0));
       }
-      json row = {{"services", size},
+      json row = {{ro.size_name, size},
                   {"mode", mode},
                   {"variant", v},
                   {"reps", rate.size()},
                   {"rate_median", Median(rate)},
-                  {"rate_vs_direct", Median(rr)},
+                  {"rate_vs_" + ro.baseline, Median(rr)},
                   {"machine_cpu_us_per_req_median", Median(cpu)},
-                  {"machine_cpu_vs_direct", Median(cr)},
+                  {"machine_cpu_vs_" + ro.baseline, Median(cr)},
                   {"attributable_cpu_us_per_req_median", Median(acpu)},
-                  {"attributable_cpu_vs_direct", Median(ar)},
+                  {"attributable_cpu_vs_" + ro.baseline, Median(ar)},
                   {"kthread_us_per_req_median", Median(kthr)},
                   {"softirq_share", Median(soft)},
                   {"other_cores_median", Median(bg)},
@@ -649,8 +658,8 @@ int Report(const std::string& in_path, const std::string& json_path) {
                   {"machine_cpu_us_per_req", cpu},
                   {"attributable_cpu_us_per_req", acpu}};
       rows.push_back(row);
-      std::printf("%-8d %-4s %-9s %10.0f %8.3f | %9.2f %8.3f | %9.2f %8.3f %9.2f | %6.0f%% %5.2f %6llu %4zu\n",
-                  size, mode.c_str(), v, Median(rate), Median(rr), Median(cpu), Median(cr), Median(acpu), Median(ar),
+      std::printf("%-8d %-4s %-14s %10.0f %8.3f | %9.2f %8.3f | %9.2f %8.3f %9.2f | %6.0f%% %5.2f %6llu %4zu\n",
+                  size, mode.c_str(), v.c_str(), Median(rate), Median(rr), Median(cpu), Median(cr), Median(acpu), Median(ar),
                   Median(kthr),
                   100 * Median(soft), Median(bg), static_cast<unsigned long long>(errors), rate.size());
     }
@@ -742,10 +751,13 @@ int main(int argc, char** argv) {
   auto* gcfg = app.add_subcommand("gen-config", "weft-agent YAML on stdout");
   add_gen(gcfg);
 
-  std::string in_path, json_path;
+  ReportOpts ro;
   auto* report = app.add_subcommand("report", "medians and ratios of a cells file");
-  report->add_option("--in", in_path)->required();
-  report->add_option("--json", json_path);
+  report->add_option("--in", ro.in_path)->required();
+  report->add_option("--json", ro.json_path);
+  report->add_option("--baseline", ro.baseline, "variant the ratios are paired against (default direct)");
+  report->add_option("--variants", ro.variants, "rows, in order (default direct,weft,iptables)")->delimiter(',');
+  report->add_option("--size-name", ro.size_name, "what the size in the labels counts (default services)");
 
   CLI11_PARSE(app, argc, argv);
   if (go.services < 1 || go.backends < 1) Die("--services and --backends must be >= 1");
@@ -756,6 +768,6 @@ int main(int argc, char** argv) {
   if (*load) return Load(lo);
   if (*gipt) return GenIptables(go);
   if (*gcfg) return GenConfig(go);
-  if (*report) return Report(in_path, json_path);
+  if (*report) return Report(ro);
   return 1;
 }

@@ -317,8 +317,13 @@ datapath() {
       fi
     done
     for ((rep = 1; rep <= REPS; rep++)); do
+      # Interleaved, and rotated every repetition (direct weft iptables, weft
+      # iptables direct, ...): no variant always follows the same one (the
+      # client netns keeps the previous cell's TIME_WAIT sockets for 60 s).
+      local order=() i n=${#ok_variants[@]}
+      for ((i = 0; i < n; i++)); do order+=("${ok_variants[$(((i + rep - 1) % n))]}"); done
       for mode in crr rr; do
-        for v in "${ok_variants[@]}"; do  # interleaved: direct weft iptables, every repetition
+        for v in "${order[@]}"; do
           measure_cell "$v" "$size" "$mode" "$rep"
           line=$CELL_LINE
           [[ -n $line ]] && echo "$line" >>"$CELLS"

@@ -4,8 +4,8 @@
  * Attached to a cgroup (the node's pods). connect/sendmsg to a service VIP are
  * rewritten to a backend before any packet exists; recvmsg/getpeername show the
  * app the VIP again. Hooks:
- *   connect4/6   TCP and connected UDP: pick, rewrite, remember on the socket
- *   sendmsg4/6   unconnected UDP: pick, rewrite, remember by socket cookie
+ *   connect4/6   TCP and connected UDP: pick, rewrite, remember by socket cookie
+ *   sendmsg4/6   unconnected UDP: the same, per datagram
  *   recvmsg4/6   UDP: backend source -> VIP
  *   getpeername4/6: backend peer -> VIP
  * Logic lives in lib/{lb,revnat,stats}.h. */
@@ -76,10 +76,7 @@ static __always_inline int weft_sock_forward(struct bpf_sock_addr *ctx, const st
 		return WEFT_SOCK_ALLOW;
 
 	weft_ctx_set_dst(ctx, &res.be_addr, res.be_port, fam);
-	if (is_sendmsg)
-		weft_udp_rev_record(bpf_get_socket_cookie(ctx), vip, vport, &res.be_addr, res.be_port);
-	else
-		weft_sock_rev_record(ctx->sk, vip, vport, &res.be_addr, res.be_port);
+	weft_sock_rev_record(bpf_get_socket_cookie(ctx), vip, vport, &res.be_addr, res.be_port, is_sendmsg);
 	return WEFT_SOCK_ALLOW;
 }
 
@@ -90,13 +87,8 @@ static __always_inline int weft_sock_reverse(struct bpf_sock_addr *ctx, const st
 	__u16 peer_port = weft_ctx_get_port(ctx);
 	struct weft_addr vip;
 	__u16 vport = 0;
-	int found;
 
-	if (is_recvmsg)
-		found = weft_revnat_lookup(ctx, peer, peer_port, &vip, &vport);
-	else
-		found = weft_sock_rev_match(ctx->sk, peer, peer_port, &vip, &vport);
-	if (!found)
+	if (!weft_sock_rev_lookup(ctx, peer, peer_port, &vip, &vport))
 		return WEFT_SOCK_ALLOW;
 	/* An AF_INET socket can only be shown an IPv4 VIP. */
 	if (fam == WEFT_HOOK_V4 && !weft_addr_is_v4(&vip))

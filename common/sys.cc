@@ -11,6 +11,8 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 #include <fstream>
@@ -234,6 +236,37 @@ std::string SelfDir() {
   std::error_code ec;
   auto p = fs::read_symlink("/proc/self/exe", ec);
   return ec ? std::string(".") : p.parent_path().string();
+}
+
+Result<ScopedNetns> ScopedNetns::Enter(const std::string& path) {
+  if (path.empty()) return ScopedNetns(-1);
+  int orig = ::open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC);
+  if (orig < 0) return Status::Errno("open /proc/thread-self/ns/net", errno);
+  int target = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (target < 0) {
+    int e = errno;
+    ::close(orig);
+    return Status::Errno("open network namespace " + path, e);
+  }
+  int rc = ::setns(target, CLONE_NEWNET);
+  int e = errno;
+  ::close(target);
+  if (rc != 0) {
+    ::close(orig);
+    return Status::Errno("enter network namespace " + path, e);
+  }
+  return ScopedNetns(orig);
+}
+
+ScopedNetns::~ScopedNetns() {
+  if (orig_fd_ < 0) return;
+  // Failing to return would leave this thread in the wrong namespace for
+  // everything that follows: that is not recoverable.
+  if (::setns(orig_fd_, CLONE_NEWNET) != 0) {
+    std::fprintf(stderr, "weft: cannot return to the original network namespace: %s\n", std::strerror(errno));
+    std::abort();
+  }
+  ::close(orig_fd_);
 }
 
 }  // namespace weft::sys

@@ -9,7 +9,7 @@ PKGS=(
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libspdlog-dev libfmt-dev libsqlite3-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
-  iproute2 iptables curl wrk procps
+  iproute2 iptables ipset curl wrk procps
 )
 
 missing=()

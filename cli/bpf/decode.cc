@@ -357,14 +357,14 @@ Status Counters(const PinnedMap& m, const RawDump& d, const char* what,
   return Status::Ok();
 }
 
-Status UdpRev(const PinnedMap& m, const RawDump& d, const std::string&, const Names& names, const DumpOptions&,
+Status SockRev(const PinnedMap& m, const RawDump& d, const std::string&, const Names& names, const DumpOptions&,
               Decoded* out) {
   WEFT_RETURN_IF_ERROR(
-      CheckLayout(m, sizeof(weft_udp_rev_key), "weft_udp_rev_key", sizeof(weft_udp_rev_val), "weft_udp_rev_val"));
+      CheckLayout(m, sizeof(weft_sock_rev_key), "weft_sock_rev_key", sizeof(weft_sock_rev_val), "weft_sock_rev_val"));
   out->rows.push_back({"SOCKET-COOKIE", "BACKEND", "WORKLOAD", "VIP", "SERVICE"});
   for (const auto& e : d.entries) {
-    auto k = Load<weft_udp_rev_key>(e.key.data());
-    auto v = Load<weft_udp_rev_val>(e.value.data());
+    auto k = Load<weft_sock_rev_key>(e.key.data());
+    auto v = Load<weft_sock_rev_val>(e.value.data());
     std::string be = HostPort(k.addr, ntohs(k.port)), vip = HostPort(v.vip, ntohs(v.vport));
     std::string wl = Lookup(names.workloads, Addr(k.addr)), svc = Lookup(names.vips, Addr(v.vip));
     out->rows.push_back({std::to_string(k.cookie), be, Or(wl), vip, Or(svc)});
@@ -530,7 +530,7 @@ const std::map<std::string, Decoder>& Decoders() {
       {WEFT_MAP_BACKEND_STATS, BeStats},
       {WEFT_MAP_LB_STATS, [](const PinnedMap& m, const RawDump& d, const std::string&, const Names&, const DumpOptions&,
                              Decoded* out) { return Counters(m, d, "COUNTER", LbStatName, out); }},
-      {WEFT_MAP_UDP_REV, UdpRev},
+      {WEFT_MAP_SOCK_REV, SockRev},
       {WEFT_MAP_IDENTITY, IdentityMap},
       {WEFT_MAP_POLICY, Policy},
       {WEFT_MAP_CT, Conntrack},

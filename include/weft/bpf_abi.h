@@ -30,13 +30,12 @@
 #define WEFT_MAP_BACKEND_STATS "weft_be_stats"
 #define WEFT_MAP_LB_STATS      "weft_lb_stats"
 #define WEFT_MAP_SOCK_REV      "weft_sock_rev"
-#define WEFT_MAP_UDP_REV       "weft_udp_rev"
 
 /* Default capacities; the agent may resize before load (bpf_map__set_max_entries). */
 #define WEFT_DEFAULT_MAX_SERVICES  65536
 #define WEFT_DEFAULT_MAX_BACKENDS  262144
 #define WEFT_DEFAULT_MAX_SLOTS     1048576
-#define WEFT_DEFAULT_UDP_REV       65536
+#define WEFT_DEFAULT_SOCK_REV      131072
 
 /* Per-service selection slots for weighted random. Weights are reduced by
  * their gcd and scaled so that the slot count never exceeds this. */
@@ -115,17 +114,14 @@ struct weft_backend_stats {
 	__u64 connects;
 };
 
-/* weft_sock_rev: SK_STORAGE, for connected sockets: what the app asked for. */
-struct weft_sock_rev {
-	__u8  vip[16];
-	__u8  backend[16];
-	__u16 vport;        /* network byte order */
-	__u16 backend_port; /* network byte order */
-	__u32 pad;
-};
-
-/* weft_udp_rev: LRU_HASH, reverse NAT for unconnected UDP (sendmsg/recvmsg). */
-struct weft_udp_rev_key {
+/* weft_sock_rev: LRU_HASH, reverse NAT: (socket, backend) -> what the app
+ * asked for. Written at connect (TCP, connected UDP) and sendmsg
+ * (unconnected UDP); read by getpeername and recvmsg. Keyed by the socket
+ * cookie, which is never reused, so an entry of a closed socket can never
+ * match another socket; it just ages out of the LRU. (Socket-local storage
+ * would die with the socket, but allocating and RCU-freeing it costs about
+ * 1 us per connection: bench/RESULTS.md.) */
+struct weft_sock_rev_key {
 	__u64 cookie;      /* socket cookie */
 	__u8  addr[16];    /* backend address */
 	__u16 port;        /* backend port, network byte order */
@@ -133,9 +129,9 @@ struct weft_udp_rev_key {
 	__u32 pad2;
 };
 
-struct weft_udp_rev_val {
+struct weft_sock_rev_val {
 	__u8  vip[16];
-	__u16 vport;
+	__u16 vport;       /* network byte order */
 	__u16 pad;
 };
 
@@ -290,5 +286,53 @@ enum weft_event_stat {
 	WEFT_EVSTAT_LOST = 1, /* ring buffer full: counted, never silent */
 	WEFT_EVSTAT_MAX  = 2,
 };
+
+/* weftctl trace: BPF_PROG_TEST_RUN of the attached tc_policy program on a
+ * synthetic packet with __sk_buff.mark = WEFT_TRACE_MARK and
+ * cb[WEFT_TRACE_CB_MAGIC] = WEFT_TRACE_MAGIC runs the real decision without
+ * side effects (no conntrack write, no flow count, no event, no RST) and
+ * returns what it decided in cb[] (copied back by the kernel): */
+#define WEFT_TRACE_MARK  0x77656674u /* "weft" */
+#define WEFT_TRACE_MAGIC 0x74726163u /* "trac" */
+
+enum weft_trace_cb {
+	WEFT_TRACE_CB_MAGIC  = 0, /* in: WEFT_TRACE_MAGIC; out: 0 once the program ran in trace mode */
+	WEFT_TRACE_CB_RESULT = 1, /* out: verdict | reason << 8 | stage << 16 */
+	WEFT_TRACE_CB_POLICY = 2, /* out: policy_id of the deciding entry (0: none) */
+	WEFT_TRACE_CB_PEER   = 3, /* out: peer identity from weft_identity */
+	WEFT_TRACE_CB_EP     = 4, /* out: ep_id of the endpoint (0: not ours) */
+};
+
+/* Where the program's decision came from (bits 16..23 of WEFT_TRACE_CB_RESULT). */
+enum weft_trace_stage {
+	WEFT_TRACE_STAGE_NONE         = 0,
+	WEFT_TRACE_STAGE_NO_ENDPOINT  = 1, /* ifindex not in weft_endpoints: pass */
+	WEFT_TRACE_STAGE_NOT_ENFORCED = 2, /* endpoint enforces neither direction: pass */
+	WEFT_TRACE_STAGE_NOT_L4       = 3, /* not TCP/UDP: pass */
+	WEFT_TRACE_STAGE_MALFORMED    = 4,
+	WEFT_TRACE_STAGE_CT           = 5, /* existing conntrack entry (forward or reply) */
+	WEFT_TRACE_STAGE_POLICY       = 6, /* weft_policy lookup decided */
+	WEFT_TRACE_STAGE_UNENFORCED_DIR = 7, /* this direction is not enforced: allowed */
+};
+
+/* Trace result encoding (tc_policy): the verdict is WEFT_VERDICT_ALLOW whenever the
+ * program returns TC_ACT_OK (also for the pass-through stages NO_ENDPOINT,
+ * NOT_ENFORCED, NOT_L4, UNENFORCED_DIR) and WEFT_VERDICT_DENY (or the recorded
+ * verdict of a conntrack tombstone) when it returns TC_ACT_SHOT; in trace mode
+ * the program never returns TC_ACT_REDIRECT. WEFT_TRACE_STAGE_NONE is reported for a
+ * TCP RST without a conntrack entry in an enforced direction (RSTs pass untouched);
+ * a RST on an entry reports WEFT_TRACE_STAGE_CT. Trace mode is keyed on mark + cb
+ * only: a real packet that carried both would get the same verdict, uncounted and
+ * without conntrack or RST. */
+
+/* weft_policy_rev: ARRAY[1] of __u32, the policy revision. The agent bumps it
+ * after every change of weft_identity/weft_policy/weft_endpoints. A conntrack
+ * hit whose weft_ct_val.policy_rev differs from its low 16 bits (or whose
+ * verdict is DENY) re-evaluates the flow's policy: still allowed -> the entry
+ * takes the new revision; now denied -> the entry becomes a DENY tombstone and
+ * the packet is dropped through weft_drop() (TCP: answered with a RST to its
+ * sender), so existing connections of a now-denied flow are cut, as ztunnel
+ * does. */
+#define WEFT_MAP_POLICY_REV    "weft_policy_rev"
 
 #endif /* WEFT_BPF_ABI_H */

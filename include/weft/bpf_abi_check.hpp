@@ -36,15 +36,11 @@ inline constexpr FieldLayout kBackend[] = {WEFT_F(weft_backend, addr), WEFT_F(we
 inline constexpr FieldLayout kSvcStats[] = {WEFT_F(weft_svc_stats, connects),
                                             WEFT_F(weft_svc_stats, no_backend)};
 inline constexpr FieldLayout kBackendStats[] = {WEFT_F(weft_backend_stats, connects)};
-inline constexpr FieldLayout kSockRev[] = {WEFT_F(weft_sock_rev, vip), WEFT_F(weft_sock_rev, backend),
-                                           WEFT_F(weft_sock_rev, vport),
-                                           WEFT_F(weft_sock_rev, backend_port),
-                                           WEFT_F(weft_sock_rev, pad)};
-inline constexpr FieldLayout kUdpRevKey[] = {
-    WEFT_F(weft_udp_rev_key, cookie), WEFT_F(weft_udp_rev_key, addr), WEFT_F(weft_udp_rev_key, port),
-    WEFT_F(weft_udp_rev_key, pad1), WEFT_F(weft_udp_rev_key, pad2)};
-inline constexpr FieldLayout kUdpRevVal[] = {WEFT_F(weft_udp_rev_val, vip), WEFT_F(weft_udp_rev_val, vport),
-                                             WEFT_F(weft_udp_rev_val, pad)};
+inline constexpr FieldLayout kSockRevKey[] = {
+    WEFT_F(weft_sock_rev_key, cookie), WEFT_F(weft_sock_rev_key, addr), WEFT_F(weft_sock_rev_key, port),
+    WEFT_F(weft_sock_rev_key, pad1), WEFT_F(weft_sock_rev_key, pad2)};
+inline constexpr FieldLayout kSockRevVal[] = {WEFT_F(weft_sock_rev_val, vip), WEFT_F(weft_sock_rev_val, vport),
+                                             WEFT_F(weft_sock_rev_val, pad)};
 
 // Identity policy at TC (tc_policy.bpf.o).
 inline constexpr FieldLayout kIpcacheKey[] = {WEFT_F(weft_ipcache_key, prefixlen),
@@ -88,8 +84,8 @@ inline constexpr StructLayout kAbiStructs[] = {
     WEFT_S(weft_svc_key, kSvcKey),         WEFT_S(weft_svc_val, kSvcVal),
     WEFT_S(weft_slot_key, kSlotKey),       WEFT_S(weft_backend, kBackend),
     WEFT_S(weft_svc_stats, kSvcStats),     WEFT_S(weft_backend_stats, kBackendStats),
-    WEFT_S(weft_sock_rev, kSockRev),       WEFT_S(weft_udp_rev_key, kUdpRevKey),
-    WEFT_S(weft_udp_rev_val, kUdpRevVal),
+    WEFT_S(weft_sock_rev_key, kSockRevKey),
+    WEFT_S(weft_sock_rev_val, kSockRevVal),
 };
 // The structs of tc_policy.bpf.o (weft_flow_event is used by the program, so
 // it is in the BTF even though the ring buffer map has no value type).
@@ -109,14 +105,13 @@ static_assert(sizeof(weft_slot_key) == 8);
 static_assert(sizeof(weft_backend) == 20);
 static_assert(sizeof(weft_svc_stats) == 16);
 static_assert(sizeof(weft_backend_stats) == 8);
-static_assert(sizeof(weft_sock_rev) == 40);
-static_assert(sizeof(weft_udp_rev_key) == 32);
-static_assert(sizeof(weft_udp_rev_val) == 20);
+static_assert(sizeof(weft_sock_rev_key) == 32);
+static_assert(sizeof(weft_sock_rev_val) == 20);
 static_assert(offsetof(weft_svc_key, port) == 16);
 static_assert(offsetof(weft_svc_val, gen) == 4);
 static_assert(offsetof(weft_svc_val, slot_count) == 6);
 static_assert(offsetof(weft_svc_val, algo) == 8);
-static_assert(offsetof(weft_udp_rev_key, addr) == 8);
+static_assert(offsetof(weft_sock_rev_key, addr) == 8);
 static_assert(sizeof(weft_ipcache_key) == 20);
 static_assert(sizeof(weft_ipcache_val) == 8);
 static_assert(sizeof(weft_endpoint) == 12);

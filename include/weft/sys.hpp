@@ -53,4 +53,22 @@ bool ProcessMatches(pid_t pid, const std::string& exe_suffix);
 // Path of the running executable's directory (to find sibling binaries).
 std::string SelfDir();
 
+// Runs the calling thread in another network namespace for the object's
+// lifetime (setns(CLONE_NEWNET) changes only the calling thread) and returns
+// it to the namespace it came from on destruction. Sockets opened inside stay
+// in that namespace. `path`: a netns file (/run/netns/NAME, /proc/PID/ns/net);
+// "" = stay where we are (a no-op guard).
+class ScopedNetns {
+ public:
+  static Result<ScopedNetns> Enter(const std::string& path);
+  ScopedNetns(ScopedNetns&& o) noexcept : orig_fd_(o.orig_fd_) { o.orig_fd_ = -1; }
+  ScopedNetns& operator=(ScopedNetns&&) = delete;
+  ScopedNetns(const ScopedNetns&) = delete;
+  ~ScopedNetns();
+
+ private:
+  explicit ScopedNetns(int orig_fd) : orig_fd_(orig_fd) {}
+  int orig_fd_ = -1;  // our original namespace; -1: nothing to restore
+};
+
 }  // namespace weft::sys

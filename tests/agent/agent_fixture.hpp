@@ -52,7 +52,7 @@ const bpf_attach_type kAttachTypes[] = {BPF_CGROUP_INET4_CONNECT,  BPF_CGROUP_IN
                                         BPF_CGROUP_UDP6_SENDMSG,   BPF_CGROUP_UDP4_RECVMSG,  BPF_CGROUP_UDP6_RECVMSG,
                                         BPF_CGROUP_INET4_GETPEERNAME, BPF_CGROUP_INET6_GETPEERNAME};
 const char* const kMaps[] = {WEFT_MAP_SERVICES,      WEFT_MAP_SLOTS,     WEFT_MAP_BACKENDS, WEFT_MAP_SVC_STATS,
-                             WEFT_MAP_BACKEND_STATS, WEFT_MAP_LB_STATS,  WEFT_MAP_SOCK_REV, WEFT_MAP_UDP_REV};
+                             WEFT_MAP_BACKEND_STATS, WEFT_MAP_LB_STATS,  WEFT_MAP_SOCK_REV};
 constexpr const char* kNode = "n1";
 
 std::string MissingPrerequisite() {

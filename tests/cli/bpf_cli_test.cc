@@ -45,7 +45,7 @@ using testing::ReadFile;
 
 constexpr const char* kNode = "n1";
 const char* const kLbMaps[] = {WEFT_MAP_SERVICES,      WEFT_MAP_SLOTS,    WEFT_MAP_BACKENDS, WEFT_MAP_SVC_STATS,
-                               WEFT_MAP_BACKEND_STATS, WEFT_MAP_LB_STATS, WEFT_MAP_SOCK_REV, WEFT_MAP_UDP_REV};
+                               WEFT_MAP_BACKEND_STATS, WEFT_MAP_LB_STATS, WEFT_MAP_SOCK_REV};
 const char* const kPrograms[] = {"weft_connect4", "weft_connect6", "weft_sendmsg4",     "weft_sendmsg6",
                                  "weft_recvmsg4", "weft_recvmsg6", "weft_getpeername4", "weft_getpeername6"};
 constexpr int kCapacity = 64;  // --max-services/--max-backends: small arrays, quick walks
@@ -328,8 +328,8 @@ TEST_F(BpfCliTest, MapsListsTheEightLbMapsWithEntryCounts) {
   EXPECT_EQ(by_name[WEFT_MAP_SERVICES]["max_entries"], kCapacity);
   EXPECT_EQ(by_name[WEFT_MAP_BACKENDS]["entries"], 3);
   EXPECT_EQ(by_name[WEFT_MAP_BACKENDS]["max_entries"], kCapacity);
-  EXPECT_EQ(by_name[WEFT_MAP_UDP_REV]["entries"], 0);
-  EXPECT_TRUE(by_name[WEFT_MAP_SOCK_REV]["entries"].is_null()) << "sk_storage has no keys to count";
+  EXPECT_EQ(by_name[WEFT_MAP_SOCK_REV]["entries"], 0);
+  EXPECT_EQ(by_name[WEFT_MAP_SOCK_REV]["type"], "lru_hash");
   // Per-CPU arrays: every index is a key.
   EXPECT_EQ(by_name[WEFT_MAP_SVC_STATS]["type"], "percpu_array");
   EXPECT_TRUE(by_name[WEFT_MAP_SVC_STATS]["percpu"].get<bool>());
@@ -402,8 +402,8 @@ TEST_F(BpfCliTest, DumpDecodesServicesBackendsSlotsAndStats) {
   EXPECT_EQ(ss["entries"].size(), 2u) << "one row per service in weft_services: " << ss.dump(2);
   Json bs = JsonOf({"dump", WEFT_MAP_BACKEND_STATS});
   EXPECT_EQ(bs["entries"].size(), 3u) << bs.dump(2);
-  Json udp = JsonOf({"dump", WEFT_MAP_UDP_REV});
-  EXPECT_TRUE(udp["entries"].empty());
+  Json rev = JsonOf({"dump", WEFT_MAP_SOCK_REV});
+  EXPECT_TRUE(rev["entries"].empty());
 
   // The table form names the service and the VIP.
   CmdResult t = Weftctl({"bpf", "dump", WEFT_MAP_SERVICES, "--pin-root", pin_root_, "--names-from", config_});

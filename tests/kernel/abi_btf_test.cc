@@ -88,8 +88,7 @@ TEST(AbiBtfMaps, SockLbMapsUseAbiTypes) {
       {WEFT_MAP_SVC_STATS, sizeof(__u32), sizeof(weft_svc_stats)},
       {WEFT_MAP_BACKEND_STATS, sizeof(__u32), sizeof(weft_backend_stats)},
       {WEFT_MAP_LB_STATS, sizeof(__u32), sizeof(__u64)},
-      {WEFT_MAP_SOCK_REV, sizeof(int), sizeof(weft_sock_rev)},
-      {WEFT_MAP_UDP_REV, sizeof(weft_udp_rev_key), sizeof(weft_udp_rev_val)},
+      {WEFT_MAP_SOCK_REV, sizeof(weft_sock_rev_key), sizeof(weft_sock_rev_val)},
   };
   for (const auto& w : want) {
     EXPECT_LE(std::strlen(w.name), 15u) << w.name;

@@ -43,11 +43,11 @@ constexpr int kMaxEntries = 64;
 Entry g_entries[kMaxEntries];
 const char* const kMapNames[] = {WEFT_MAP_SERVICES,  WEFT_MAP_SLOTS,     WEFT_MAP_BACKENDS,
                                  WEFT_MAP_SVC_STATS, WEFT_MAP_BACKEND_STATS, WEFT_MAP_LB_STATS,
-                                 WEFT_MAP_SOCK_REV,  WEFT_MAP_UDP_REV,
+                                 WEFT_MAP_SOCK_REV,
                                  // tc_policy
                                  WEFT_MAP_IDENTITY,  WEFT_MAP_POLICY,    WEFT_MAP_CT,
                                  WEFT_MAP_ENDPOINTS, WEFT_MAP_DROP_STATS, WEFT_MAP_FLOWS,
-                                 WEFT_MAP_FLOW_EVENTS, WEFT_MAP_EVENT_STATS};
+                                 WEFT_MAP_FLOW_EVENTS, WEFT_MAP_EVENT_STATS, WEFT_MAP_POLICY_REV};
 
 void SafeJoin(char* out, size_t n, const char* a, const char* b) {
   size_t i = 0;
