@@ -20,8 +20,10 @@
 #include "agent/datapath/kernel_map_writer.hpp"
 #include "agent/datapath/tracking_map_writer.hpp"
 #include "agent/metrics.hpp"
+#include "agent/policy/policy_datapath.hpp"
 #include "agent/reconcile.hpp"
 #include "weft/ip.hpp"
+#include "weft/sys.hpp"
 #include "weft/unique_fd.hpp"
 
 #ifndef WEFT_VERSION
@@ -81,12 +83,19 @@ class Agent {
   Status Start();
   // Applies `desired_`; on failure schedules a retry if retry_ says so.
   Status ApplyDesired(const std::string& why);
+  // The identity-policy part of a push (before the LB part: a new pod is
+  // enforced before socket-LB sends it traffic). Runs in opts_.netns.
+  Status ApplyPolicy(const ConfigUpdate& u);
   // Takes and applies every state the source has ready. False: fatal error.
   bool DrainSource();
   int Loop();
 
   const RunOptions& opts_;
   std::unique_ptr<datapath::Datapath> dp_;
+  // TC identity policy (agent/policy/). Controller mode: the stream calls
+  // policy_->Apply(snapshot, version) / ApplyDelta(delta, version) (wiring
+  // in the controller source is the lead's); file mode: no policy (empty).
+  std::unique_ptr<policy::PolicyDatapath> policy_;
   std::unique_ptr<datapath::KernelMapWriter> kernel_writer_;
   std::unique_ptr<datapath::TrackingMapWriter> writer_;
   std::unique_ptr<Reconciler> reconciler_;
@@ -100,6 +109,7 @@ class Agent {
   bool retry_ = false;                       // retry desired_ after a failed Apply
   std::optional<Clock::time_point> retry_at_;
   std::chrono::milliseconds backoff_{500};
+  Clock::time_point policy_refresh_at_{};
 };
 
 Status Agent::Start() {
@@ -141,12 +151,28 @@ Status Agent::Start() {
                std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count(),
                view.services.size(), view.backends.size(), view.slots);
 
+  policy::PolicyOptions po;
+  po.pin_root = opts_.pin_root;
+  po.node = opts_.node;
+  // File mode has no policy, so no names to publish.
+  po.state_dir = opts_.controller.empty() ? "" : opts_.state_dir;
+  {
+    // Only this block runs in the pods' netns: the controller stream and the
+    // metrics server below must stay in the agent's own.
+    auto pns = sys::ScopedNetns::Enter(opts_.netns);
+    if (!pns.ok()) return pns.status().Wrap("policy datapath");
+    auto pdp = policy::PolicyDatapath::Load(po);
+    if (!pdp.ok()) return pdp.status().Wrap("policy datapath");
+    policy_ = std::move(*pdp);
+  }
+
   stats_ = std::make_unique<datapath::KernelStatsReader>(dp_->skel());
   std::vector<AgentMetrics::MapCapacity> capacities;
   for (const auto& m : dp_->maps())
     if (m.max_entries > 0) capacities.push_back({m.name, m.max_entries});
   metrics_ = std::make_unique<AgentMetrics>(opts_.node, WEFT_VERSION, std::move(capacities), stats_.get());
   metrics_->Publish(BuildTopology(view, nullptr));
+  metrics_->SetPolicySource(policy_.get());
 
   if (!opts_.controller.empty()) {
     ControllerSourceOptions co;
@@ -174,6 +200,16 @@ Status Agent::Start() {
   WEFT_RETURN_IF_ERROR(source_->Open());
   if (!DrainSource()) return Status::Error("read " + source_->Describe());
   WEFT_RETURN_IF_ERROR(dp_->Attach());
+  // Policy: the adopted interfaces get the new programs in place (no window
+  // without policy), then the config decides. File mode has no policy: the
+  // empty config detaches every filter (nothing enforced).
+  {
+    auto ns = sys::ScopedNetns::Enter(opts_.netns);
+    if (!ns.ok()) return ns.status().Wrap("policy datapath");
+    WEFT_RETURN_IF_ERROR(policy_->Attach().Wrap("policy datapath"));
+    if (opts_.controller.empty())
+      WEFT_RETURN_IF_ERROR(policy_->Apply(v1::NodeConfig{}, 0).Wrap("policy datapath (file mode: no policy)"));
+  }
   WEFT_RETURN_IF_ERROR(source_->Start());
   return Status::Ok();
 }
@@ -211,6 +247,16 @@ Status Agent::ApplyDesired(const std::string& why) {
   return Status::Ok();
 }
 
+Status Agent::ApplyPolicy(const ConfigUpdate& u) {
+  if (!policy_ || (!u.snapshot && !u.delta && !u.policy_rollback)) return Status::Ok();
+  auto ns = sys::ScopedNetns::Enter(opts_.netns);
+  if (!ns.ok()) return ns.status();
+  Status st = u.snapshot ? policy_->Apply(*u.snapshot, u.version)
+              : u.delta  ? policy_->ApplyDelta(*u.delta, u.version)
+                         : policy_->Refresh();
+  return st.ok() ? st : st.Wrap("identity policy");
+}
+
 bool Agent::DrainSource() {
   for (;;) {
     auto next = source_->Next(Clock::now());
@@ -220,6 +266,12 @@ bool Agent::DrainSource() {
     }
     if (!*next) return true;
     ConfigUpdate& u = **next;
+    if (Status pst = ApplyPolicy(u); !pst.ok()) {
+      // NACK: the LB maps keep the previous state; the source rolls back.
+      LogLines(spdlog::level::err, "identity policy (" + u.why + ") failed:", pst.message());
+      source_->Applied(u, pst);
+      continue;
+    }
     desired_ = std::move(u.desired);
     retry_ = u.retry_on_failure;
     Status st = ApplyDesired(u.why);
@@ -237,6 +289,8 @@ int Agent::Loop() {
           std::max<int64_t>(0, std::chrono::duration_cast<std::chrono::milliseconds>(*retry_at_ - now).count() + 1));
       timeout = timeout < 0 ? r : std::min(timeout, r);
     }
+    // Workloads whose interface did not exist yet: look again every second.
+    if (policy_ && policy_->has_unplaced()) timeout = timeout < 0 ? 1000 : std::min(timeout, 1000);
     pollfd fds[2] = {{signal_fd_.get(), POLLIN, 0}, {source_->fd(), POLLIN, 0}};
     int n = poll(fds, 2, timeout);
     if (n < 0 && errno != EINTR) {
@@ -260,6 +314,12 @@ int Agent::Loop() {
     if (!DrainSource()) return 1;
     now = Clock::now();
     if (retry_at_ && now >= *retry_at_ && desired_) ApplyDesired("retry");
+    if (policy_ && policy_->has_unplaced() && now >= policy_refresh_at_) {
+      auto ns = sys::ScopedNetns::Enter(opts_.netns);
+      Status st = ns.ok() ? policy_->Refresh() : ns.status();
+      if (!st.ok()) spdlog::warn("policy refresh: {}", st.message());
+      policy_refresh_at_ = now + std::chrono::seconds(1);
+    }
   }
 }
 
@@ -291,8 +351,34 @@ void SetUpLogging(bool verbose) {
 
 int Run(const RunOptions& opts) { return Agent(opts).Main(); }
 
-int Cleanup(const std::string& pin_root, const std::string& node) {
+int Cleanup(const std::string& pin_root, const std::string& node, const std::string& state_dir,
+            const std::string& netns) {
   datapath::InstallLibbpfLogging(false);
+  // Policy first: its filters are found through the pinned weft_endpoints
+  // map, which datapath::Cleanup unpins. In the pods' netns; a netns that is
+  // gone took its interfaces (and their filters) with it: CleanupPolicy then
+  // only unpins (it touches no filter that is not ours).
+  std::string ns = netns;
+  if (!ns.empty() && ::access(ns.c_str(), F_OK) != 0) {
+    spdlog::info("cleanup: network namespace {} is gone (its interfaces and filters with it)", ns);
+    ns.clear();
+  }
+  auto guard = sys::ScopedNetns::Enter(ns);
+  if (!guard.ok()) {
+    spdlog::critical("cleanup failed: {}", guard.status().message());
+    return 1;
+  }
+  auto pr = policy::CleanupPolicy(pin_root, node);
+  if (!pr.ok()) {
+    spdlog::critical("cleanup failed: {}", pr.status().message());
+    return 1;
+  }
+  for (const auto& p : pr->removed) spdlog::info("cleanup: removed {}", p);
+  if (!state_dir.empty()) {
+    const std::string dir = state_dir + "/" + node, names = dir + "/names.json";
+    if (::unlink(names.c_str()) == 0) spdlog::info("cleanup: removed {}", names);
+    ::rmdir(dir.c_str());
+  }
   auto r = datapath::Cleanup(pin_root, node);
   if (!r.ok()) {
     spdlog::critical("cleanup failed: {}", r.status().message());

@@ -29,6 +29,11 @@ struct RunOptions {
   std::string controller;  // --controller ADDR (exactly one of the two)
   std::string pin_root = "/sys/fs/bpf/weft";
   std::string metrics = "127.0.0.1:9464";  // "" disables the metrics server
+  std::string state_dir = "/run/weft/agent";  // <state-dir>/<node>/names.json (policy names for weftctl)
+  // Network namespace of the pods' host-side interfaces (a netns file, e.g.
+  // /run/netns/NAME); "" = the agent's own (a DaemonSet with hostNetwork).
+  // The lab runs agents in the host netns and its pods' veths in node netns.
+  std::string netns;
   datapath::Capacities capacities;
   bool no_batch = false;
   bool verbose = false;
@@ -36,7 +41,10 @@ struct RunOptions {
 
 // Both return the process exit code.
 int Run(const RunOptions& opts);
-int Cleanup(const std::string& pin_root, const std::string& node);
+// Also removes the policy datapath's tc filters, program pins and
+// <state_dir>/<node>/names.json.
+int Cleanup(const std::string& pin_root, const std::string& node,
+            const std::string& state_dir = "/run/weft/agent", const std::string& netns = "");
 
 // stderr logging with timestamp and level (debug only if verbose).
 void SetUpLogging(bool verbose);

@@ -27,6 +27,11 @@
 #include "agent/lb/desired_state.hpp"
 #include "weft/status.hpp"
 
+namespace weft::v1 {
+class NodeConfig;
+class NodeConfigDelta;
+}  // namespace weft::v1
+
 namespace weft::agent {
 
 class AgentMetrics;
@@ -35,6 +40,14 @@ struct ConfigUpdate {
   lb::DesiredState desired;
   std::string why;  // for logs: "start", "config change", "controller snapshot v7", ...
   bool retry_on_failure = true;
+  // Controller mode: the push itself, for the identity policy (workloads'
+  // policy entries, identity cache, names). At most one is set; neither for
+  // a file or a rollback.
+  std::shared_ptr<const v1::NodeConfig> snapshot;
+  std::shared_ptr<const v1::NodeConfigDelta> delta;
+  uint64_t version = 0;
+  // A rollback after a NACK: the policy datapath re-applies its last good state.
+  bool policy_rollback = false;
 };
 
 class ConfigSource {

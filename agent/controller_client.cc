@@ -238,7 +238,7 @@ class ControllerSource : public ConfigSource {
           if (ev.epoch == epoch_) metrics_.SetControllerConnected(false);
           spdlog::warn("controller {}: stream {} ended: {}; the maps keep {}; reconnecting with backoff",
                        opts_.address, ev.epoch, ev.error,
-                       good_ ? "version " + std::to_string(good_version_) : std::string("what they hold"));
+                       has_good_ ? "version " + std::to_string(good_version_) : std::string("what they hold"));
           break;
         case ControllerClient::Event::kMessage:
           if (auto u = Handle(ev)) return u;
@@ -253,7 +253,8 @@ class ControllerSource : public ConfigSource {
     Inflight f = std::move(*inflight_);
     inflight_.reset();
     if (result.ok()) {
-      good_ = std::move(f.state);
+      good_.Commit(std::move(f.pending));
+      has_good_ = true;
       good_version_ = f.version;
       client_->SetAppliedVersion(f.version);
       metrics_.SetConfigVersion(f.version);
@@ -266,18 +267,16 @@ class ControllerSource : public ConfigSource {
       return;
     }
     Nack(f.epoch, f.version, f.nonce, result.message());
-    if (good_) {
+    if (has_good_) {
       // The maps may hold part of the rejected state (a map write failed
       // half-way): converge back to the last good one. Writes nothing when
       // the failure was found before writing (limits, invalid sizes).
-      auto desired = ToDesiredState(*good_);
-      if (desired.ok()) {
-        ConfigUpdate u;
-        u.desired = std::move(*desired);
-        u.why = "rollback to controller version " + std::to_string(good_version_);
-        u.retry_on_failure = true;
-        rollback_ = std::move(u);
-      }
+      ConfigUpdate u;
+      u.desired = good_.desired();
+      u.why = "rollback to controller version " + std::to_string(good_version_);
+      u.retry_on_failure = true;
+      u.policy_rollback = true;
+      rollback_ = std::move(u);
     }
   }
 
@@ -287,47 +286,45 @@ class ControllerSource : public ConfigSource {
 
  private:
   struct Inflight {
-    NodeConfigState state;
+    ConvertedConfig::Pending pending;
     uint64_t version = 0;
     std::string nonce;
     uint64_t epoch = 0;
   };
 
   // A push -> the state to apply, or a NACK (nullopt) if it cannot be used.
-  std::optional<ConfigUpdate> Handle(const ControllerClient::Event& ev) {
-    const v1::ControllerMessage& m = ev.msg;
-    NodeConfigState candidate;
+  // A delta is converted incrementally on top of the last good state (never
+  // of a NACKed one): only its services are converted; the last good state is
+  // not copied, only its desired state (handed to the run loop) is.
+  std::optional<ConfigUpdate> Handle(ControllerClient::Event& ev) {
+    v1::ControllerMessage& m = ev.msg;
     const char* kind;
+    Result<ConvertedConfig::Pending> pending = Status::Error("message has neither a snapshot nor a delta", EINVAL);
     if (m.has_snapshot()) {
       kind = "snapshot";
-      auto s = NodeConfigState::FromSnapshot(m.snapshot());
-      if (!s.ok()) {
-        Nack(ev.epoch, m.version(), m.nonce(), s.status().message());
-        return std::nullopt;
-      }
-      candidate = std::move(*s);
+      pending = ConvertedConfig::PrepareSnapshot(m.snapshot());
     } else if (m.has_delta()) {
       kind = "delta";
-      // On top of the last good state, never of a NACKed one.
-      if (good_) candidate = *good_;
-      if (Status st = candidate.ApplyDelta(m.delta()); !st.ok()) {
-        Nack(ev.epoch, m.version(), m.nonce(), st.message());
-        return std::nullopt;
-      }
+      pending = good_.PrepareDelta(m.delta());
     } else {
-      Nack(ev.epoch, m.version(), m.nonce(), "message has neither a snapshot nor a delta");
+      Nack(ev.epoch, m.version(), m.nonce(), pending.status().message());
       return std::nullopt;
     }
-    auto desired = ToDesiredState(candidate);
-    if (!desired.ok()) {
-      Nack(ev.epoch, m.version(), m.nonce(), desired.status().Wrap(std::string("convert ") + kind).message());
+    if (!pending.ok()) {
+      Nack(ev.epoch, m.version(), m.nonce(), pending.status().Wrap(std::string("convert ") + kind).message());
       return std::nullopt;
     }
-    inflight_ = Inflight{std::move(candidate), m.version(), m.nonce(), ev.epoch};
     ConfigUpdate u;
-    u.desired = std::move(*desired);
+    u.desired = std::move(pending->desired);  // the run loop keeps it; Commit does not need it
     u.why = std::string("controller ") + kind + " version " + std::to_string(m.version());
     u.retry_on_failure = false;
+    u.version = m.version();
+    // The policy datapath takes the push itself (moved: the event is done).
+    if (m.has_snapshot())
+      u.snapshot = std::make_shared<const v1::NodeConfig>(std::move(*m.mutable_snapshot()));
+    else
+      u.delta = std::make_shared<const v1::NodeConfigDelta>(std::move(*m.mutable_delta()));
+    inflight_ = Inflight{std::move(*pending), m.version(), m.nonce(), ev.epoch};
     return u;
   }
 
@@ -340,7 +337,7 @@ class ControllerSource : public ConfigSource {
     bool sent = client_->Send(epoch, m);
     spdlog::error("controller version {} (nonce {}) rejected: NACK{}; keeping {}: {}", version, nonce,
                   sent ? "" : " not sent (stream gone)",
-                  good_ ? "version " + std::to_string(good_version_) : std::string("what the maps hold"), error);
+                  has_good_ ? "version " + std::to_string(good_version_) : std::string("what the maps hold"), error);
   }
 
   ControllerSourceOptions opts_;
@@ -348,7 +345,8 @@ class ControllerSource : public ConfigSource {
   std::unique_ptr<ControllerClient> client_;
   std::deque<ControllerClient::Event> events_;
   uint64_t epoch_ = 0;                 // stream of the last Connected event
-  std::optional<NodeConfigState> good_;  // last state applied successfully
+  ConvertedConfig good_;                // last state applied successfully (empty until has_good_)
+  bool has_good_ = false;
   uint64_t good_version_ = 0;
   std::optional<Inflight> inflight_;   // handed out by Next, awaiting Applied
   std::optional<ConfigUpdate> rollback_;

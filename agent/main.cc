@@ -3,9 +3,9 @@
 //
 //   weft-agent run --node NAME --cgroup PATH (--config FILE | --controller ADDR)
 //                  [--pin-root DIR] [--metrics HOST:PORT] [--max-services N]
-//                  [--max-backends N] [--max-slots N] [--no-batch] [-v]
+//                  [--max-backends N] [--max-slots N] [--state-dir DIR] [--netns PATH] [--no-batch] [-v]
 //   weft-agent --node NAME ...            (no subcommand: run)
-//   weft-agent cleanup --node NAME [--pin-root DIR] [-v]
+//   weft-agent cleanup --node NAME [--pin-root DIR] [--state-dir DIR] [--netns PATH] [-v]
 #include <CLI/CLI.hpp>
 
 #include <algorithm>
@@ -42,14 +42,25 @@ int main(int argc, char** argv) {
                    ->check(CLI::PositiveNumber);
   auto* o_slots = run_cmd->add_option("--max-slots", max_slots, "Slot map capacity (default: pinned, else 1048576)")
                       ->check(CLI::PositiveNumber);
+  run_cmd->add_option("--state-dir", run.state_dir, "Directory for <node>/names.json (identity and policy names)")
+      ->capture_default_str();
+  run_cmd->add_option("--netns", run.netns,
+                      "Network namespace of the pods' host-side interfaces (a netns file such as /run/netns/NAME); "
+                      "default: the agent's own")
+      ->check(CLI::ExistingPath);
   run_cmd->add_flag("--no-batch", run.no_batch, "Write the maps one element per syscall (no batch ops)");
   run_cmd->add_flag("-v,--verbose", run.verbose, "Debug logging (libbpf's too)");
 
-  std::string cleanup_node, cleanup_pin_root = "/sys/fs/bpf/weft";
+  std::string cleanup_node, cleanup_pin_root = "/sys/fs/bpf/weft", cleanup_state_dir = "/run/weft/agent",
+              cleanup_netns;
   bool cleanup_verbose = false;
   auto* cleanup_cmd = app.add_subcommand("cleanup", "Detach the node's programs and remove its pins");
   cleanup_cmd->add_option("--node", cleanup_node, "Node name")->required();
   cleanup_cmd->add_option("--pin-root", cleanup_pin_root, "bpffs directory for the pins")->capture_default_str();
+  cleanup_cmd->add_option("--state-dir", cleanup_state_dir, "Directory holding <node>/names.json")
+      ->capture_default_str();
+  cleanup_cmd->add_option("--netns", cleanup_netns,
+                          "Network namespace of the pods' host-side interfaces (skipped if it is gone)");
   cleanup_cmd->add_flag("-v,--verbose", cleanup_verbose, "Debug logging");
 
   // No subcommand = run: `weft-agent --node n ...` is `weft-agent run --node n ...`.
@@ -64,7 +75,7 @@ int main(int argc, char** argv) {
   }
   if (cleanup_cmd->parsed()) {
     weft::agent::SetUpLogging(cleanup_verbose);
-    return weft::agent::Cleanup(cleanup_pin_root, cleanup_node);
+    return weft::agent::Cleanup(cleanup_pin_root, cleanup_node, cleanup_state_dir, cleanup_netns);
   }
   if (!*o_config && !*o_controller) {
     std::cerr << "run: exactly one of --config FILE or --controller ADDR is required\n";

@@ -164,6 +164,30 @@ std::string AgentMetrics::Render() const {
     Sample(&out, "weft_config_nacks_total", "", config_nacks_.load(std::memory_order_relaxed));
   }
 
+  if (const PolicyCountersSource* ps = policy_.load(std::memory_order_acquire)) {
+    if (auto pc = ps->ReadPolicyCounters(); pc.ok()) {
+      Family(&out, "weft_flows_total", "counter",
+             "Connections seen by the TC policy programs, by identities, destination port, protocol, verdict, "
+             "drop reason, deciding policy and where they were seen (egress of the client's pod, ingress of the "
+             "server's).");
+      for (const auto& f : pc->flows)
+        Sample(&out, "weft_flows_total",
+               "src=\"" + Escape(f.src) + "\",dst=\"" + Escape(f.dst) + "\",dport=\"" + std::to_string(f.dport) +
+                   "\",proto=\"" + Escape(f.proto) + "\",verdict=\"" + Escape(f.verdict) + "\",reason=\"" +
+                   Escape(f.reason) + "\",policy=\"" + Escape(f.policy) + "\",direction=\"" + Escape(f.direction) +
+                   "\"",
+               f.connections);
+      Family(&out, "weft_drops_total", "counter", "Packets dropped by the TC policy programs, by reason.");
+      for (const auto& [reason, n] : pc->drops)
+        Sample(&out, "weft_drops_total", "reason=\"" + Escape(reason) + "\"", n);
+      Family(&out, "weft_flow_events_lost_total", "counter",
+             "Flow events lost because the ring buffer was full (the aggregates never lose).");
+      Sample(&out, "weft_flow_events_lost_total", "", pc->events_lost);
+    } else {
+      out += "# weft_flows_total unavailable: " + pc.status().message() + "\n";
+    }
+  }
+
   if (!stats_) return out;
   std::vector<uint32_t> ids;
   for (const auto& s : topo->services) ids.push_back(s.id);

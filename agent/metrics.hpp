@@ -48,6 +48,26 @@ struct MetricsTopology {
   std::vector<std::pair<std::string, uint64_t>> entries;  // map name -> entries
 };
 
+// Identity-policy counters (agent/policy/), read on the metrics thread and
+// rendered as weft_flows_total, weft_drops_total and
+// weft_flow_events_lost_total. Label values are already decoded (SPIFFE ids,
+// policy names) by the source.
+struct PolicyCounters {
+  struct Flow {
+    std::string src, dst, proto, verdict, reason, policy, direction;
+    uint16_t dport = 0;
+    uint64_t connections = 0;
+  };
+  std::vector<Flow> flows;
+  std::vector<std::pair<std::string, uint64_t>> drops;  // reason -> count
+  uint64_t events_lost = 0;
+};
+class PolicyCountersSource {
+ public:
+  virtual ~PolicyCountersSource() = default;
+  virtual Result<PolicyCounters> ReadPolicyCounters() const = 0;
+};
+
 class Histogram {
  public:
   explicit Histogram(std::vector<double> bounds) : bounds_(std::move(bounds)), counts_(bounds_.size() + 1) {}
@@ -87,6 +107,8 @@ class AgentMetrics {
   void SetConfigVersion(uint64_t v) { config_version_.store(v, std::memory_order_relaxed); }
   void ConfigNack() { config_nacks_.fetch_add(1, std::memory_order_relaxed); }
   bool healthy() const { return healthy_.load(std::memory_order_acquire); }
+  // The policy datapath's counters (nullptr: none); set before the server starts.
+  void SetPolicySource(const PolicyCountersSource* src) { policy_.store(src, std::memory_order_release); }
   void Publish(std::shared_ptr<const MetricsTopology> topo);
 
   // The whole exposition (text format 0.0.4).
@@ -103,6 +125,7 @@ class AgentMetrics {
   std::atomic<uint64_t> map_writes_total_{0}, last_map_writes_{0};
   std::atomic<bool> controller_mode_{false}, controller_connected_{false};
   std::atomic<uint64_t> config_version_{0}, config_nacks_{0};
+  std::atomic<const PolicyCountersSource*> policy_{nullptr};
   Histogram reconcile_seconds_;
   mutable std::mutex topo_mu_;
   std::shared_ptr<const MetricsTopology> topo_;

@@ -110,44 +110,152 @@ Status NodeConfigState::ApplyDelta(const v1::NodeConfigDelta& delta) {
   return Status::Ok();
 }
 
+Result<std::vector<std::pair<weft_svc_key, lb::ServiceEntry>>> ConvertService(const std::string& name,
+                                                                                const v1::Service& svc) {
+  std::vector<std::pair<weft_svc_key, lb::ServiceEntry>> out;
+  if (svc.name().empty()) return Status::Error("service " + name + ": empty name", EINVAL);
+  for (const auto& p : svc.ports()) {
+    auto vip = AddrFromBytes(p.vip());
+    if (!vip)
+      return Status::Error(Where(name, p) + ": vip has " + std::to_string(p.vip().size()) + " bytes, expected 4 or 16",
+                           EINVAL);
+    if (p.port() == 0 || p.port() > 65535)
+      return Status::Error(Where(name, p) + ": port " + std::to_string(p.port()) + " is out of range (1-65535)",
+                           EINVAL);
+    uint8_t proto;
+    switch (p.protocol()) {
+      case v1::PROTOCOL_UNSPECIFIED:
+      case v1::TCP:
+        proto = IPPROTO_TCP;
+        break;
+      case v1::UDP:
+        proto = IPPROTO_UDP;
+        break;
+      default:
+        return Status::Error(Where(name, p) + ": unknown protocol " + std::to_string(p.protocol()), EINVAL);
+    }
+    weft_svc_key key = lb::MakeServiceKey(*vip, static_cast<uint16_t>(p.port()), proto);
+    auto entry = ConvertPort(name, p, *vip);
+    if (!entry.ok()) return entry.status();
+    for (const auto& [k, e] : out)
+      if (datapath::BytesEqual(k, key))
+        return Status::Error(Endpoint(key) + " is claimed by both " + e.name.substr(0, e.name.rfind(':')) + " port " +
+                                 e.name.substr(e.name.rfind(':') + 1) + " and " + name + " port " + PortLabel(p),
+                             EINVAL);
+    out.emplace_back(key, std::move(*entry));
+  }
+  return out;
+}
+
+static std::string ClaimConflict(const weft_svc_key& key, const std::string& owner, const lb::ServiceEntry& entry) {
+  auto colon = entry.name.rfind(':');
+  return Endpoint(key) + " is claimed by both " + owner + " and " + entry.name.substr(0, colon) + " port " +
+         entry.name.substr(colon + 1);
+}
+
 Result<lb::DesiredState> ToDesiredState(const NodeConfigState& state) {
   lb::DesiredState out;
   std::map<weft_svc_key, std::string, lb::ServiceKeyLess> owner;  // for the "claimed twice" error
   for (const auto& [name, svc] : state.services) {
-    if (svc.name().empty()) return Status::Error("service " + name + ": empty name", EINVAL);
-    for (const auto& p : svc.ports()) {
-      auto vip = AddrFromBytes(p.vip());
-      if (!vip)
-        return Status::Error(Where(name, p) + ": vip has " + std::to_string(p.vip().size()) +
-                                 " bytes, expected 4 or 16",
-                             EINVAL);
-      if (p.port() == 0 || p.port() > 65535)
-        return Status::Error(Where(name, p) + ": port " + std::to_string(p.port()) + " is out of range (1-65535)",
-                             EINVAL);
-      uint8_t proto;
-      switch (p.protocol()) {
-        case v1::PROTOCOL_UNSPECIFIED:
-        case v1::TCP:
-          proto = IPPROTO_TCP;
-          break;
-        case v1::UDP:
-          proto = IPPROTO_UDP;
-          break;
-        default:
-          return Status::Error(Where(name, p) + ": unknown protocol " + std::to_string(p.protocol()), EINVAL);
-      }
-      weft_svc_key key = lb::MakeServiceKey(*vip, static_cast<uint16_t>(p.port()), proto);
-      auto entry = ConvertPort(name, p, *vip);
-      if (!entry.ok()) return entry.status();
-      auto [it, inserted] = owner.emplace(key, name + " port " + PortLabel(p));
-      if (!inserted)
-        return Status::Error(Endpoint(key) + " is claimed by both " + it->second + " and " + name + " port " +
-                                 PortLabel(p),
-                             EINVAL);
-      out.services.emplace(key, std::move(*entry));
+    auto entries = ConvertService(name, svc);
+    if (!entries.ok()) return entries.status();
+    for (auto& [key, entry] : *entries) {
+      auto colon = entry.name.rfind(':');
+      auto [it, inserted] = owner.emplace(key, name + " port " + entry.name.substr(colon + 1));
+      if (!inserted) return Status::Error(ClaimConflict(key, it->second, entry), EINVAL);
+      out.services.emplace(key, std::move(entry));
     }
   }
   return out;
+}
+
+Result<ConvertedConfig::Pending> ConvertedConfig::PrepareSnapshot(const v1::NodeConfig& snapshot) {
+  auto st = NodeConfigState::FromSnapshot(snapshot);
+  if (!st.ok()) return st.status();
+  Pending p;
+  std::map<weft_svc_key, std::string, lb::ServiceKeyLess> owner;
+  for (const auto& [name, svc] : st->services) {
+    auto entries = ConvertService(name, svc);
+    if (!entries.ok()) return entries.status();
+    auto& keys = p.keys[name];
+    for (auto& [key, entry] : *entries) {
+      auto [it, inserted] = owner.emplace(key, name);
+      if (!inserted) {
+        const auto& other = p.desired.services.at(key);
+        return Status::Error(ClaimConflict(key, it->second + " port " + other.name.substr(other.name.rfind(':') + 1),
+                                           entry),
+                             EINVAL);
+      }
+      keys.push_back(key);
+      p.entries.emplace_back(key, entry);
+      p.desired.services.emplace(key, std::move(entry));
+    }
+  }
+  p.snapshot = std::move(*st);
+  return p;
+}
+
+Result<ConvertedConfig::Pending> ConvertedConfig::PrepareDelta(const v1::NodeConfigDelta& delta) const {
+  Pending p;
+  p.delta = delta;
+  // As NodeConfigState::ApplyDelta: removals, then upserts (the last upsert of a name wins).
+  std::map<std::string, const v1::Service*> upserts;
+  for (const auto& s : delta.upserted_services()) upserts[KeyOf(s)] = &s;
+  for (const auto& name : delta.removed_services()) p.keys[name];
+  for (const auto& [name, svc] : upserts) p.keys[name];
+  p.desired = desired_;
+  for (const auto& [name, unused] : p.keys)
+    if (auto it = keys_of_.find(name); it != keys_of_.end())
+      for (const auto& key : it->second) p.desired.services.erase(key);
+  std::map<weft_svc_key, std::string, lb::ServiceKeyLess> claimed;  // keys (re)claimed by this delta
+  for (const auto& [name, svc] : upserts) {
+    auto entries = ConvertService(name, *svc);
+    if (!entries.ok()) return entries.status();
+    auto& keys = p.keys[name];
+    for (auto& [key, entry] : *entries) {
+      if (auto c = claimed.find(key); c != claimed.end()) {
+        const auto& other = p.desired.services.at(key);
+        return Status::Error(
+            ClaimConflict(key, c->second + " port " + other.name.substr(other.name.rfind(':') + 1), entry), EINVAL);
+      }
+      if (p.desired.services.count(key)) {  // owned by a service this delta does not touch
+        const auto& other = p.desired.services.at(key);
+        return Status::Error(
+            ClaimConflict(key, owner_.at(key) + " port " + other.name.substr(other.name.rfind(':') + 1), entry),
+            EINVAL);
+      }
+      claimed.emplace(key, name);
+      keys.push_back(key);
+      p.entries.emplace_back(key, entry);
+      p.desired.services.emplace(key, std::move(entry));
+    }
+  }
+  return p;
+}
+
+void ConvertedConfig::Commit(Pending&& p) {
+  if (p.snapshot) {
+    state_ = std::move(*p.snapshot);
+    keys_of_.clear();
+    owner_.clear();
+    desired_.services.clear();
+  } else {
+    (void)state_.ApplyDelta(p.delta);
+    for (const auto& [name, keys] : p.keys)
+      if (auto it = keys_of_.find(name); it != keys_of_.end()) {
+        for (const auto& key : it->second) {
+          owner_.erase(key);
+          desired_.services.erase(key);
+        }
+        keys_of_.erase(it);
+      }
+  }
+  for (auto& [key, entry] : p.entries) desired_.services.insert_or_assign(key, std::move(entry));
+  for (auto& [name, keys] : p.keys) {
+    if (keys.empty()) continue;
+    for (const auto& key : keys) owner_[key] = name;
+    keys_of_[name] = std::move(keys);
+  }
 }
 
 }  // namespace weft::agent

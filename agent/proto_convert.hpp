@@ -23,7 +23,10 @@
 #pragma once
 
 #include <map>
+#include <optional>
 #include <string>
+#include <utility>
+#include <vector>
 
 #include "agent/lb/desired_state.hpp"
 #include "weft/status.hpp"
@@ -48,5 +51,49 @@ std::string KeyOf(const v1::Service& s);
 std::string KeyOf(const v1::Workload& w);
 
 Result<lb::DesiredState> ToDesiredState(const NodeConfigState& state);
+
+// One service's LB entries (one per port), in port order; `name` is its
+// "namespace/name". Two ports on one VIP:port/protocol is an error.
+Result<std::vector<std::pair<weft_svc_key, lb::ServiceEntry>>> ConvertService(const std::string& name,
+                                                                                const v1::Service& svc);
+
+// The controller source's state: a NodeConfigState together with its
+// DesiredState and the service that owns every LB key, so that a delta is
+// converted incrementally: only its upserted and removed services are
+// converted and checked, the rest of the desired state is carried over.
+// Same rules as ToDesiredState (tested to agree with it); a VIP:port claimed
+// twice names both services (the one holding it first).
+//
+// Two steps, so that a NACKed push leaves the state untouched: Prepare*
+// returns the candidate (the whole new DesiredState plus what Commit needs),
+// Commit makes it the current state once the maps hold it.
+class ConvertedConfig {
+ public:
+  struct Pending {
+    lb::DesiredState desired;  // the whole desired state after the push (Commit does not need it)
+   private:
+    friend class ConvertedConfig;
+    std::optional<NodeConfigState> snapshot;  // a snapshot replaces everything
+    v1::NodeConfigDelta delta;                // otherwise: applied to the state by Commit
+    // Services whose LB keys change ("namespace/name" -> its keys; empty = gone).
+    std::map<std::string, std::vector<weft_svc_key>> keys;
+    // The entries of those services (Commit puts them into the current desired state).
+    std::vector<std::pair<weft_svc_key, lb::ServiceEntry>> entries;
+  };
+
+  static Result<Pending> PrepareSnapshot(const v1::NodeConfig& snapshot);
+  // On top of this state (never modified here).
+  Result<Pending> PrepareDelta(const v1::NodeConfigDelta& delta) const;
+  void Commit(Pending&& p);
+
+  const NodeConfigState& state() const { return state_; }
+  const lb::DesiredState& desired() const { return desired_; }
+
+ private:
+  NodeConfigState state_;
+  lb::DesiredState desired_;
+  std::map<weft_svc_key, std::string, lb::ServiceKeyLess> owner_;  // LB key -> "namespace/name"
+  std::map<std::string, std::vector<weft_svc_key>> keys_of_;       // "namespace/name" -> its LB keys
+};
 
 }  // namespace weft::agent

@@ -3,6 +3,7 @@
 #include <arpa/inet.h>
 #include <netinet/in.h>
 
+#include <algorithm>
 #include <array>
 #include <map>
 #include <optional>
@@ -231,6 +232,58 @@ Status DeleteStep(const char* step, const std::vector<Key>& keys, Map& mirror, s
   return Status::Ok();
 }
 
+// Everything one Apply writes, in the order it is written.
+struct Writes {
+  std::vector<uint32_t> new_backend_ids;
+  std::vector<uint32_t> new_service_ids;
+  std::vector<std::pair<uint32_t, weft_backend>> backend_upserts;
+  std::vector<std::pair<weft_slot_key, uint32_t>> slot_upserts;
+  std::vector<std::pair<weft_svc_key, weft_svc_val>> service_upserts;
+  std::vector<weft_svc_key> service_deletes;
+  std::vector<weft_slot_key> slot_deletes;
+  std::vector<uint32_t> backend_deletes;
+};
+
+// Writes `w` in the safe order (see the header); the mirror follows each step.
+Status Execute(const Writes& w, datapath::MapWriter& writer, MapState& live, ReconcileStats& stats) {
+  using W = datapath::MapWriter;
+  if (!w.new_backend_ids.empty()) {
+    WEFT_RETURN_IF_ERROR(writer.ResetBackendStats(w.new_backend_ids).Wrap("reset backend stats"));
+    stats.backend_stats_reset = w.new_backend_ids.size();
+  }
+  if (!w.new_service_ids.empty()) {
+    WEFT_RETURN_IF_ERROR(writer.ResetServiceStats(w.new_service_ids).Wrap("reset service stats"));
+    stats.service_stats_reset = w.new_service_ids.size();
+  }
+  WEFT_RETURN_IF_ERROR(UpsertStep("upsert backends", w.backend_upserts, live.backends, stats.backends.upserted,
+                                  &W::UpsertBackends, writer));
+  WEFT_RETURN_IF_ERROR(
+      UpsertStep("upsert slots", w.slot_upserts, live.slots, stats.slots.upserted, &W::UpsertSlots, writer));
+  WEFT_RETURN_IF_ERROR(UpsertStep("upsert services", w.service_upserts, live.services, stats.services.upserted,
+                                  &W::UpsertServices, writer));
+  WEFT_RETURN_IF_ERROR(DeleteStep("delete services", w.service_deletes, live.services, stats.services.deleted,
+                                  &W::DeleteServices, writer));
+  WEFT_RETURN_IF_ERROR(
+      DeleteStep("delete slots", w.slot_deletes, live.slots, stats.slots.deleted, &W::DeleteSlots, writer));
+  return DeleteStep("delete backends", w.backend_deletes, live.backends, stats.backends.deleted,
+                    &W::DeleteBackends, writer);
+}
+
+bool SameEntry(const lb::ServiceEntry& a, const lb::ServiceEntry& b) {
+  return a.algo == b.algo && a.flags == b.flags && a.maglev_table_size == b.maglev_table_size &&
+         a.backends == b.backends && a.name == b.name;
+}
+
+// Distinct backend ids in the slots of a live service entry.
+std::vector<uint32_t> BackendsOf(const MapState& live, const weft_svc_val& val) {
+  std::set<uint32_t> ids;
+  for (uint16_t i = 0; i < val.slot_count; ++i) {
+    auto it = live.slots.find(weft_slot_key{val.svc_id, val.gen, i});
+    if (it != live.slots.end()) ids.insert(it->second);
+  }
+  return {ids.begin(), ids.end()};
+}
+
 }  // namespace
 
 size_t ReconcileStats::entries_written() const {
@@ -242,6 +295,7 @@ Reconciler::Reconciler(datapath::MapWriter& writer, ReconcileLimits limits)
     : writer_(writer), limits_(limits) {}
 
 Status Reconciler::Adopt() {
+  record_.reset();
   auto state = writer_.ReadAll();
   if (!state.ok()) return state.status().Wrap("adopt live maps");
   live_ = std::move(*state);
@@ -251,45 +305,241 @@ Status Reconciler::Adopt() {
 
 Result<ReconcileStats> Reconciler::Apply(const lb::DesiredState& desired) {
   if (!adopted_) WEFT_RETURN_IF_ERROR(Adopt().Wrap("reconcile"));
-  auto plan = MakePlan(live_, desired, limits_);
-  if (!plan.ok()) return plan.status().Wrap("reconcile");
-  const MapState& want = plan->maps;
-  auto backend_upserts = Upserts(want.backends, live_.backends);
-  auto slot_upserts = Upserts(want.slots, live_.slots);
-  auto service_upserts = Upserts(want.services, live_.services);
-  auto service_deletes = Deletes(want.services, live_.services);
-  auto slot_deletes = Deletes(want.slots, live_.slots);
-  auto backend_deletes = Deletes(want.backends, live_.backends);
+  // A plan error writes nothing and keeps the mirror and the record; a failed
+  // write (Execute) clears adopted_ and the record.
+  auto stats = record_ ? ApplyIncremental(desired) : ApplyFull(desired);
+  if (!stats.ok()) return stats.status().Wrap("reconcile");
+  return stats;
+}
 
+Result<ReconcileStats> Reconciler::ApplyFull(const lb::DesiredState& desired) {
+  auto plan = MakePlan(live_, desired, limits_);
+  if (!plan.ok()) return plan.status();
+  const MapState& want = plan->maps;
+  Writes w;
+  w.new_backend_ids = std::move(plan->new_backend_ids);
+  w.new_service_ids = std::move(plan->new_service_ids);
+  w.backend_upserts = Upserts(want.backends, live_.backends);
+  w.slot_upserts = Upserts(want.slots, live_.slots);
+  w.service_upserts = Upserts(want.services, live_.services);
+  w.service_deletes = Deletes(want.services, live_.services);
+  w.slot_deletes = Deletes(want.slots, live_.slots);
+  w.backend_deletes = Deletes(want.backends, live_.backends);
   ReconcileStats stats;
   stats.services_changed = plan->services_changed;
-  using W = datapath::MapWriter;
-  Status st = [&]() -> Status {
-    if (!plan->new_backend_ids.empty()) {
-      WEFT_RETURN_IF_ERROR(writer_.ResetBackendStats(plan->new_backend_ids).Wrap("reset backend stats"));
-      stats.backend_stats_reset = plan->new_backend_ids.size();
-    }
-    if (!plan->new_service_ids.empty()) {
-      WEFT_RETURN_IF_ERROR(writer_.ResetServiceStats(plan->new_service_ids).Wrap("reset service stats"));
-      stats.service_stats_reset = plan->new_service_ids.size();
-    }
-    WEFT_RETURN_IF_ERROR(UpsertStep("upsert backends", backend_upserts, live_.backends, stats.backends.upserted,
-                                    &W::UpsertBackends, writer_));
-    WEFT_RETURN_IF_ERROR(UpsertStep("upsert slots", slot_upserts, live_.slots, stats.slots.upserted,
-                                    &W::UpsertSlots, writer_));
-    WEFT_RETURN_IF_ERROR(UpsertStep("upsert services", service_upserts, live_.services,
-                                    stats.services.upserted, &W::UpsertServices, writer_));
-    WEFT_RETURN_IF_ERROR(DeleteStep("delete services", service_deletes, live_.services,
-                                    stats.services.deleted, &W::DeleteServices, writer_));
-    WEFT_RETURN_IF_ERROR(DeleteStep("delete slots", slot_deletes, live_.slots, stats.slots.deleted,
-                                    &W::DeleteSlots, writer_));
-    return DeleteStep("delete backends", backend_deletes, live_.backends, stats.backends.deleted,
-                      &W::DeleteBackends, writer_);
-  }();
-  if (!st.ok()) {
+  if (Status st = Execute(w, writer_, live_, stats); !st.ok()) {
     adopted_ = false;  // re-read the maps before the next Apply, whatever the failed call left
-    return st.Wrap("reconcile");
+    return st;
   }
+  Remember(desired);
+  return stats;
+}
+
+void Reconciler::Remember(const lb::DesiredState& desired) {
+  Record r;
+  r.entries = desired.services;
+  for (const auto& [key, val] : live_.services) {
+    auto ids = BackendsOf(live_, val);
+    for (uint32_t id : ids) ++r.refs[id];
+    r.backends_of.emplace(key, std::move(ids));
+  }
+  for (const auto& kv : live_.services) r.service_ids.insert(kv.second.svc_id);
+  for (const auto& [id, be] : live_.backends) {
+    BackendAddr a{{}, be.port};
+    std::copy(std::begin(be.addr), std::end(be.addr), a.first.begin());
+    r.id_of.emplace(a, id);
+  }
+  record_ = std::move(r);
+}
+
+Result<ReconcileStats> Reconciler::ApplyIncremental(const lb::DesiredState& desired) {
+  Record& rec = *record_;
+  // 1. What changed: one ordered walk over both maps (same key order).
+  std::vector<std::pair<const weft_svc_key*, const lb::ServiceEntry*>> changed;  // new or different
+  std::vector<weft_svc_key> removed;
+  {
+    lb::ServiceKeyLess less;
+    auto d = desired.services.begin();
+    auto r = rec.entries.begin();
+    while (d != desired.services.end() || r != rec.entries.end()) {
+      if (r == rec.entries.end() || (d != desired.services.end() && less(d->first, r->first))) {
+        changed.emplace_back(&d->first, &d->second);
+        ++d;
+      } else if (d == desired.services.end() || less(r->first, d->first)) {
+        removed.push_back(r->first);
+        ++r;
+      } else {
+        if (!SameEntry(d->second, r->second)) changed.emplace_back(&d->first, &d->second);
+        ++d;
+        ++r;
+      }
+    }
+  }
+  ReconcileStats stats;
+  stats.incremental = true;
+  if (changed.empty() && removed.empty()) return stats;
+
+  // 2. Plan only those services. Nothing is written (and no record changes)
+  // until the whole plan stands.
+  Writes w;
+  std::map<uint32_t, int64_t> ref_delta;                     // backend id -> change of its refs
+  std::map<BackendAddr, uint32_t> new_ids;                   // addresses given an id in this Apply
+  std::map<weft_svc_key, std::vector<uint32_t>, lb::ServiceKeyLess> new_backends_of;
+  // Lowest free ids from the record's hints; ids freed by this Apply are
+  // still in the mirror while allocating, so they are not reused in it.
+  uint32_t backend_next = rec.backend_hint, service_next = rec.service_hint;
+  std::set<uint32_t> new_service_ids;
+  auto next_backend_id = [&]() -> std::optional<uint32_t> {
+    while (backend_next < limits_.max_backends && live_.backends.count(backend_next)) ++backend_next;
+    if (backend_next >= limits_.max_backends) return std::nullopt;
+    return backend_next++;
+  };
+  auto next_service_id = [&]() -> std::optional<uint32_t> {
+    while (service_next < limits_.max_services && rec.service_ids.count(service_next)) ++service_next;
+    if (service_next >= limits_.max_services) return std::nullopt;
+    new_service_ids.insert(service_next);
+    return service_next++;
+  };
+  size_t new_slot_entries = 0;
+  for (const auto& [keyp, entryp] : changed) {
+    const weft_svc_key& key = *keyp;
+    const lb::ServiceEntry& entry = *entryp;
+    std::vector<lb::WeightedBackend> backends;
+    std::set<uint32_t> ids;
+    for (const auto& b : entry.backends) {
+      if (b.weight == 0) continue;
+      weft_backend be{};
+      b.addr.CopyTo(be.addr);
+      be.port = htons(b.port);
+      BackendAddr a{{}, be.port};
+      std::copy(std::begin(be.addr), std::end(be.addr), a.first.begin());
+      uint32_t id;
+      if (auto it = rec.id_of.find(a); it != rec.id_of.end()) {
+        id = it->second;
+      } else if (auto n = new_ids.find(a); n != new_ids.end()) {
+        id = n->second;
+      } else {
+        auto next = next_backend_id();
+        if (!next)
+          return Status::Error("backend ids exhausted: more than " + std::to_string(limits_.max_backends - 1) +
+                                   " distinct backends (at " + Describe(key, entry) + ")",
+                               ENOSPC);
+        id = *next;
+        new_ids.emplace(a, id);
+        ref_delta.emplace(id, 0);  // so that an id no slot uses is found unused below
+        w.new_backend_ids.push_back(id);
+        w.backend_upserts.emplace_back(id, be);
+      }
+      backends.push_back({b.StableName(), id, b.weight});
+    }
+    auto slots = BuildSlots(key, entry, backends);
+    if (!slots.ok()) return slots.status();
+    ids = std::set<uint32_t>(slots->begin(), slots->end());  // what the slots reference, as Remember counts
+
+    weft_svc_val val{};
+    val.slot_count = static_cast<uint16_t>(slots->size());
+    val.algo = static_cast<uint8_t>(entry.algo);
+    val.flags = entry.flags;
+    auto live_it = live_.services.find(key);
+    bool new_gen = true;
+    if (live_it != live_.services.end()) {
+      const weft_svc_val& cur = live_it->second;
+      val.svc_id = cur.svc_id;
+      new_gen = !SameSlots(live_, cur, *slots);
+      val.gen = new_gen ? static_cast<uint16_t>(cur.gen + 1) : cur.gen;
+      if (new_gen)
+        for (uint16_t i = 0; i < cur.slot_count; ++i) w.slot_deletes.push_back(weft_slot_key{cur.svc_id, cur.gen, i});
+    } else {
+      auto id = next_service_id();
+      if (!id)
+        return Status::Error("service ids exhausted: more than " + std::to_string(limits_.max_services - 1) +
+                                 " services (at " + Describe(key, entry) + ")",
+                             ENOSPC);
+      val.svc_id = *id;
+      w.new_service_ids.push_back(*id);
+    }
+    if (live_it == live_.services.end() || !BytesEqual(val, live_it->second)) {
+      ++stats.services_changed;
+      w.service_upserts.emplace_back(key, val);
+    }
+    if (new_gen) {
+      for (size_t i = 0; i < slots->size(); ++i)
+        w.slot_upserts.emplace_back(weft_slot_key{val.svc_id, val.gen, static_cast<uint16_t>(i)}, (*slots)[i]);
+      new_slot_entries += slots->size();
+    }
+    if (auto old = rec.backends_of.find(key); old != rec.backends_of.end())
+      for (uint32_t id : old->second) --ref_delta[id];
+    for (uint32_t id : ids) ++ref_delta[id];
+    new_backends_of[key] = std::vector<uint32_t>(ids.begin(), ids.end());
+  }
+  std::vector<uint32_t> freed_service_ids;
+  for (const auto& key : removed) {
+    auto live_it = live_.services.find(key);
+    if (live_it == live_.services.end()) continue;  // never written (cannot happen while the record holds)
+    const weft_svc_val& cur = live_it->second;
+    ++stats.services_changed;
+    w.service_deletes.push_back(key);
+    freed_service_ids.push_back(cur.svc_id);
+    for (uint16_t i = 0; i < cur.slot_count; ++i) w.slot_deletes.push_back(weft_slot_key{cur.svc_id, cur.gen, i});
+    if (auto old = rec.backends_of.find(key); old != rec.backends_of.end())
+      for (uint32_t id : old->second) --ref_delta[id];
+  }
+  std::set<uint32_t> unused;  // ids no service references after this Apply
+  for (const auto& [id, d] : ref_delta) {
+    auto it = rec.refs.find(id);
+    if ((it == rec.refs.end() ? 0 : it->second) + d <= 0) unused.insert(id);
+  }
+  for (uint32_t id : unused)
+    if (live_.backends.count(id)) w.backend_deletes.push_back(id);
+  // An id handed out above that no slot ended up using is not written at all.
+  auto drop_unused = [&](auto& v, auto id_of) {
+    v.erase(std::remove_if(v.begin(), v.end(), [&](const auto& x) { return unused.count(id_of(x)) != 0; }), v.end());
+  };
+  drop_unused(w.new_backend_ids, [](uint32_t id) { return id; });
+  drop_unused(w.backend_upserts, [](const std::pair<uint32_t, weft_backend>& kv) { return kv.first; });
+  for (auto it = new_ids.begin(); it != new_ids.end();)
+    it = unused.count(it->second) ? new_ids.erase(it) : std::next(it);
+  // Addresses of the backends to delete, for the record (read before the mirror drops them).
+  std::vector<BackendAddr> deleted_addrs;
+  for (uint32_t id : w.backend_deletes) {
+    const weft_backend& be = live_.backends.at(id);
+    BackendAddr a{{}, be.port};
+    std::copy(std::begin(be.addr), std::end(be.addr), a.first.begin());
+    deleted_addrs.push_back(a);
+  }
+  // Old and new generations coexist between the slot upserts and deletes.
+  if (live_.slots.size() + new_slot_entries > limits_.max_slots)
+    return Status::Error("slots exhausted: the update needs " + std::to_string(live_.slots.size() + new_slot_entries) +
+                             " slot entries, the map holds " + std::to_string(limits_.max_slots),
+                         ENOSPC);
+
+  // 3. Write, then bring the record up to date.
+  if (Status st = Execute(w, writer_, live_, stats); !st.ok()) {
+    adopted_ = false;  // re-read the maps before the next Apply, whatever the failed call left
+    record_.reset();
+    return st;
+  }
+  for (const auto& [keyp, entryp] : changed) rec.entries[*keyp] = *entryp;
+  for (const auto& key : removed) {
+    rec.entries.erase(key);
+    rec.backends_of.erase(key);
+  }
+  for (auto& [key, ids] : new_backends_of) rec.backends_of[key] = std::move(ids);
+  for (const auto& [id, d] : ref_delta) {
+    int64_t now = static_cast<int64_t>(rec.refs[id]) + d;
+    if (now <= 0) rec.refs.erase(id);
+    else rec.refs[id] = static_cast<uint32_t>(now);
+  }
+  for (const auto& a : deleted_addrs) rec.id_of.erase(a);
+  for (const auto& [a, id] : new_ids) rec.id_of.emplace(a, id);
+  rec.service_ids.insert(new_service_ids.begin(), new_service_ids.end());
+  rec.service_hint = service_next;
+  for (uint32_t id : freed_service_ids) {
+    rec.service_ids.erase(id);
+    rec.service_hint = std::min(rec.service_hint, id);
+  }
+  rec.backend_hint = backend_next;
+  for (uint32_t id : unused) rec.backend_hint = std::min(rec.backend_hint, id);  // deleted, or handed out unused
   return stats;
 }
 

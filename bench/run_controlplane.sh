@@ -216,6 +216,10 @@ jq -r -s '
     "| compile: full snapshot, Compiler::Reset (\($c.services) svc / \($c.endpoints) ep), ms | \($c.reset_ms.p50|f) | - | \($c.reset_ms.max|f) |",
     "| compile: one endpoint, Compiler::Update, ms | \($c.update_one_endpoint_ms.p50|f) | \($c.update_one_endpoint_ms.p99|f) | \($c.update_one_endpoint_ms.max|f) |",
     "| Snapshot(node) build, ms (\($c.snapshot_bytes) bytes) | \($c.snapshot_ms.p50|f) | - | \($c.snapshot_ms.max|f) |",
+    (if $c.shared_snapshot_serialized_ms then
+      "| shared snapshot part built + serialized (once per version), ms (\($c.shared_snapshot_bytes) bytes) | \($c.shared_snapshot_serialized_ms.p50|f) | - | \($c.shared_snapshot_serialized_ms.max|f) |",
+      "| node part built + serialized (per hello), ms | \($c.node_snapshot_serialized_ms.p50|f) | - | \($c.node_snapshot_serialized_ms.max|f) |"
+     else empty end),
     "| Delta(node) for one endpoint, ms (\($c.delta_bytes) bytes) | \($c.delta_ms.p50|f) | \($c.delta_ms.p99|f) | \($c.delta_ms.max|f) |"
    else empty end),
   (if $a then

@@ -17,7 +17,24 @@
  * LRU eviction) is evaluated like a new flow and, if allowed, re-creates the
  * entry: established connections survive. A RST without an entry passes
  * untouched: it cannot open anything, and it is how weft_drop() refuses a
- * denied SYN.
+ * denied SYN. RSTs always pass (also over a tombstone, see below).
+ *
+ * Policy changes (weft_policy_rev): a conntrack hit whose entry was evaluated
+ * under another revision, or that is a DENY tombstone, is evaluated again
+ * (the flow's own direction, port and peer). Still allowed: the entry takes
+ * the new revision and the packet passes. Now denied: the entry becomes a
+ * DENY tombstone (kept, not deleted, so that the peer's next segment cannot
+ * be picked up as a new flow of a direction that is not enforced and pass as
+ * its "reply") and the packet goes through weft_drop(), which answers TCP
+ * with a RST: both ends fail fast on their next segment, as ztunnel closes
+ * connections a new policy denies. A new SYN reusing the tuple is evaluated
+ * afresh as before.
+ *
+ * Trace mode (weftctl trace, BPF_PROG_TEST_RUN): skb->mark == WEFT_TRACE_MARK
+ * and cb[0] == WEFT_TRACE_MAGIC: the same decision with no side effect at all
+ * (no conntrack create/update/refresh, no flow count, no event, no drop
+ * counter, no RST or redirect); the result goes into cb[] (bpf_abi.h) and the
+ * program returns TC_ACT_OK or TC_ACT_SHOT.
  * Logic lives in lib/{identity,policy,ct,flows,drop}.h. */
 #include "lib/common.h"
 #include "lib/identity.h"
@@ -26,9 +43,43 @@
 #include "lib/flows.h"
 #include "lib/drop.h"
 
+static __always_inline int weft_is_trace(const struct __sk_buff *skb)
+{
+	return skb->mark == WEFT_TRACE_MARK && skb->cb[WEFT_TRACE_CB_MAGIC] == WEFT_TRACE_MAGIC;
+}
+
+/* Trace mode: the decision into cb[], and the return code it maps to. */
+static __always_inline int weft_trace_out(struct __sk_buff *skb, __u8 verdict, __u8 reason, __u8 stage,
+					  __u32 policy_id, __u32 peer, __u32 ep_id)
+{
+	skb->cb[WEFT_TRACE_CB_MAGIC] = 0;
+	skb->cb[WEFT_TRACE_CB_RESULT] = (__u32)verdict | ((__u32)reason << 8) | ((__u32)stage << 16);
+	skb->cb[WEFT_TRACE_CB_POLICY] = policy_id;
+	skb->cb[WEFT_TRACE_CB_PEER] = peer;
+	skb->cb[WEFT_TRACE_CB_EP] = ep_id;
+	return verdict == WEFT_VERDICT_DENY ? TC_ACT_SHOT : TC_ACT_OK;
+}
+
+/* Policy of the flow in its own direction: allowed without lookups when the
+ * endpoint does not enforce that direction. */
+static __always_inline void weft_flow_eval(const struct weft_endpoint *ep, __u32 peer, __u16 dport,
+					   __u8 proto, __u8 flow_dir, struct weft_policy_res *res)
+{
+	__u8 enforce = flow_dir == WEFT_DIR_INGRESS ? ep->enforce_ingress : ep->enforce_egress;
+
+	if (enforce) {
+		weft_policy_eval(ep->ep_id, peer, dport, proto, flow_dir, res);
+	} else {
+		res->verdict = WEFT_VERDICT_ALLOW;
+		res->policy_id = 0;
+		res->reason = WEFT_DROP_NONE;
+	}
+}
+
 static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 {
 	const struct weft_endpoint *ep = weft_endpoint_of(skb->ifindex);
+	int trace = weft_is_trace(skb);
 	struct weft_pkt p = {};
 	struct weft_flow f = {};
 	struct weft_policy_res res = {};
@@ -36,22 +87,42 @@ static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 	const struct weft_addr *peer_addr;
 	__u32 ep_id, ep_identity, peer;
 	__u8 enforce, flow_dir;
+	__u16 rev;
 	int parsed, is_reply;
 
-	if (!ep)
+	if (!ep) {
+		if (trace)
+			return weft_trace_out(skb, WEFT_VERDICT_ALLOW, WEFT_DROP_NONE,
+					      WEFT_TRACE_STAGE_NO_ENDPOINT, 0, 0, 0);
 		return TC_ACT_OK;
-	if (!ep->enforce_ingress && !ep->enforce_egress)
-		return TC_ACT_OK;
+	}
 	ep_id = ep->ep_id;
+	if (!ep->enforce_ingress && !ep->enforce_egress) {
+		if (trace)
+			return weft_trace_out(skb, WEFT_VERDICT_ALLOW, WEFT_DROP_NONE,
+					      WEFT_TRACE_STAGE_NOT_ENFORCED, 0, 0, ep_id);
+		return TC_ACT_OK;
+	}
 	ep_identity = ep->identity;
 	enforce = dir == WEFT_DIR_INGRESS ? ep->enforce_ingress : ep->enforce_egress;
 
 	parsed = weft_parse(skb, &p);
-	if (parsed == WEFT_PARSE_PASS)
+	if (parsed == WEFT_PARSE_PASS) {
+		if (trace)
+			return weft_trace_out(skb, WEFT_VERDICT_ALLOW, WEFT_DROP_NONE,
+					      WEFT_TRACE_STAGE_NOT_L4, 0, 0, ep_id);
 		return TC_ACT_OK;
+	}
 	if (parsed == WEFT_PARSE_MALFORMED) {
-		if (!enforce)
+		if (!enforce) {
+			if (trace)
+				return weft_trace_out(skb, WEFT_VERDICT_ALLOW, WEFT_DROP_NONE,
+						      WEFT_TRACE_STAGE_UNENFORCED_DIR, 0, 0, ep_id);
 			return TC_ACT_OK;
+		}
+		if (trace)
+			return weft_trace_out(skb, WEFT_VERDICT_DENY, WEFT_DROP_MALFORMED,
+					      WEFT_TRACE_STAGE_MALFORMED, 0, 0, ep_id);
 		f.dir = dir;
 		f.src_identity = dir == WEFT_DIR_EGRESS ? ep_identity : WEFT_IDENTITY_UNKNOWN;
 		f.dst_identity = dir == WEFT_DIR_EGRESS ? WEFT_IDENTITY_UNKNOWN : ep_identity;
@@ -62,8 +133,9 @@ static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 	 * source entering it. */
 	peer_addr = dir == WEFT_DIR_EGRESS ? &p.daddr : &p.saddr;
 	peer = weft_identity_of(peer_addr);
+	rev = weft_policy_rev_now();
 
-	ct = weft_ct_lookup(&p, dir, &is_reply);
+	ct = weft_ct_lookup(&p, dir, &is_reply, !trace);
 	/* A pure SYN on an existing forward entry is a new connection reusing
 	 * the tuple: evaluate it again (the policy may have changed) and count
 	 * it. (A retransmitted SYN is therefore counted twice.) */
@@ -77,34 +149,70 @@ static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 		f.src_identity = flow_dir == WEFT_DIR_EGRESS ? ep_identity : peer;
 		f.dst_identity = flow_dir == WEFT_DIR_EGRESS ? peer : ep_identity;
 		f.dport = bpf_ntohs(is_reply ? p.sport : p.dport);
+		/* RSTs pass: they only close (and are how we answer). */
+		if (p.proto == IPPROTO_TCP && (p.tcp_flags & WEFT_TCP_RST)) {
+			if (trace)
+				return weft_trace_out(skb, WEFT_VERDICT_ALLOW, WEFT_DROP_NONE,
+						      WEFT_TRACE_STAGE_CT, ct->policy_id, peer, ep_id);
+			return TC_ACT_OK;
+		}
+		if (ct->policy_rev != rev || ct->verdict == WEFT_VERDICT_DENY) {
+			/* Evaluated under another policy revision, or cut: again. */
+			weft_flow_eval(ep, peer, f.dport, p.proto, flow_dir, &res);
+			f.verdict = res.verdict;
+			f.policy_id = res.policy_id;
+			if (res.verdict == WEFT_VERDICT_DENY) {
+				if (trace)
+					return weft_trace_out(skb, WEFT_VERDICT_DENY, res.reason,
+							      WEFT_TRACE_STAGE_POLICY, res.policy_id,
+							      peer, ep_id);
+				ct->verdict = WEFT_VERDICT_DENY;
+				ct->policy_id = res.policy_id;
+				ct->policy_rev = rev;
+				return weft_drop(skb, res.reason, &f, &p, dir);
+			}
+			if (trace)
+				return weft_trace_out(skb, res.verdict, WEFT_DROP_NONE, WEFT_TRACE_STAGE_CT,
+						      res.policy_id, peer, ep_id);
+			ct->verdict = res.verdict;
+			ct->policy_id = res.policy_id;
+			ct->policy_rev = rev;
+		} else if (trace) {
+			return weft_trace_out(skb, ct->verdict, WEFT_DROP_NONE, WEFT_TRACE_STAGE_CT,
+					      ct->policy_id, peer, ep_id);
+		}
 		f.verdict = ct->verdict;
 		f.policy_id = ct->policy_id;
 		weft_flow_account(&f, p.proto, p.len, 0);
 		return TC_ACT_OK;
 	}
 
-	if (p.proto == IPPROTO_TCP && (p.tcp_flags & WEFT_TCP_RST))
+	if (p.proto == IPPROTO_TCP && (p.tcp_flags & WEFT_TCP_RST)) {
+		if (trace)
+			return weft_trace_out(skb, WEFT_VERDICT_ALLOW, WEFT_DROP_NONE,
+					      enforce ? WEFT_TRACE_STAGE_NONE : WEFT_TRACE_STAGE_UNENFORCED_DIR,
+					      0, peer, ep_id);
 		return TC_ACT_OK;
+	}
 
 	f.dir = dir;
 	f.src_identity = dir == WEFT_DIR_EGRESS ? ep_identity : peer;
 	f.dst_identity = dir == WEFT_DIR_EGRESS ? peer : ep_identity;
 	f.dport = bpf_ntohs(p.dport);
 
-	if (enforce) {
-		weft_policy_eval(ep_id, peer, f.dport, p.proto, dir, &res);
-	} else {
-		res.verdict = WEFT_VERDICT_ALLOW;
-		res.policy_id = 0;
-		res.reason = WEFT_DROP_NONE;
-	}
+	weft_flow_eval(ep, peer, f.dport, p.proto, dir, &res);
 	f.verdict = res.verdict;
 	f.policy_id = res.policy_id;
+
+	if (trace)
+		return weft_trace_out(skb, res.verdict, res.reason,
+				      enforce ? WEFT_TRACE_STAGE_POLICY : WEFT_TRACE_STAGE_UNENFORCED_DIR,
+				      res.policy_id, peer, ep_id);
 
 	if (res.verdict == WEFT_VERDICT_DENY)
 		return weft_drop(skb, res.reason, &f, &p, dir);
 
-	weft_ct_create(&p, dir, res.policy_id, res.verdict);
+	weft_ct_create(&p, dir, res.policy_id, res.verdict, rev);
 	weft_flow_account(&f, p.proto, p.len, 1);
 	weft_flow_emit(&f, &p);
 	return TC_ACT_OK;

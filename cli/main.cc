@@ -4,7 +4,9 @@
 #include "cli/bpf/bpf.hpp"
 #include "cli/command.hpp"
 #include "cli/ctl/ctl.hpp"
+#include "cli/flows/flows.hpp"
 #include "cli/lab/lab.hpp"
+#include "cli/trace/trace.hpp"
 
 int main(int argc, char** argv) {
   CLI::App app{"weftctl: operate Weft, the eBPF service mesh\n"
@@ -20,6 +22,8 @@ int main(int argc, char** argv) {
 #endif
       &weft::cli::lab::Register,
       &weft::cli::bpf::Register,
+      &weft::cli::flows::Register,
+      &weft::cli::trace::Register,
   };
   for (auto reg : groups) reg(app, &exit_code);
   try {

@@ -45,10 +45,16 @@ struct Registry {
   std::map<std::string, std::set<std::string>> subsets;    // DestinationRule host FQDN -> subsets
   std::set<std::pair<std::string, std::string>> gateways;  // (ns, name)
 
+  // Reads Services, ServiceEntries, DestinationRules and Gateways (and
+  // Analyze the VirtualServices): the Admin service copies only these kinds
+  // out of the store (controller/admin_service.cc kAnalyzedKinds).
   explicit Registry(const std::vector<Resource>& all) {
+    static const json kNoSpec = json::object();
     for (const auto& r : all) {
-      const json spec = r.object.value("spec", json::object());
       const std::string& kind = r.key.kind;
+      if (kind != "Service" && kind != "ServiceEntry" && kind != "DestinationRule" && kind != "Gateway") continue;
+      auto it = r.object.find("spec");
+      const json& spec = it != r.object.end() && it->is_object() ? *it : kNoSpec;  // no copy
       if (kind == "Service") {
         service_hosts.insert(r.key.name + "." + r.key.ns + std::string(kDomainSuffix));
       } else if (kind == "ServiceEntry") {

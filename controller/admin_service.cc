@@ -1,10 +1,15 @@
 #include "controller/admin_service.hpp"
 
 #include <grpcpp/grpcpp.h>
+#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
+#include <optional>
+#include <atomic>
+#include <algorithm>
 #include <map>
+#include <iterator>
 #include <set>
 #include <mutex>
 
@@ -129,26 +134,92 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
 
   // Analyze over what the store would hold: stored objects with `applied`
   // replacing those of the same key.
-  std::vector<config::Diagnostic> Warnings(const std::vector<config::Resource>& applied) {
+  // config::Analyze reads only these kinds (config/analyze.cc: the registry of
+  // hosts, subsets and gateways, and the VirtualServices it checks), so only
+  // they are copied out of the store: at 10,000 Services / 100,000
+  // WorkloadEntries that is a tenth of the store, not all of it per apply.
+  static constexpr const char* kAnalyzedKinds[] = {"Service", "ServiceEntry", "DestinationRule", "Gateway",
+                                                   "VirtualService"};
+  static bool Analyzed(const std::string& kind) {
+    for (const char* k : kAnalyzedKinds)
+      if (kind == k) return true;
+    return false;
+  }
+  // Warnings depend only on the analyzed kinds: the last result is reused
+  // until a write touches one of them (a WorkloadEntry change, the common
+  // endpoint update, then costs no analysis at all). `stored`: the store
+  // already holds `applied` (a real apply), so the result is the store's.
+  struct WarningsCache {
+    uint64_t epoch = 0;
+    std::vector<config::Diagnostic> diagnostics;
+  };
+  void NoteWrite(const WriteResult& res) {  // under write_mu, after a real write
+    bool touched = std::any_of(res.upserted.begin(), res.upserted.end(),
+                               [](const config::Resource& r) { return Analyzed(r.key.kind); }) ||
+                   std::any_of(res.deleted.begin(), res.deleted.end(),
+                               [](const config::ResourceKey& k) { return Analyzed(k.kind); });
+    if (touched) ++analyzed_epoch;
+  }
+  std::vector<config::Diagnostic> Warnings(const std::vector<config::Resource>& applied, bool stored) {
+    const bool overlay = !stored && std::any_of(applied.begin(), applied.end(), [](const config::Resource& r) {
+      return Analyzed(r.key.kind);
+    });
+    const uint64_t epoch = analyzed_epoch.load();
+    if (!overlay) {
+      std::lock_guard lock(warnings_mu);
+      if (warnings_cache && warnings_cache->epoch == epoch) return warnings_cache->diagnostics;
+    }
+    auto out = AnalyzeStore(overlay ? applied : std::vector<config::Resource>{});
+    if (!overlay && analyzed_epoch.load() == epoch) {  // no write of an analyzed kind meanwhile
+      std::lock_guard lock(warnings_mu);
+      warnings_cache = WarningsCache{epoch, out};
+    }
+    return out;
+  }
+  std::vector<config::Diagnostic> AnalyzeStore(const std::vector<config::Resource>& applied) {
     std::set<config::ResourceKey> replaced;
     for (const auto& r : applied) replaced.insert(r.key);
-    std::vector<config::Resource> all = store.LoadAll();  // our copy: filter it in place
+    std::vector<config::Resource> all;
+    for (const char* kind : kAnalyzedKinds) {
+      auto part = store.List(kind, "");
+      std::move(part.begin(), part.end(), std::back_inserter(all));
+    }
     std::erase_if(all, [&](const config::Resource& r) { return replaced.count(r.key) > 0; });
-    all.insert(all.end(), applied.begin(), applied.end());
+    for (const auto& r : applied)
+      if (Analyzed(r.key.kind)) all.push_back(r);
     return config::Analyze(all);
   }
 
+  // After a big request (a whole cluster's YAML: ~21 MB, 110,000 documents)
+  // the parser's trees, the parsed and analyzed copies are freed, but glibc
+  // keeps the pages in its per-thread arenas: the controller's RSS stayed
+  // ~2x what it holds. Give them back (a few ms, only after big requests).
+  static constexpr size_t kTrimAfterBytes = 1 << 20;
   grpc::Status DoApply(const v1::ApplyRequest& req, v1::ApplyResponse& resp) {
+    size_t bytes = 0;
+    for (const auto& f : req.files()) bytes += f.content().size();
+    grpc::Status st = DoApplyFiles(req, resp);
+    if (bytes >= kTrimAfterBytes) malloc_trim(0);
+    return st;
+  }
+
+  grpc::Status DoApplyFiles(const v1::ApplyRequest& req, v1::ApplyResponse& resp) {
     auto parsed = ParseFiles(req.files());
     if (!parsed.ok()) return ToGrpc(parsed.status());
-    std::lock_guard lock(write_mu);
+    std::unique_lock lock(write_mu);
     auto res = store.Apply(*parsed, req.dry_run());
     if (!res.ok()) return ToGrpc(res.status());
     // Push first, analyze after: the warnings only go back to the caller, so
     // the agents never wait for a whole-store analysis. After a real apply the
     // store already holds `parsed`; for a dry run Warnings() overlays it.
-    if (!req.dry_run() && res->changed()) hub.Publish(res->revision, res->upserted, res->deleted);
-    for (const auto& d : Warnings(*parsed)) ToProto(d, resp.add_warnings());
+    if (!req.dry_run() && res->changed()) {
+      hub.Publish(res->revision, res->upserted, res->deleted);
+      NoteWrite(*res);
+    }
+    // The analysis only reads the store: the next write need not wait for it
+    // (at 110,000 resources it takes over a second).
+    lock.unlock();
+    for (const auto& d : Warnings(*parsed, /*stored=*/!req.dry_run())) ToProto(d, resp.add_warnings());
     resp.set_revision(res->revision);
     for (const auto& c : res->changes) ToProto(c, resp.add_changes());
     if (!req.dry_run())
@@ -174,7 +245,10 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
     std::lock_guard lock(write_mu);
     auto res = store.Delete(keys, req.dry_run());
     if (!res.ok()) return ToGrpc(res.status());
-    if (!req.dry_run() && res->changed()) hub.Publish(res->revision, res->upserted, res->deleted);
+    if (!req.dry_run() && res->changed()) {
+      hub.Publish(res->revision, res->upserted, res->deleted);
+      NoteWrite(*res);
+    }
     resp.set_revision(res->revision);
     for (const auto& c : res->changes) ToProto(c, resp.add_changes());
     if (!req.dry_run()) spdlog::info("delete: {} resources, revision {}", res->deleted.size(), res->revision);
@@ -209,7 +283,7 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
   grpc::Status DoDiff(const v1::DiffRequest& req, v1::DiffResponse& resp) {
     auto parsed = ParseFiles(req.files());
     if (!parsed.ok()) return ToGrpc(parsed.status());
-    for (const auto& d : Warnings(*parsed)) ToProto(d, resp.add_warnings());
+    for (const auto& d : Warnings(*parsed, /*stored=*/false)) ToProto(d, resp.add_warnings());
     // The dry-run admission gives the objects as they would be stored (VIPs).
     auto res = store.Apply(*parsed, /*dry_run=*/true);
     if (!res.ok()) return ToGrpc(res.status());
@@ -266,6 +340,9 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
   ConfigHub& hub;
   NodeRegistry& nodes;
   std::mutex write_mu;
+  std::atomic<uint64_t> analyzed_epoch{0};  // +1 per write that touches an analyzed kind
+  std::mutex warnings_mu;
+  std::optional<WarningsCache> warnings_cache;
 };
 
 AdminService::AdminService(Store& store, ConfigHub& hub, NodeRegistry& nodes)

@@ -12,7 +12,9 @@
 #include <optional>
 #include <unordered_map>
 
+#include "controller/authz/policy.hpp"
 #include "controller/compile_model.hpp"
+#include "controller/compile_policy.hpp"
 #include "controller/compile_routing.hpp"
 
 namespace weft::controller {
@@ -131,6 +133,7 @@ struct Compiler::State {
   KeyIndex svc_by_ns;
   KeyIndex svc_by_selector;  // LabelKey(ns, first selector label) -> service keys
   std::unordered_map<std::string, std::set<std::string>> wl_by_label;  // LabelKey(ns, k, v) -> workload keys
+  std::unordered_map<std::string, std::set<std::string>> wl_by_ns;     // ns -> workload keys (policy scope)
   std::unordered_map<std::string, std::set<ResourceKey>> dr_by_host, vs_by_host;
   std::set<ResourceKey> dr_wild, vs_wild;
   std::map<std::string, std::set<ResourceKey>> pa_by_ns, ap_by_ns;
@@ -143,6 +146,9 @@ struct Compiler::State {
   std::map<std::string, v1::Service> out_services;
   std::map<std::string, OutWorkload> out_workloads;
   std::unordered_map<std::string, std::set<std::string>> node_workloads;
+
+  // Identity policy: sources, numbers and lowering (compile_policy.hpp).
+  std::unique_ptr<PolicyCompiler> policy;
 
   // --- pending work -------------------------------------------------------------
   std::set<std::string> dirty_services, dirty_workloads;
@@ -208,6 +214,30 @@ struct Compiler::State {
         if (entries_by_key.count(key)) dirty_services.insert(key);
       }
     }
+  }
+
+  // The workloads an AuthorizationPolicy can apply to (evaluator.hpp step 1):
+  // its namespace, or every namespace from the root namespace; all of them
+  // or those its selector matches.
+  void MarkPolicyWorkloads(const authz::Policy& p) {
+    if (bulk) return;
+    auto mark = [&](const std::set<std::string>& keys) { dirty_workloads.insert(keys.begin(), keys.end()); };
+    bool all = !p.selector || p.selector->empty();
+    if (p.ns == opts.root_namespace) {
+      for (const auto& [ns, keys] : wl_by_ns) {
+        if (all) {
+          mark(keys);
+        } else {
+          for (const WorkloadModel* w : WorkloadsMatching(ns, *p.selector)) dirty_workloads.insert(w->key());
+        }
+      }
+      return;
+    }
+    if (all) {
+      if (auto it = wl_by_ns.find(p.ns); it != wl_by_ns.end()) mark(it->second);
+      return;
+    }
+    for (const WorkloadModel* w : WorkloadsMatching(p.ns, *p.selector)) dirty_workloads.insert(w->key());
   }
 
   std::vector<const WorkloadModel*> WorkloadsMatching(const std::string& ns, const Labels& selector) const {
@@ -277,6 +307,11 @@ struct Compiler::State {
             l->second.erase(key);
             if (l->second.empty()) wl_by_label.erase(l);
           }
+          if (auto n = wl_by_ns.find(rk.ns); n != wl_by_ns.end()) {
+            n->second.erase(key);
+            if (n->second.empty()) wl_by_ns.erase(n);
+          }
+          policy->RemoveWorkload(rk.ns, rk.name);
           workloads.erase(it);
           dirty_workloads.insert(key);
         }
@@ -320,6 +355,10 @@ struct Compiler::State {
           ap_by_ns[rk.ns].erase(rk);
           aps.erase(it);
         }
+        if (const authz::Policy* old = policy->FindPolicy(key)) {
+          MarkPolicyWorkloads(*old);
+          policy->RemovePolicy(key);
+        }
         break;
       case Kind::kOther:
         break;
@@ -362,8 +401,10 @@ struct Compiler::State {
         if (!m) break;
         own(*m);
         for (const auto& [k, v] : m->labels) wl_by_label[LabelKey(rk.ns, k, v)].insert(key);
+        wl_by_ns[rk.ns].insert(key);
         MarkSelecting(m->ns, m->labels);
         dirty_workloads.insert(key);
+        policy->UpsertWorkload(*m);
         workloads.emplace(key, std::move(*m));
         break;
       }
@@ -412,6 +453,11 @@ struct Compiler::State {
         ap_by_ns[rk.ns].insert(rk);
         MarkPolicyScope(m->ns, m->selector, true);
         aps.emplace(rk, std::move(*m));
+        authz::Policy p = authz::ParsePolicy(r.object);
+        p.ns = rk.ns;
+        p.name = rk.name;
+        MarkPolicyWorkloads(p);
+        policy->UpsertPolicy(std::move(p));
         break;
       }
       case Kind::kOther:
@@ -608,7 +654,7 @@ struct Compiler::State {
     return out;
   }
 
-  std::optional<OutWorkload> CompileWorkload(const std::string& key) const {
+  std::optional<OutWorkload> CompileWorkload(const std::string& key) {
     auto it = workloads.find(key);
     if (it == workloads.end()) return std::nullopt;
     const WorkloadModel& w = it->second;
@@ -621,6 +667,7 @@ struct Compiler::State {
     out.proto.set_service_account(sa);
     out.proto.set_spiffe_id("spiffe://" + opts.trust_domain + "/ns/" + w.ns + "/sa/" + sa);
     for (const auto& [k, v] : w.labels) (*out.proto.mutable_labels())[k] = v;
+    policy->Fill(w, &out.proto);
     return out;
   }
 
@@ -629,6 +676,13 @@ struct Compiler::State {
   ChangeSet Recompile() {
     using google::protobuf::util::MessageDifferencer;
     ChangeSet cs;
+    // Mesh-wide identity tables first: workloads' entries name identities and policy ids.
+    cs.tables = policy->Commit();
+    // Workloads whose own identity moved (policy CIDRs changed), and the
+    // members of groups whose entries changed (peers appeared or went).
+    dirty_workloads.insert(cs.tables.rekeyed_workloads.begin(), cs.tables.rekeyed_workloads.end());
+    std::set<std::string> relowered = policy->TakeRelowered();
+    dirty_workloads.insert(relowered.begin(), relowered.end());
     for (const auto& key : dirty_services) {
       std::optional<v1::Service> now = Compile(key);
       auto it = out_services.find(key);
@@ -678,7 +732,11 @@ struct Compiler::State {
   }
 };
 
-Compiler::Compiler(CompilerOptions opts) : state_(std::make_shared<State>()) { state_->opts = std::move(opts); }
+Compiler::Compiler(CompilerOptions opts) : state_(std::make_shared<State>()) {
+  state_->opts = std::move(opts);
+  state_->policy = std::make_unique<PolicyCompiler>(state_->opts.trust_domain, state_->opts.root_namespace,
+                                                    state_->opts.state);
+}
 
 ChangeSet Compiler::Reset(const std::vector<config::Resource>& all) {
   State& s = *state_;
@@ -688,6 +746,8 @@ ChangeSet Compiler::Reset(const std::vector<config::Resource>& all) {
   fresh.out_services = std::move(s.out_services);
   fresh.out_workloads = std::move(s.out_workloads);
   fresh.node_workloads = std::move(s.node_workloads);
+  fresh.policy = std::move(s.policy);  // keeps numbers, ids and its last output
+  fresh.policy->Clear();
   s = std::move(fresh);
   s.bulk = true;
   for (const auto& [key, svc] : s.out_services) s.dirty_services.insert(key);
@@ -715,6 +775,7 @@ v1::NodeConfig Compiler::Snapshot(const std::string& node) const {
   if (auto it = s.node_workloads.find(node); it != s.node_workloads.end()) {
     for (const auto& key : it->second) *out.add_local_workloads() = s.out_workloads.at(key).proto;
   }
+  s.policy->FillTables(&out);
   return out;
 }
 
@@ -737,6 +798,19 @@ v1::NodeConfigDelta Compiler::Delta(const std::string& node, const ChangeSet& ch
     // Not here now: tell the node only if it had it (or if we cannot tell).
     auto nodes = changes.workload_nodes.find(key);
     if (nodes == changes.workload_nodes.end() || nodes->second.count(node)) out.add_removed_workloads(key);
+  }
+  s.policy->FillDelta(changes.tables, &out);
+  return out;
+}
+
+Status Compiler::persist_status() const { return state_->policy->persist_status(); }
+
+// [control-plane fan-out] See the header: the per-node part of Snapshot().
+v1::NodeConfig Compiler::NodeSnapshot(const std::string& node) const {
+  const State& s = *state_;
+  v1::NodeConfig out;
+  if (auto it = s.node_workloads.find(node); it != s.node_workloads.end()) {
+    for (const auto& key : it->second) *out.add_local_workloads() = s.out_workloads.at(key).proto;
   }
   return out;
 }

@@ -4,8 +4,10 @@
 #include <spdlog/spdlog.h>
 
 #include <deque>
+#include <optional>
 #include <random>
 
+#include "controller/compile_policy.hpp"
 #include "weft/v1/config.grpc.pb.h"
 
 namespace weft::controller {
@@ -13,12 +15,69 @@ namespace weft::controller {
 using weft::v1::AgentMessage;
 using weft::v1::ControllerMessage;
 
-struct ConfigHub::Impl : public weft::v1::ConfigDiscovery::CallbackService {
+namespace {
+
+// A refcounted gRPC slice over a string that is never copied: every stream's
+// ByteBuffer references the same bytes; they are freed with the last reference.
+grpc::Slice SharedSlice(std::string bytes) {
+  auto* owned = new std::string(std::move(bytes));
+  return grpc::Slice(owned->data(), owned->size(), [](void* p) { delete static_cast<std::string*>(p); }, owned);
+}
+
+void PutVarint(std::string& out, uint64_t v) {
+  while (v >= 0x80) {
+    out.push_back(static_cast<char>(v | 0x80));
+    v >>= 7;
+  }
+  out.push_back(static_cast<char>(v));
+}
+
+// Wire format of ControllerMessage (config.proto): version = 1 (varint),
+// nonce = 2 (bytes), snapshot = 3 / delta = 4 (message). A message body may
+// be the concatenation of two serialized parts of the same type: protobuf
+// parses concatenated encodings as their merge (repeated fields append).
+constexpr uint32_t kVersionTag = (1 << 3) | 0;
+constexpr uint32_t kNonceTag = (2 << 3) | 2;
+constexpr uint32_t kSnapshotTag = (3 << 3) | 2;
+constexpr uint32_t kDeltaTag = (4 << 3) | 2;
+
+// One push: ControllerMessage{version, nonce, body = shared + own}. `shared`
+// is referenced, not copied; `own` (the node's part) is small.
+grpc::ByteBuffer Frame(uint64_t version, const std::string& nonce, uint32_t body_tag, const grpc::Slice* shared,
+                       const std::string& own) {
+  std::string head;
+  PutVarint(head, kVersionTag);
+  PutVarint(head, version);
+  PutVarint(head, kNonceTag);
+  PutVarint(head, nonce.size());
+  head += nonce;
+  PutVarint(head, body_tag);
+  PutVarint(head, (shared ? shared->size() : 0) + own.size());
+  if (!shared || shared->size() == 0) {  // a small push: one slice
+    head += own;
+    grpc::Slice one(head);
+    return grpc::ByteBuffer(&one, 1);
+  }
+  grpc::Slice parts[3] = {grpc::Slice(head), *shared, grpc::Slice(own)};
+  size_t n = own.empty() ? 2 : 3;
+  return grpc::ByteBuffer(parts, n);
+}
+
+}  // namespace
+
+// Raw (ByteBuffer) callback service: pushes are framed by hand (Frame) so
+// that the part every node shares (the whole service table, the mesh-wide
+// identity tables) is serialized once per version and referenced by every
+// stream, instead of copied and serialized once per stream.
+using RawConfigDiscovery =
+    weft::v1::ConfigDiscovery::WithRawCallbackMethod_Stream<weft::v1::ConfigDiscovery::Service>;
+
+struct ConfigHub::Impl : public RawConfigDiscovery {
   explicit Impl(ConfigHub* h, NodeRegistry& n, CompilerOptions opts) : hub(h), nodes(n), compiler(std::move(opts)) {
     std::random_device rd;
     nonce_prefix = (uint64_t{rd()} << 32) | rd();
   }
-  grpc::ServerBidiReactor<AgentMessage, ControllerMessage>* Stream(grpc::CallbackServerContext* ctx) override;
+  grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* Stream(grpc::CallbackServerContext* ctx) override;
 
   std::string NextNonce() {
     char buf[48];
@@ -29,6 +88,9 @@ struct ConfigHub::Impl : public weft::v1::ConfigDiscovery::CallbackService {
   // Registers `s` as the stream of its node and queues its snapshot.
   void Hello(Session* s, const weft::v1::NodeHello& hello);
   void Detach(Session* s);
+  // A node's snapshot at the current version. Takes `mu` shared (or the
+  // caller holds it): builds the shared part once per version.
+  grpc::ByteBuffer SnapshotFrame(const std::string& node, const std::string& nonce);
 
   ConfigHub* hub;
   NodeRegistry& nodes;
@@ -39,17 +101,21 @@ struct ConfigHub::Impl : public weft::v1::ConfigDiscovery::CallbackService {
   mutable std::shared_mutex mu;  // compiler + version
   Compiler compiler;
   uint64_t version = 0;
+  // The serialized shared part of every snapshot at `version` (Snapshot("")
+  // without local_workloads); built by the first hello after a change.
+  std::mutex shared_mu;  // taken under mu (shared or exclusive)
+  std::optional<grpc::Slice> shared_snapshot;
 
   mutable std::mutex sessions_mu;  // taken after mu, before any Session::mu
   std::map<std::string, Session*> sessions;  // node -> the stream that owns it
   bool shutting_down = false;
 };
 
-class ConfigHub::Session : public grpc::ServerBidiReactor<AgentMessage, ControllerMessage> {
+class ConfigHub::Session : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
   Session(ConfigHub::Impl* hub, grpc::CallbackServerContext* ctx)
       : hub_(hub), ctx_(ctx), id_(++hub->session_seq) {
-    StartRead(&in_);
+    StartRead(&raw_in_);
   }
 
   uint64_t id() const { return id_; }
@@ -57,7 +123,7 @@ class ConfigHub::Session : public grpc::ServerBidiReactor<AgentMessage, Controll
 
   // Queues a push; with replace_pending the not-yet-started pushes are dropped
   // first (msg must then be a snapshot). Returns false if the stream is closing.
-  bool Push(ControllerMessage msg, bool replace_pending = false) {
+  bool Push(grpc::ByteBuffer msg, bool replace_pending = false) {
     std::lock_guard lock(mu_);
     if (closing_) return false;
     if (replace_pending && writing_) queue_.erase(queue_.begin() + 1, queue_.end());
@@ -85,6 +151,11 @@ class ConfigHub::Session : public grpc::ServerBidiReactor<AgentMessage, Controll
     if (!ok) {  // the agent went away or half-closed
       hub_->Detach(this);
       Close(grpc::Status::OK);
+      return;
+    }
+    in_.Clear();
+    if (!grpc::SerializationTraits<AgentMessage>::Deserialize(&raw_in_, &in_).ok()) {
+      Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "agent message: cannot parse weft.v1.AgentMessage"));
       return;
     }
     switch (in_.msg_case()) {
@@ -120,7 +191,7 @@ class ConfigHub::Session : public grpc::ServerBidiReactor<AgentMessage, Controll
       default:
         break;  // unknown message from a newer agent: ignore
     }
-    StartRead(&in_);
+    StartRead(&raw_in_);
   }
 
   void OnWriteDone(bool ok) override {
@@ -156,18 +227,20 @@ class ConfigHub::Session : public grpc::ServerBidiReactor<AgentMessage, Controll
   ConfigHub::Impl* hub_;
   grpc::CallbackServerContext* ctx_;
   const uint64_t id_;
+  grpc::ByteBuffer raw_in_;
   AgentMessage in_;
   std::string node_;  // set by the first hello (read side only)
 
   std::mutex mu_;
-  std::deque<ControllerMessage> queue_;  // front is in flight while writing_
+  std::deque<grpc::ByteBuffer> queue_;  // front is in flight while writing_
   bool writing_ = false;
   bool closing_ = false;
   bool finished_ = false;
   grpc::Status final_status_;
 };
 
-grpc::ServerBidiReactor<AgentMessage, ControllerMessage>* ConfigHub::Impl::Stream(grpc::CallbackServerContext* ctx) {
+grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ConfigHub::Impl::Stream(
+    grpc::CallbackServerContext* ctx) {
   auto* s = new Session(this, ctx);
   {
     std::lock_guard lock(sessions_mu);
@@ -176,12 +249,24 @@ grpc::ServerBidiReactor<AgentMessage, ControllerMessage>* ConfigHub::Impl::Strea
   return s;
 }
 
+grpc::ByteBuffer ConfigHub::Impl::SnapshotFrame(const std::string& node, const std::string& nonce) {
+  grpc::Slice shared;
+  {
+    std::lock_guard lock(shared_mu);
+    if (!shared_snapshot) {
+      v1::NodeConfig all = compiler.Snapshot("");  // no node is called "": hello refuses it
+      all.clear_local_workloads();
+      shared_snapshot = SharedSlice(all.SerializeAsString());
+    }
+    shared = *shared_snapshot;
+  }
+  return Frame(version, nonce, kSnapshotTag, &shared, compiler.NodeSnapshot(node).SerializeAsString());
+}
+
 void ConfigHub::Impl::Hello(Session* s, const weft::v1::NodeHello& hello) {
   std::shared_lock state(mu);
-  ControllerMessage msg;
-  msg.set_version(version);
-  *msg.mutable_snapshot() = compiler.Snapshot(hello.node());
-  msg.set_nonce(NextNonce());
+  std::string nonce = NextNonce();
+  grpc::ByteBuffer msg = SnapshotFrame(hello.node(), nonce);
   Session* old = nullptr;
   {
     std::lock_guard lock(sessions_mu);
@@ -193,7 +278,7 @@ void ConfigHub::Impl::Hello(Session* s, const weft::v1::NodeHello& hello) {
     if (slot != s) old = slot;
     slot = s;
     nodes.Connected(hello, s->id());
-    nodes.Sent(hello.node(), s->id(), msg.version(), msg.nonce());
+    nodes.Sent(hello.node(), s->id(), version, nonce);
     if (old)
       old->Close(grpc::Status(grpc::StatusCode::ABORTED,
                               "superseded by a newer stream of node " + hello.node()));
@@ -223,6 +308,8 @@ void ConfigHub::Reset(const std::vector<config::Resource>& all, uint64_t revisio
   std::unique_lock state(impl_->mu);
   impl_->compiler.Reset(all);
   impl_->version = revision;
+  std::lock_guard lock(impl_->shared_mu);
+  impl_->shared_snapshot.reset();
 }
 
 void ConfigHub::Publish(uint64_t revision, const std::vector<config::Resource>& upserted,
@@ -231,23 +318,39 @@ void ConfigHub::Publish(uint64_t revision, const std::vector<config::Resource>& 
   ChangeSet changes = impl_->compiler.Update(upserted, deleted);
   impl_->version = revision;
   if (changes.empty()) return;
+  {
+    std::lock_guard lock(impl_->shared_mu);
+    impl_->shared_snapshot.reset();
+  }
+  // The delta in two parts, as the snapshot: what every node gets (services,
+  // mesh-wide tables), serialized once, and each node's workloads.
+  ChangeSet shared_changes = changes;
+  shared_changes.workloads.clear();
+  shared_changes.workload_nodes.clear();
+  ChangeSet own_changes;
+  own_changes.workloads = changes.workloads;
+  own_changes.workload_nodes = changes.workload_nodes;
+  v1::NodeConfigDelta shared_delta = impl_->compiler.Delta("", shared_changes);
+  const bool shared_empty = compile::DeltaEmpty(shared_delta);
+  grpc::Slice shared = SharedSlice(shared_delta.SerializeAsString());
   std::lock_guard lock(impl_->sessions_mu);
   size_t pushed = 0;
   for (auto& [node, s] : impl_->sessions) {
-    ControllerMessage msg;
+    std::string nonce = impl_->NextNonce();
+    grpc::ByteBuffer msg;
     bool replace = s->Backlog() >= kMaxBacklog;
     if (replace) {
-      *msg.mutable_snapshot() = impl_->compiler.Snapshot(node);
+      msg = impl_->SnapshotFrame(node, nonce);
     } else {
-      *msg.mutable_delta() = impl_->compiler.Delta(node, changes);
-      const auto& d = msg.delta();
-      if (d.upserted_services_size() == 0 && d.removed_services_size() == 0 && d.upserted_workloads_size() == 0 &&
-          d.removed_workloads_size() == 0)
-        continue;  // nothing for this node: send nothing (see node_status.hpp)
+      std::string own;
+      if (!own_changes.workloads.empty()) {
+        v1::NodeConfigDelta d = impl_->compiler.Delta(node, own_changes);
+        if (!compile::DeltaEmpty(d)) own = d.SerializeAsString();
+      }
+      if (shared_empty && own.empty()) continue;  // nothing for this node: send nothing (see node_status.hpp)
+      msg = Frame(revision, nonce, kDeltaTag, shared_empty ? nullptr : &shared, own);
     }
-    msg.set_version(revision);
-    msg.set_nonce(impl_->NextNonce());
-    impl_->nodes.Sent(node, s->id(), revision, msg.nonce());
+    impl_->nodes.Sent(node, s->id(), revision, nonce);
     if (s->Push(std::move(msg), replace)) ++pushed;
   }
   spdlog::info("revision {}: {} services, {} workloads changed; pushed to {} of {} streams", revision,

@@ -6,6 +6,14 @@
 // the next). Publish() runs on the caller's thread (the Admin handler that
 // committed the write).
 //
+// Serialization: the part of a snapshot every node shares (all services, the
+// mesh-wide identity tables) is serialized once per version, the shared part
+// of a delta once per revision; each stream's message references those bytes
+// (a refcounted slice) and adds only its node's workloads. 1,000 agents
+// connecting at 10,000 services cost one 3.8 MB serialization, not 1,000
+// snapshot copies and serializations on the callback threads. A slow stream
+// holds references to shared bytes, not copies, and delays only itself.
+//
 // Consistency: `mu_` (shared_mutex) guards the compiler and its version. A
 // hello takes it shared to snapshot the compiler and register the stream; a
 // Publish takes it exclusively to update the compiler and queue the deltas.

@@ -1,5 +1,6 @@
 #include "controller/server.hpp"
 
+#include <malloc.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -62,11 +63,17 @@ Result<std::unique_ptr<ControllerServer>> ControllerServer::Start(const ServerOp
   auto store = SqliteStore::Open(opts.data_dir, std::move(*vips));
   if (!store.ok()) return store.status();
   impl->store = std::move(*store);
-  impl->hub = std::make_unique<ConfigHub>(impl->nodes);
+  // Identity numbers and policy ids persist in the store (it outlives the hub:
+  // shutdown resets the hub first), so a restart keeps them.
+  CompilerOptions copts;
+  copts.state = impl->store.get();
+  impl->hub = std::make_unique<ConfigHub>(impl->nodes, copts);
   auto all = impl->store->LoadAll();
   impl->hub->Reset(all, impl->store->Revision());
   impl->admin = std::make_unique<AdminService>(*impl->store, *impl->hub, impl->nodes);
   spdlog::info("store {}/weft.db: revision {}, {} resources", opts.data_dir, impl->store->Revision(), all.size());
+  all = {};
+  malloc_trim(0);  // the loaded copy and the compiler's scratch: give the pages back (see admin_service.cc)
 
   grpc::ServerBuilder b;
   // Agents ping every 2 s (weft::transport::Dial): allow it, and ping them so
@@ -79,7 +86,7 @@ Result<std::unique_ptr<ControllerServer>> ControllerServer::Start(const ServerOp
   // gRPC binds with SO_REUSEPORT by default: a second controller on the same
   // port would then share it silently. Fail instead.
   b.AddChannelArgument(GRPC_ARG_ALLOW_REUSEPORT, 0);
-  b.SetMaxSendMessageSize(256 * 1024 * 1024);
+  transport::ConfigureServer(b);  // message limits: big applies and snapshots
   b.RegisterService(impl->hub->service());
   b.RegisterService(impl->admin->service());
   if (!opts.listen.empty()) {

@@ -93,6 +93,13 @@ class Txn {
   bool open_ = false;
 };
 
+// StateStore records (an addition to schema 1: created if absent, never read by older code).
+const char* kStateSchema = R"sql(
+CREATE TABLE IF NOT EXISTS state(
+  key TEXT PRIMARY KEY,
+  value BLOB NOT NULL);
+)sql";
+
 bool SameObject(const config::Resource& a, const config::Resource& b) {
   return a.api_version == b.api_version && a.object == b.object;
 }
@@ -127,6 +134,7 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& data_d
   WEFT_RETURN_IF_ERROR(s->Exec("PRAGMA journal_mode=WAL"));
   WEFT_RETURN_IF_ERROR(s->Exec("PRAGMA synchronous=FULL"));
   WEFT_RETURN_IF_ERROR(s->Exec(kSchema));
+  WEFT_RETURN_IF_ERROR(s->Exec(kStateSchema));
   WEFT_RETURN_IF_ERROR(s->Load());
   return s;
 }
@@ -292,5 +300,37 @@ uint64_t SqliteStore::Revision() const {
 }
 
 std::vector<config::Resource> SqliteStore::LoadAll() const { return List("", ""); }
+
+// --- StateStore ------------------------------------------------------------------
+
+Result<std::map<std::string, std::string>> SqliteStore::LoadState(const std::string& prefix) const {
+  std::unique_lock lock(mu_);  // the connection is shared with writers
+  Stmt q(db_, "SELECT key, value FROM state WHERE substr(key, 1, length(?1)) = ?1");
+  if (!q.ok()) return Status::Error(path_ + ": read state " + prefix + ": " + sqlite3_errmsg(db_), EIO);
+  q.Text(1, prefix);
+  std::map<std::string, std::string> out;
+  int rc;
+  while ((rc = q.Step()) == SQLITE_ROW) out.emplace(q.ColText(0), q.ColText(1));
+  if (rc != SQLITE_DONE) return Status::Error(path_ + ": read state " + prefix + ": " + sqlite3_errmsg(db_), EIO);
+  return out;
+}
+
+Status SqliteStore::WriteState(const std::map<std::string, std::optional<std::string>>& records) {
+  if (records.empty()) return Status::Ok();
+  std::unique_lock lock(mu_);
+  Txn txn(db_);
+  WEFT_RETURN_IF_ERROR(txn.Begin());
+  Stmt up(db_, "INSERT INTO state(key, value) VALUES(?1, ?2) ON CONFLICT(key) DO UPDATE SET value = ?2");
+  Stmt del(db_, "DELETE FROM state WHERE key = ?1");
+  if (!up.ok() || !del.ok()) return Status::Error(path_ + ": prepare state write: " + sqlite3_errmsg(db_), EIO);
+  for (const auto& [key, value] : records) {
+    if (value) {
+      WEFT_RETURN_IF_ERROR(up.Text(1, key).Text(2, *value).Run(path_ + ": write state " + key));
+    } else {
+      WEFT_RETURN_IF_ERROR(del.Text(1, key).Run(path_ + ": delete state " + key));
+    }
+  }
+  return txn.Commit();
+}
 
 }  // namespace weft::controller

@@ -10,6 +10,7 @@
 //   meta(key TEXT PRIMARY KEY, value INTEGER)       -- 'revision'
 //   resources(kind, namespace, name, api_version, json, resource_version,
 //             created_revision, updated_revision, PRIMARY KEY(kind, namespace, name))
+//   state(key TEXT PRIMARY KEY, value BLOB)         -- StateStore records (created if absent)
 #pragma once
 
 #include <map>
@@ -25,7 +26,7 @@ struct sqlite3;
 
 namespace weft::controller {
 
-class SqliteStore final : public Store {
+class SqliteStore final : public Store, public StateStore {
  public:
   // Creates data_dir if needed, opens or creates weft.db, loads everything.
   static Result<std::unique_ptr<SqliteStore>> Open(const std::string& data_dir, VipAllocator vips);
@@ -37,6 +38,10 @@ class SqliteStore final : public Store {
   std::vector<config::Resource> List(const std::string& kind, const std::string& ns) const override;
   uint64_t Revision() const override;
   std::vector<config::Resource> LoadAll() const override;
+
+  // StateStore (table `state`): read from the database, not cached.
+  Result<std::map<std::string, std::string>> LoadState(const std::string& prefix) const override;
+  Status WriteState(const std::map<std::string, std::optional<std::string>>& records) override;
 
  private:
   SqliteStore(VipAllocator vips) : vips_(std::move(vips)) {}

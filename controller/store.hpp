@@ -16,6 +16,7 @@
 #pragma once
 
 #include <cstdint>
+#include <map>
 #include <optional>
 #include <string>
 #include <vector>
@@ -56,6 +57,18 @@ class Store {
   virtual std::vector<config::Resource> List(const std::string& kind, const std::string& ns) const = 0;
   virtual uint64_t Revision() const = 0;
   virtual std::vector<config::Resource> LoadAll() const = 0;
+};
+
+// Durable key/value records outside the resource model: derived state that
+// must survive a restart but is not a resource (the compiler's identity
+// numbers and policy ids). Not revisioned, not in List/LoadAll, no admission.
+class StateStore {
+ public:
+  virtual ~StateStore() = default;
+  // Every record whose key starts with `prefix`.
+  virtual Result<std::map<std::string, std::string>> LoadState(const std::string& prefix) const = 0;
+  // Upserts (value) and deletes (nullopt) in one transaction: all or nothing.
+  virtual Status WriteState(const std::map<std::string, std::optional<std::string>>& records) = 0;
 };
 
 }  // namespace weft::controller

@@ -38,6 +38,7 @@ struct weft_pkt {
 	__u16 sport;     /* network byte order */
 	__u16 dport;     /* network byte order */
 	__u32 tcp_seq;   /* network byte order */
+	__u32 tcp_ack_seq; /* network byte order */
 	__u32 l4_off;
 	__u32 len;       /* skb->len */
 	__u8  proto;
@@ -64,6 +65,7 @@ static __always_inline int weft_parse_l4(struct __sk_buff *skb, struct weft_pkt 
 		p->sport = th.source;
 		p->dport = th.dest;
 		p->tcp_seq = th.seq;
+		p->tcp_ack_seq = th.ack_seq;
 		p->tcp_flags = ((__u8 *)&th)[13];
 		return WEFT_PARSE_OK;
 	}
@@ -142,14 +144,13 @@ static __always_inline void weft_ct_key_rev(struct weft_ct_key *k, const struct 
 	k->pad2 = 0;
 }
 
-/* Looks up the packet's flow and refreshes last_seen. *is_reply tells which
- * way it matched. NULL: no entry either way. */
+/* Looks up the packet's flow and, if touch, refreshes last_seen (trace mode
+ * does not). *is_reply tells which way it matched. NULL: no entry either way. */
 static __always_inline struct weft_ct_val *weft_ct_lookup(const struct weft_pkt *p, __u8 dir,
-							  int *is_reply)
+							  int *is_reply, int touch)
 {
 	struct weft_ct_key key;
 	struct weft_ct_val *v;
-	__u64 now = bpf_ktime_get_ns();
 
 	weft_ct_key_fwd(&key, p, dir);
 	v = bpf_map_lookup_elem(&weft_ct, &key);
@@ -159,19 +160,24 @@ static __always_inline struct weft_ct_val *weft_ct_lookup(const struct weft_pkt 
 		v = bpf_map_lookup_elem(&weft_ct, &key);
 		*is_reply = 1;
 	}
-	if (v && v->last_seen_ns != now)
-		v->last_seen_ns = now;
+	if (v && touch) {
+		__u64 now = bpf_ktime_get_ns();
+
+		if (v->last_seen_ns != now)
+			v->last_seen_ns = now;
+	}
 	return v;
 }
 
 static __always_inline void weft_ct_create(const struct weft_pkt *p, __u8 dir, __u32 policy_id,
-					   __u8 verdict)
+					   __u8 verdict, __u16 rev)
 {
 	struct weft_ct_key key;
 	struct weft_ct_val val = {
 		.last_seen_ns = bpf_ktime_get_ns(),
 		.policy_id = policy_id,
 		.verdict = verdict,
+		.policy_rev = rev,
 	};
 
 	weft_ct_key_fwd(&key, p, dir);

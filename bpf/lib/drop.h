@@ -2,7 +2,9 @@
 /* Every drop goes through weft_drop(): it counts the reason (enum
  * weft_drop_reason, append-only), records the flow aggregate and an event,
  * and drops. A denied TCP SYN is answered instead of dropped, so the client
- * fails fast (ECONNREFUSED) rather than retransmitting into a black hole:
+ * fails fast (ECONNREFUSED) rather than retransmitting into a black hole (and
+ * a denied segment of an established connection likewise, with a bare RST:
+ * the connection fails fast with ECONNRESET; see weft_tcp_reset):
  * the SYN is rewritten in place into a RST|ACK to its sender (MACs, addresses
  * and ports swapped, seq 0, ack = seq + 1, no options, checksums computed from
  * scratch) and bpf_redirect()ed back:
@@ -69,7 +71,11 @@ struct weft_pseudo6 {
 	__u8   nexthdr;
 };
 
-/* Rewrites a TCP SYN into the RST|ACK that answers it. 0 on success. */
+/* Rewrites a TCP segment into the RST that answers it (RFC 793 reset
+ * generation): a SYN (no ACK) gets RST|ACK with seq 0, ack = seq + 1; a
+ * segment with ACK (an established connection cut by a policy change) gets a
+ * bare RST with seq = its ack_seq, the sender's rcv_nxt, which the sender
+ * accepts. 0 on success. */
 static __always_inline int weft_tcp_reset(struct __sk_buff *skb, const struct weft_pkt *p)
 {
 	struct ethhdr eth, old_eth;
@@ -85,11 +91,15 @@ static __always_inline int weft_tcp_reset(struct __sk_buff *skb, const struct we
 
 	th.source = p->dport;
 	th.dest = p->sport;
-	th.seq = 0;
-	th.ack_seq = bpf_htonl(bpf_ntohl(p->tcp_seq) + 1);
 	th.doff = 5;
 	th.rst = 1;
-	th.ack = 1;
+	if (p->tcp_flags & WEFT_TCP_ACK) {
+		th.seq = p->tcp_ack_seq;
+	} else {
+		th.seq = 0;
+		th.ack_seq = bpf_htonl(bpf_ntohl(p->tcp_seq) + 1);
+		th.ack = 1;
+	}
 
 	if (bpf_skb_change_tail(skb, ETH_HLEN + l3_len + sizeof(th), 0) < 0)
 		return -1;
@@ -161,8 +171,13 @@ static __always_inline int weft_drop(struct __sk_buff *skb, __u8 reason, struct 
 	weft_flow_account(f, p->proto, p->len, opens);
 	weft_flow_emit(f, p);
 
+	/* Answered with a RST: a pure SYN (refused connect) and any segment
+	 * carrying an ACK but no SYN/RST (a connection cut by a policy change,
+	 * or picked up without conntrack and denied). A SYN|ACK is just dropped:
+	 * its sender is the server, which retransmits and times out. */
 	if (reason != WEFT_DROP_MALFORMED && p->proto == IPPROTO_TCP &&
-	    (p->tcp_flags & (WEFT_TCP_SYN | WEFT_TCP_ACK | WEFT_TCP_RST)) == WEFT_TCP_SYN &&
+	    ((p->tcp_flags & (WEFT_TCP_SYN | WEFT_TCP_ACK | WEFT_TCP_RST)) == WEFT_TCP_SYN ||
+	     (p->tcp_flags & (WEFT_TCP_SYN | WEFT_TCP_ACK | WEFT_TCP_RST)) == WEFT_TCP_ACK) &&
 	    weft_tcp_reset(skb, p) == 0)
 		return bpf_redirect(skb->ifindex, prog_dir == WEFT_DIR_EGRESS ? 0 : BPF_F_INGRESS);
 	return TC_ACT_SHOT;

@@ -60,6 +60,7 @@ static __always_inline void weft_flow_account(const struct weft_flow *f, __u8 pr
 		.proto = proto,
 		.verdict = f->verdict,
 		.reason = f->reason,
+		.direction = f->dir,
 		.policy_id = f->policy_id,
 	};
 	struct weft_flow_val *v = bpf_map_lookup_elem(&weft_flows, &key);

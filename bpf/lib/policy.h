@@ -15,6 +15,25 @@ struct {
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_policy SEC(".maps");
 
+/* The policy revision (include/weft/bpf_abi.h): bumped by the agent after
+ * every policy change; conntrack entries of another revision are evaluated
+ * again. */
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_policy_rev SEC(".maps");
+
+static __always_inline __u16 weft_policy_rev_now(void)
+{
+	__u32 zero = 0;
+	__u32 *v = bpf_map_lookup_elem(&weft_policy_rev, &zero);
+
+	return v ? (__u16)*v : 0;
+}
+
 /* The outcome of a policy evaluation for a new flow. */
 struct weft_policy_res {
 	__u32 policy_id;
@@ -61,7 +80,7 @@ static __always_inline void weft_policy_eval(__u32 ep_id, __u32 peer, __u16 port
 		res->reason = WEFT_DROP_NONE;
 	} else {
 		res->verdict = WEFT_VERDICT_DENY;
-		res->reason = WEFT_DROP_POLICY_DENIED;
+		res->reason = v->reason ? v->reason : WEFT_DROP_POLICY_DENIED;
 	}
 }
 

@@ -424,7 +424,7 @@ Status Policy(const PinnedMap& m, const RawDump& d, const std::string&, const Na
                          {"proto", Proto(k.proto)},
                          {"verdict", Verdict(v.verdict)},
                          {"policy_id", v.policy_id},
-                         {"flags", v.flags}});
+                         {"reason", DropReason(v.reason ? v.reason : (v.verdict == WEFT_VERDICT_DENY ? WEFT_DROP_POLICY_DENIED : 0))}});
   }
   return Status::Ok();
 }
@@ -473,6 +473,7 @@ Status Flows(const PinnedMap& m, const RawDump& d, const std::string&, const Nam
                          {"dst_identity", k.dst_identity},
                          {"dport", k.dport},
                          {"proto", Proto(k.proto)},
+                         {"direction", Dir(k.direction)},
                          {"verdict", Verdict(k.verdict)},
                          {"reason", DropReason(k.reason)},
                          {"policy_id", k.policy_id},
@@ -552,6 +553,12 @@ const std::map<std::string, Decoder>& Decoders() {
 }
 
 }  // namespace
+
+std::string DropReasonName(uint32_t reason) { return DropReason(reason); }
+std::string VerdictName(uint8_t verdict) { return Verdict(verdict); }
+std::string ProtoName(uint8_t proto) { return Proto(proto); }
+std::string DirectionName(uint8_t dir) { return Dir(dir); }
+std::string AlgoName(uint8_t algo) { return Algo(algo); }
 
 const std::vector<std::string>& KnownMaps() {
   static const std::vector<std::string> k = [] {

@@ -50,11 +50,21 @@ std::string PinnedMap::type_name() const {
   return s ? s : "type " + std::to_string(info.type);
 }
 
-Result<PinnedMap> OpenPinnedMap(const std::string& maps_dir, const std::string& name) {
+std::vector<uint64_t> SumPerCpuU64(const std::vector<uint8_t>& value, int ncpus, size_t stride, size_t value_size) {
+  std::vector<uint64_t> sum(value_size / sizeof(uint64_t), 0);
+  for (int c = 0; c < ncpus; ++c)
+    for (size_t i = 0; i < sum.size(); ++i) {
+      size_t off = static_cast<size_t>(c) * stride + i * sizeof(uint64_t);
+      if (off + sizeof(uint64_t) <= value.size()) sum[i] += Load<uint64_t>(value.data() + off);
+    }
+  return sum;
+}
+
+Result<PinnedMap> OpenPinnedMap(const std::string& maps_dir, const std::string& name, bool writable) {
   PinnedMap m;
   m.name = name;
   m.path = maps_dir + "/" + name;
-  LIBBPF_OPTS(bpf_obj_get_opts, opts, .file_flags = BPF_F_RDONLY);
+  LIBBPF_OPTS(bpf_obj_get_opts, opts, .file_flags = writable ? 0u : static_cast<__u32>(BPF_F_RDONLY));
   m.fd.reset(bpf_obj_get_opts(m.path.c_str(), &opts));
   if (!m.fd) {
     int err = errno;
@@ -129,6 +139,18 @@ Result<RawDump> ReadAll(const PinnedMap& m) {
     d.entries.push_back({std::vector<uint8_t>(key.begin(), key.begin() + d.key_size), val});
   }
   return d;
+}
+
+size_t ValueBufferSize(const PinnedMap& m) {
+  if (!m.percpu()) return m.info.value_size;
+  int n = libbpf_num_possible_cpus();
+  return RoundUp8(m.info.value_size) * static_cast<size_t>(n > 0 ? n : 1);
+}
+
+Result<bool> LookupElem(const PinnedMap& m, const void* key, void* value) {
+  if (bpf_map_lookup_elem(m.fd.get(), key, value) == 0) return true;
+  if (errno == ENOENT) return false;
+  return Status::Errno("look up an element of map " + m.name + " (" + m.path + ")", errno);
 }
 
 Status CheckLayout(const PinnedMap& m, size_t key_size, const char* key_type, size_t value_size,

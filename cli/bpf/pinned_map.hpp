@@ -27,8 +27,13 @@ struct PinnedMap {
   bool has_btf() const { return info.btf_id != 0; }
 };
 
-// Opens <maps_dir>/<name> (read-only) and reads its info.
-Result<PinnedMap> OpenPinnedMap(const std::string& maps_dir, const std::string& name);
+// Opens <maps_dir>/<name> (read-only unless `writable`: a ring buffer's
+// consumer page must be mapped writable) and reads its info.
+Result<PinnedMap> OpenPinnedMap(const std::string& maps_dir, const std::string& name, bool writable = false);
+
+// Sums a per-CPU value of ReadAll/LookupPercpu as u64 fields (every field of
+// the ABI's per-CPU values is a __u64).
+std::vector<uint64_t> SumPerCpuU64(const std::vector<uint8_t>& value, int ncpus, size_t stride, size_t value_size);
 // Names of the pins in maps_dir, sorted.
 Result<std::vector<std::string>> ListPinnedMaps(const std::string& maps_dir);
 
@@ -49,6 +54,13 @@ struct RawDump {
 };
 // Every element (an entry deleted while iterating is skipped).
 Result<RawDump> ReadAll(const PinnedMap& m);
+
+// One element by key into `value` (value_size bytes; per-CPU maps: ncpus
+// strides of RoundUp8(value_size)). false when the key is absent. On an LPM
+// trie this is the longest-prefix match.
+Result<bool> LookupElem(const PinnedMap& m, const void* key, void* value);
+// Bytes a lookup of `m` writes.
+size_t ValueBufferSize(const PinnedMap& m);
 
 // Fails unless the map's key/value sizes are those of the ABI structs.
 Status CheckLayout(const PinnedMap& m, size_t key_size, const char* key_type, size_t value_size,

@@ -111,7 +111,10 @@ std::string Tail(const std::string& path, size_t lines) {
 std::vector<std::string> AgentArgv(const LabState& st, const NodeState& n) {
   std::vector<std::string> argv = {st.agent_bin,          "run",        "--node",    n.name,
                                    "--cgroup",            n.cgroup,     "--controller", st.controller.listen,
-                                   "--pin-root",          st.pin_root,  "--metrics", n.agent.metrics};
+                                   "--pin-root",          st.pin_root,  "--metrics", n.agent.metrics,
+                                   // The pods' host-side veths live in the node's netns; names.json for weftctl.
+                                   "--netns",             "/run/netns/" + n.netns,
+                                   "--state-dir",         st.state_dir + "/agents"};
   argv.insert(argv.end(), st.agent_args.begin(), st.agent_args.end());
   return argv;
 }
@@ -278,9 +281,14 @@ int DoDown(const std::string& lab, bool quiet) {
     if (agent_bin.empty()) {
       Warn("weft-agent binary not found: removing " + pin_root + " without `weft-agent cleanup`");
     } else {
+      std::map<std::string, std::string> netns_of;
+      for (const auto& n : st.nodes) netns_of[n.name] = n.netns;
       for (const auto& n : nodes) {
         std::string out;
-        auto rc = sys::RunCommand({agent_bin, "cleanup", "--node", n, "--pin-root", pin_root}, &out);
+        const std::string ns = netns_of.count(n) ? netns_of[n] : lab + "-" + n;
+        auto rc = sys::RunCommand({agent_bin, "cleanup", "--node", n, "--pin-root", pin_root, "--netns",
+                                   "/run/netns/" + ns, "--state-dir", StateDir(lab) + "/agents"},
+                                  &out);
         if (!rc.ok() || *rc != 0) Warn("weft-agent cleanup --node " + n + " failed: " + (rc.ok() ? out : rc.status().message()));
       }
     }

@@ -26,71 +26,93 @@ std::set<uint16_t> MentionedPorts(const std::vector<const Policy*>& applicable) 
 
 }  // namespace
 
-LoweredPolicy Lower(const std::vector<Policy>& policies, const Workload& workload, const IdentityTable& identities,
-                    const EvalOptions& opts) {
-  LoweredPolicy out;
-  auto applicable = ApplicablePolicies(policies, workload, opts);
-  for (const Policy* p : applicable) out.policies.push_back(p->key());
-  if (applicable.empty()) return out;
-  out.enforce_ingress = true;
-
-  const std::set<uint16_t> ports = MentionedPorts(applicable);
+PeerLowering::PeerLowering(const std::vector<Policy>& policies, const Workload& workload, const EvalOptions& opts)
+    : policies_(policies), workload_(workload), opts_(opts) {
+  applicable_ = ApplicablePolicies(policies, workload, opts);
+  for (const Policy* p : applicable_) names_.push_back(p->key());
+  if (applicable_.empty()) return;
+  const std::set<uint16_t> ports = MentionedPorts(applicable_);
+  ports_.assign(ports.begin(), ports.end());
   // One port no policy mentions stands for every such port (the ANY port class).
   // Ports 1..65535 cannot all be mentioned by lists of ports, but be safe.
-  uint16_t rep_port = 0;
   for (uint32_t p = 1; p <= 65535; ++p) {
     if (!ports.contains(static_cast<uint16_t>(p))) {
-      rep_port = static_cast<uint16_t>(p);
+      rep_port_ = static_cast<uint16_t>(p);
       break;
     }
   }
-  auto decide = [&](const Peer& peer, uint16_t port) {
-    return Evaluate(policies, workload, peer, port, kProtoTcp, opts);
-  };
-  auto emit = [&](uint32_t peer, uint16_t port, const Decision& d) {
-    out.entries.push_back(PolicyEntry{peer, port, kProtoTcp, WEFT_DIR_INGRESS, d});
-  };
-
   // The ANY peer class: no identity, in no policy CIDR.
   Peer any_peer = Peer::Unknown();
   any_peer.cidrs = std::set<std::string>{};
-  const Decision any_any = rep_port ? decide(any_peer, rep_port) : decide(any_peer, *ports.begin());
-  std::map<uint16_t, Decision> any_row;
-  emit(kAnyPeer, kAnyPort, any_any);
-  for (uint16_t q : ports) {
-    any_row[q] = decide(any_peer, q);
-    if (any_row[q] != any_any) emit(kAnyPeer, q, any_row[q]);
-  }
+  any_any_ = rep_port_ ? Decide(any_peer, rep_port_) : Decide(any_peer, ports_.front());
+  for (uint16_t q : ports_) any_row_.push_back(Decide(any_peer, q));
+}
 
-  for (const auto& [id, info] : identities.by_id) {
-    Peer peer = info.AsPeer();
-    Decision d_any = rep_port ? decide(peer, rep_port) : any_any;
-    std::map<uint16_t, Decision> row;
-    for (uint16_t q : ports) row[q] = decide(peer, q);
-    // A: no (peer, ANY) entry: only valid when unmentioned ports fall through to (ANY, ANY) correctly.
-    size_t cost_a = SIZE_MAX;
-    if (d_any == any_any) {
-      cost_a = 0;
-      for (uint16_t q : ports) cost_a += row[q] != any_row[q];
+Decision PeerLowering::Decide(const Peer& peer, uint16_t port) const {
+  return Evaluate(policies_, workload_, peer, port, kProtoTcp, opts_);
+}
+
+std::vector<PolicyEntry> PeerLowering::AnyEntries() const {
+  std::vector<PolicyEntry> out;
+  if (!enforced()) return out;
+  out.push_back(PolicyEntry{kAnyPeer, kAnyPort, kProtoTcp, WEFT_DIR_INGRESS, any_any_});
+  for (size_t i = 0; i < ports_.size(); ++i) {
+    if (any_row_[i] != any_any_) out.push_back(PolicyEntry{kAnyPeer, ports_[i], kProtoTcp, WEFT_DIR_INGRESS, any_row_[i]});
+  }
+  return out;
+}
+
+std::vector<PolicyEntry> PeerLowering::PeerEntries(uint32_t id, const IdentityInfo& info) const {
+  std::vector<PolicyEntry> out;
+  if (!enforced()) return out;
+  auto emit = [&](uint16_t port, const Decision& d) {
+    out.push_back(PolicyEntry{id, port, kProtoTcp, WEFT_DIR_INGRESS, d});
+  };
+  Peer peer = info.AsPeer();
+  Decision d_any = rep_port_ ? Decide(peer, rep_port_) : any_any_;
+  std::vector<Decision> row;
+  row.reserve(ports_.size());
+  for (uint16_t q : ports_) row.push_back(Decide(peer, q));
+  // A: no (peer, ANY) entry: only valid when unmentioned ports fall through to (ANY, ANY) correctly.
+  size_t cost_a = SIZE_MAX;
+  if (d_any == any_any_) {
+    cost_a = 0;
+    for (size_t i = 0; i < ports_.size(); ++i) cost_a += row[i] != any_row_[i];
+  }
+  // B: a (peer, ANY) entry and the ports that differ from it.
+  size_t cost_b = 1;
+  for (size_t i = 0; i < ports_.size(); ++i) cost_b += row[i] != d_any;
+  if (cost_a <= cost_b) {
+    for (size_t i = 0; i < ports_.size(); ++i) {
+      if (row[i] != any_row_[i]) emit(ports_[i], row[i]);
     }
-    // B: a (peer, ANY) entry and the ports that differ from it.
-    size_t cost_b = 1;
-    for (uint16_t q : ports) cost_b += row[q] != d_any;
-    if (cost_a <= cost_b) {
-      for (uint16_t q : ports) {
-        if (row[q] != any_row[q]) emit(id, q, row[q]);
-      }
-    } else {
-      emit(id, kAnyPort, d_any);
-      for (uint16_t q : ports) {
-        if (row[q] != d_any) emit(id, q, row[q]);
-      }
+  } else {
+    emit(kAnyPort, d_any);
+    for (size_t i = 0; i < ports_.size(); ++i) {
+      if (row[i] != d_any) emit(ports_[i], row[i]);
     }
   }
+  return out;
+}
 
+PolicyEntry PeerLowering::UdpEntry() {
   // UDP is not subject to AuthorizationPolicy: say so explicitly.
-  out.entries.push_back(PolicyEntry{kAnyPeer, kAnyPort, kProtoUdp, WEFT_DIR_INGRESS,
-                                    Decision{Verdict::kAllow, Reason::kNotEnforced, ""}});
+  return PolicyEntry{kAnyPeer, kAnyPort, kProtoUdp, WEFT_DIR_INGRESS, Decision{Verdict::kAllow, Reason::kNotEnforced, ""}};
+}
+
+LoweredPolicy Lower(const std::vector<Policy>& policies, const Workload& workload, const IdentityTable& identities,
+                    const EvalOptions& opts) {
+  LoweredPolicy out;
+  PeerLowering pl(policies, workload, opts);
+  out.policies = pl.policies();
+  if (!pl.enforced()) return out;
+  out.enforce_ingress = true;
+  out.entries = pl.AnyEntries();
+  for (const auto& [id, info] : identities.by_id) {
+    auto peer = pl.PeerEntries(id, info);
+    out.entries.insert(out.entries.end(), peer.begin(), peer.end());
+  }
+  out.entries.push_back(PeerLowering::UdpEntry());
   return out;
 }
 

@@ -51,6 +51,37 @@ struct LoweredPolicy {
 LoweredPolicy Lower(const std::vector<Policy>& policies, const Workload& workload, const IdentityTable& identities,
                     const EvalOptions& opts = {});
 
+// Lower(), one peer at a time: the entries of one peer identity depend only on
+// that identity and on the ANY row, so a controller can add or drop the
+// entries of identities that appear or go without lowering every peer again.
+// Lower() is built from this (same entries, same order). Keeps references to
+// `policies` and `workload`.
+class PeerLowering {
+ public:
+  PeerLowering(const std::vector<Policy>& policies, const Workload& workload, const EvalOptions& opts = {});
+  bool enforced() const { return !applicable_.empty(); }
+  const std::vector<std::string>& policies() const { return names_; }
+  // (ANY peer) entries: (ANY, ANY) and the mentioned ports that differ; empty when not enforced.
+  std::vector<PolicyEntry> AnyEntries() const;
+  // The entries for peer `id` (none when the ANY entries decide it already).
+  std::vector<PolicyEntry> PeerEntries(uint32_t id, const IdentityInfo& info) const;
+  // The explicit UDP entry of an enforced workload.
+  static PolicyEntry UdpEntry();
+
+ private:
+  Decision Decide(const Peer& peer, uint16_t port) const;
+
+  const std::vector<Policy>& policies_;
+  const Workload& workload_;
+  EvalOptions opts_;
+  std::vector<const Policy*> applicable_;
+  std::vector<std::string> names_;
+  std::vector<uint16_t> ports_;  // mentioned ports, sorted
+  uint16_t rep_port_ = 0;        // a port no policy mentions (0: none)
+  Decision any_any_;
+  std::vector<Decision> any_row_;  // per ports_
+};
+
 // weft_drop_reason for a deny decision: kDenied -> WEFT_DROP_POLICY_DENIED,
 // kDefaultDeny -> WEFT_DROP_POLICY_DEFAULT; WEFT_DROP_NONE for an allow.
 uint32_t DropReasonOf(const Decision& d);

@@ -221,7 +221,9 @@ struct weft_policy_key {
 
 struct weft_policy_val {
 	__u8  verdict;   /* enum weft_verdict */
-	__u8  flags;     /* reserved */
+	__u8  reason;    /* DENY: enum weft_drop_reason to count it under (an
+			  * explicit entry of a default deny says POLICY_DEFAULT);
+			  * 0 = POLICY_DENIED */
 	__u16 pad;
 	__u32 policy_id; /* names the AuthorizationPolicy (agent keeps the id -> name table) */
 };
@@ -241,10 +243,11 @@ struct weft_ct_key {
 
 struct weft_ct_val {
 	__u64 last_seen_ns;
-	__u32 policy_id;  /* what allowed it */
-	__u8  verdict;
+	__u32 policy_id;  /* what allowed (or, verdict DENY: cut) it */
+	__u8  verdict;    /* ALLOW/STEER; DENY = a flow cut by a policy change (tombstone) */
 	__u8  flags;
-	__u16 pad;
+	__u16 policy_rev; /* low 16 bits of weft_policy_rev[0] when last evaluated (was
+			   * `pad`: same size and offset, 0 in entries of older programs) */
 };
 
 /* weft_flows: exact aggregates. */
@@ -254,7 +257,12 @@ struct weft_flow_key {
 	__u16 dport;      /* host byte order */
 	__u8  proto;
 	__u8  verdict;    /* enum weft_verdict */
-	__u32 reason;     /* enum weft_drop_reason */
+	__u8  reason;     /* enum weft_drop_reason */
+	__u8  direction;  /* enum weft_direction: where it was seen. A flow
+			   * between two pods is counted once leaving the
+			   * client (EGRESS) and once entering the server
+			   * (INGRESS), each exactly */
+	__u16 pad;
 	__u32 policy_id;
 };
 

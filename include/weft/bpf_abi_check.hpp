@@ -53,7 +53,7 @@ inline constexpr FieldLayout kEndpoint[] = {
 inline constexpr FieldLayout kPolicyKey[] = {
     WEFT_F(weft_policy_key, ep_id), WEFT_F(weft_policy_key, peer_identity), WEFT_F(weft_policy_key, port),
     WEFT_F(weft_policy_key, proto), WEFT_F(weft_policy_key, direction)};
-inline constexpr FieldLayout kPolicyVal[] = {WEFT_F(weft_policy_val, verdict), WEFT_F(weft_policy_val, flags),
+inline constexpr FieldLayout kPolicyVal[] = {WEFT_F(weft_policy_val, verdict), WEFT_F(weft_policy_val, reason),
                                              WEFT_F(weft_policy_val, pad), WEFT_F(weft_policy_val, policy_id)};
 inline constexpr FieldLayout kCtKey[] = {WEFT_F(weft_ct_key, saddr), WEFT_F(weft_ct_key, daddr),
                                          WEFT_F(weft_ct_key, sport), WEFT_F(weft_ct_key, dport),
@@ -61,11 +61,11 @@ inline constexpr FieldLayout kCtKey[] = {WEFT_F(weft_ct_key, saddr), WEFT_F(weft
                                          WEFT_F(weft_ct_key, pad2)};
 inline constexpr FieldLayout kCtVal[] = {WEFT_F(weft_ct_val, last_seen_ns), WEFT_F(weft_ct_val, policy_id),
                                          WEFT_F(weft_ct_val, verdict), WEFT_F(weft_ct_val, flags),
-                                         WEFT_F(weft_ct_val, pad)};
+                                         WEFT_F(weft_ct_val, policy_rev)};
 inline constexpr FieldLayout kFlowKey[] = {
     WEFT_F(weft_flow_key, src_identity), WEFT_F(weft_flow_key, dst_identity), WEFT_F(weft_flow_key, dport),
     WEFT_F(weft_flow_key, proto),        WEFT_F(weft_flow_key, verdict),      WEFT_F(weft_flow_key, reason),
-    WEFT_F(weft_flow_key, policy_id)};
+    WEFT_F(weft_flow_key, direction),    WEFT_F(weft_flow_key, pad),          WEFT_F(weft_flow_key, policy_id)};
 inline constexpr FieldLayout kFlowVal[] = {WEFT_F(weft_flow_val, connections), WEFT_F(weft_flow_val, packets),
                                            WEFT_F(weft_flow_val, bytes)};
 inline constexpr FieldLayout kFlowEvent[] = {
@@ -124,6 +124,9 @@ static_assert(sizeof(weft_flow_val) == 24);
 static_assert(sizeof(weft_flow_event) == 64);
 static_assert(offsetof(weft_ct_key, sport) == 32);
 static_assert(offsetof(weft_flow_key, reason) == 12);
+static_assert(offsetof(weft_flow_key, direction) == 13);
+static_assert(offsetof(weft_flow_key, policy_id) == 16);
 static_assert(offsetof(weft_flow_event, sport) == 40);
+static_assert(offsetof(weft_ct_val, policy_rev) == 14);
 
 }  // namespace weft::abi

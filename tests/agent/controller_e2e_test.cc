@@ -300,6 +300,41 @@ TEST_F(ControllerTest, DeltaAddsAndRemovesServices) {
   EXPECT_EQ(Metric("weft_config_version"), 3);
 }
 
+// A delta touching one service of many writes only that service's keys in
+// the kernel maps: its new backend, its new generation of slots, its entry,
+// its old slots and the backend it dropped. Nothing of the other 39.
+TEST_F(ControllerTest, DeltaWritesOnlyItsServiceKeys) {
+  std::vector<v1::Service> many;
+  for (int i = 0; i < 40; ++i)
+    many.push_back(Svc("s" + std::to_string(i), "10.96.3." + std::to_string(i + 1), 80,
+                       {"10.2." + std::to_string(i) + ".1", "10.2." + std::to_string(i) + ".2",
+                        "10.2." + std::to_string(i) + ".3"}));
+  svc_->SetSnapshot(Snapshot(1, "a", many));
+  StartAgent();
+  ASSERT_TRUE(svc_->WaitAck(1, "a"));
+  ASSERT_EQ(Services().size(), 40u);
+  const double total = Metric("weft_reconcile_map_writes_total");
+
+  // s7: 10.2.7.3 -> 10.2.99.3.
+  svc_->Push(Delta(2, "b", {Svc("s7", "10.96.3.8", 80, {"10.2.7.1", "10.2.7.2", "10.2.99.3"})}));
+  auto r = svc_->WaitAck(2, "b");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->has_ack()) << r->DebugString();
+  // 1 backend + 3 slots + 1 service entry upserted; 3 slots + 1 backend deleted.
+  EXPECT_EQ(Metric("weft_reconcile_last_map_writes"), 9);
+  EXPECT_EQ(Metric("weft_reconcile_map_writes_total"), total + 9);
+  EXPECT_EQ(CountEntries(MapPin(WEFT_MAP_BACKENDS), sizeof(uint32_t)), 120u);
+
+  // A removal deletes that service's entry, its 3 slots and its 3 backends.
+  svc_->Push(Delta(3, "c", {}, {"default/s8"}));
+  r = svc_->WaitAck(3, "c");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->has_ack()) << r->DebugString();
+  EXPECT_EQ(Metric("weft_reconcile_last_map_writes"), 7);
+  EXPECT_EQ(Services().size(), 39u);
+  EXPECT_EQ(CountEntries(MapPin(WEFT_MAP_BACKENDS), sizeof(uint32_t)), 117u);
+}
+
 // (c) A push over --max-services is NACKed with a message naming the limit;
 // the maps are unchanged; the next delta applies on top of the last good
 // config (not of the rejected one).

@@ -6,6 +6,9 @@
 #include <gtest/gtest.h>
 #include <netinet/in.h>
 
+#include <cstring>
+#include <random>
+
 namespace weft::agent {
 namespace {
 
@@ -112,6 +115,105 @@ TEST(ProtoConvert, DeltaUpsertsAndRemovesByName) {
   ASSERT_EQ(st.services.size(), 2u);
   EXPECT_EQ(st.services.count("ns/b"), 0u);
   EXPECT_EQ(st.services.at("ns/a").ports(0).vip(), Bytes("10.96.0.9"));
+}
+
+// The desired states are the same: keys, names, algorithms, flags, backends.
+void ExpectSameDesired(const lb::DesiredState& a, const lb::DesiredState& b) {
+  ASSERT_EQ(a.services.size(), b.services.size());
+  for (auto ia = a.services.begin(), ib = b.services.begin(); ia != a.services.end(); ++ia, ++ib) {
+    ASSERT_EQ(std::memcmp(&ia->first, &ib->first, sizeof(weft_svc_key)), 0) << ia->second.name;
+    EXPECT_EQ(ia->second.name, ib->second.name);
+    EXPECT_EQ(ia->second.algo, ib->second.algo);
+    EXPECT_EQ(ia->second.flags, ib->second.flags);
+    EXPECT_EQ(ia->second.maglev_table_size, ib->second.maglev_table_size);
+    EXPECT_EQ(ia->second.backends, ib->second.backends) << ia->second.name;
+  }
+}
+
+// Random deltas (upserts that move VIPs, change backends, add ports;
+// removals; some that claim a VIP:port twice): the incremental conversion
+// accepts exactly what the full one accepts, gives the same desired state,
+// and a rejected delta leaves the committed state as it was.
+TEST(ConvertedConfig, IncrementalDeltasAgreeWithTheFullConversion) {
+  std::mt19937 rng(7);
+  auto pick = [&](uint32_t n) { return static_cast<uint32_t>(rng() % n); };
+  auto random_service = [&](int i) {
+    v1::Service s = Svc("s" + std::to_string(i), "10.96.0." + std::to_string(1 + pick(30)), 80 + pick(2),
+                        {{"10.1.0." + std::to_string(1 + pick(5)), pick(3)}, {"10.1.0.9", 1}});
+    if (pick(3) == 0) {
+      auto* p = s.add_ports();
+      *p = s.ports(0);
+      p->set_port(p->port() + 100);
+      p->set_name("q");
+      p->set_algorithm(v1::LB_MAGLEV);
+    }
+    return s;
+  };
+  v1::NodeConfig first;
+  for (int i = 0; i < 3; ++i)
+    *first.add_services() = Svc("s" + std::to_string(i), "10.96.1." + std::to_string(i), 80, {});
+  auto snap = ConvertedConfig::PrepareSnapshot(first);
+  ASSERT_TRUE(snap.ok()) << snap.status().message();
+  ConvertedConfig cc;
+  cc.Commit(std::move(*snap));
+  int accepted = 0, rejected = 0;
+  for (int step = 0; step < 500; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    v1::NodeConfigDelta d;
+    for (uint32_t n = 1 + pick(3); n > 0; --n) {
+      int i = static_cast<int>(pick(10));
+      if (pick(4) == 0) d.add_removed_services("ns/s" + std::to_string(i));
+      else *d.add_upserted_services() = random_service(i);
+    }
+    NodeConfigState full_state = cc.state();
+    ASSERT_TRUE(full_state.ApplyDelta(d).ok());
+    auto full = ToDesiredState(full_state);
+    auto inc = cc.PrepareDelta(d);
+    ASSERT_EQ(full.ok(), inc.ok()) << (full.ok() ? inc.status().message() : full.status().message());
+    if (!inc.ok()) {
+      ++rejected;
+      EXPECT_NE(inc.status().message().find("is claimed by both"), std::string::npos) << inc.status().message();
+      continue;
+    }
+    ++accepted;
+    ExpectSameDesired(inc->desired, *full);
+    cc.Commit(std::move(*inc));
+    ExpectSameDesired(cc.desired(), *full);
+    EXPECT_EQ(cc.state().services.size(), full_state.services.size());
+    if (HasFailure()) return;
+  }
+  EXPECT_GT(accepted, 100);
+  EXPECT_GT(rejected, 10);
+}
+
+TEST(ConvertedConfig, SnapshotReplacesEverythingAndErrorsNameBoth) {
+  v1::NodeConfig c;
+  *c.add_services() = Svc("a", "10.96.0.1", 80, {{"10.1.0.1", 1}});
+  auto p = ConvertedConfig::PrepareSnapshot(c);
+  ASSERT_TRUE(p.ok());
+  ConvertedConfig cc;
+  cc.Commit(std::move(*p));
+  v1::NodeConfigDelta d;
+  *d.add_upserted_services() = Svc("b", "10.96.0.1", 80, {});
+  auto bad = cc.PrepareDelta(d);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_EQ(bad.status().message(), "10.96.0.1:80/TCP is claimed by both ns/a port p and ns/b port p");
+  EXPECT_EQ(cc.desired().services.size(), 1u);
+  // Moving a to another VIP in the same delta frees the key.
+  *d.add_upserted_services() = Svc("a", "10.96.0.2", 80, {});
+  auto ok = cc.PrepareDelta(d);
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  cc.Commit(std::move(*ok));
+  EXPECT_EQ(cc.desired().services.size(), 2u);
+  // A snapshot replaces everything.
+  v1::NodeConfig c2;
+  *c2.add_services() = Svc("z", "10.96.0.9", 80, {});
+  auto p2 = ConvertedConfig::PrepareSnapshot(c2);
+  ASSERT_TRUE(p2.ok());
+  cc.Commit(std::move(*p2));
+  ASSERT_EQ(cc.desired().services.size(), 1u);
+  EXPECT_EQ(cc.desired().services.begin()->second.name, "ns/z:p");
+  EXPECT_EQ(cc.state().services.count("ns/a"), 0u);
 }
 
 }  // namespace

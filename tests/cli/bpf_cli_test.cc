@@ -630,7 +630,7 @@ TEST_F(BpfCliTcMapsTest, DumpDecodesPolicyMaps) {
   ASSERT_EQ(bpf_map_update_elem(drops.get(), &reason, per_cpu.data(), BPF_ANY), 0);
 
   UniqueFd flows = Create(BPF_MAP_TYPE_PERCPU_HASH, WEFT_MAP_FLOWS, sizeof(weft_flow_key), sizeof(weft_flow_val), 16);
-  weft_flow_key fk{256, 257, 80, IPPROTO_TCP, WEFT_VERDICT_DENY, WEFT_DROP_POLICY_DENIED, 8};
+  weft_flow_key fk{256, 257, 80, IPPROTO_TCP, WEFT_VERDICT_DENY, WEFT_DROP_POLICY_DENIED, WEFT_DIR_INGRESS, 0, 8};
   std::vector<weft_flow_val> fv(ncpus, weft_flow_val{1, 2, 100});
   ASSERT_EQ(bpf_map_update_elem(flows.get(), &fk, fv.data(), BPF_ANY), 0);
 

@@ -13,31 +13,7 @@ const std::string kShared = WEFT_SHARED_DIR "/istio-samples";
 const std::string kNet = kShared + "/bookinfo/networking/";
 const std::string kOwn = WEFT_TESTDATA_DIR "/compiler/";
 
-// One WorkloadEntry per Bookinfo pod: labels app/version, a pod address, the
-// Deployment's service account, and the node it runs on.
-std::vector<config::Resource> Pods() {
-  struct Pod {
-    const char* app;
-    const char* version;
-    const char* ip;
-    const char* node;
-  };
-  const Pod pods[] = {{"productpage", "v1", "10.1.0.2", "node-a"}, {"details", "v1", "10.1.0.3", "node-a"},
-                      {"ratings", "v1", "10.2.0.2", "node-b"},     {"reviews", "v1", "10.1.0.4", "node-a"},
-                      {"reviews", "v2", "10.2.0.3", "node-b"},     {"reviews", "v3", "10.2.0.4", "node-b"}};
-  std::vector<config::Resource> out;
-  for (const Pod& p : pods) {
-    std::string name = std::string(p.app) + "-" + p.version;
-    out.push_back(FromJson({{"apiVersion", "networking.istio.io/v1"},
-                            {"kind", "WorkloadEntry"},
-                            {"metadata", {{"name", name}, {"annotations", {{"weft.io/node", p.node}}}}},
-                            {"spec",
-                             {{"address", p.ip},
-                              {"labels", {{"app", p.app}, {"version", p.version}}},
-                              {"serviceAccount", std::string("bookinfo-") + p.app}}}}));
-  }
-  return out;
-}
+std::vector<config::Resource> Pods() { return BookinfoPods(); }
 
 class Bookinfo : public ::testing::Test {
  protected:

@@ -134,7 +134,26 @@ class Universe {
     int i = static_cast<int>(Pick(3));
     json spec = json::object();
     if (Pick(2)) spec["selector"] = {{"matchLabels", {{"version", "v" + std::to_string(Pick(2) + 1)}}}};
-    if (Pick(2)) spec["rules"] = {{{"to", {{{"operation", {{"methods", {"GET"}}}}}}}}};
+    if (Pick(3) == 0) spec["action"] = "DENY";
+    switch (Pick(6)) {  // L7 (never matches at L4), identities, CIDRs (identity refinement), ports
+      case 0:
+        spec["rules"] = {{{"to", {{{"operation", {{"methods", {"GET"}}}}}}}}};
+        break;
+      case 1:
+        spec["rules"] = {{{"from", {{{"source", {{"principals", {"cluster.local/ns/ns1/sa/sa" + std::to_string(Pick(2))}}}}}}}}};
+        break;
+      case 2:
+        spec["rules"] = {{{"from", {{{"source", {{"namespaces", {Ns()}}}}}}}}};
+        break;
+      case 3:
+        spec["rules"] = {{{"from", {{{"source", {{"ipBlocks", {Pick(2) ? "10.0.0.0/29" : "10.0.0." + std::to_string(1 + Pick(12))}}}}}}}}};
+        break;
+      case 4:
+        spec["rules"] = {{{"to", {{{"operation", {{"ports", {"80"}}}}}}}}};
+        break;
+      default:
+        break;  // no rules: ALLOW nothing / DENY nothing
+    }
     std::string ns = Pick(4) == 0 ? "istio-system" : Ns();
     return FromJson({{"apiVersion", "security.istio.io/v1"}, {"kind", "AuthorizationPolicy"},
                      {"metadata", {{"name", "ap" + std::to_string(i)}}}, {"spec", spec}},
@@ -195,7 +214,12 @@ TEST_P(RandomSequences, UpdateEqualsResetAndChangeSetsAreExact) {
     for (const auto& [k, r] : current) out.push_back(r);
     return out;
   };
-  Compiler inc;
+  // Identity numbers depend on history: a "fresh" compiler starts from the
+  // incremental one's persisted state, as a restarted controller would.
+  MemoryStateStore inc_state;
+  CompilerOptions inc_opts;
+  inc_opts.state = &inc_state;
+  Compiler inc(inc_opts);
   inc.Reset(values());
   for (int step = 0; step < 150; ++step) {
     std::vector<config::Resource> upserted;
@@ -217,6 +241,8 @@ TEST_P(RandomSequences, UpdateEqualsResetAndChangeSetsAreExact) {
       }
     }
     View before = ViewOf(inc);
+    std::map<std::string, v1::NodeConfig> before_snaps;
+    for (const auto& node : kNodes) before_snaps[node] = inc.Snapshot(node);
     ChangeSet cs = inc.Update(upserted, deleted);
     View after = ViewOf(inc);
     std::string where = "seed " + std::to_string(GetParam()) + " step " + std::to_string(step);
@@ -226,7 +252,18 @@ TEST_P(RandomSequences, UpdateEqualsResetAndChangeSetsAreExact) {
     EXPECT_EQ(cs.workloads, Differing(before.workloads, after.workloads, [](const auto& a, const auto& b) {
                 return a.first == b.first && MessageDifferencer::Equals(a.second, b.second);
               })) << where;
-    Compiler fresh;
+    // Each node's delta brings its previous snapshot to its new one.
+    for (const auto& node : kNodes) {
+      v1::NodeConfig patched = before_snaps[node];
+      ApplyDelta(inc.Delta(node, cs), &patched);
+      ExpectSameConfig(patched, inc.Snapshot(node), where + " delta of " + node);
+      // The mesh-wide tables' change set is exact.
+      EXPECT_EQ(TableDiff(before_snaps[node], inc.Snapshot(node)), TableChanges(cs)) << where;
+    }
+    MemoryStateStore fresh_state = inc_state;
+    CompilerOptions fresh_opts;
+    fresh_opts.state = &fresh_state;
+    Compiler fresh(fresh_opts);
     fresh.Reset(values());
     ExpectSameSnapshots(inc, fresh, where);
     if (HasFailure()) return;

@@ -45,4 +45,31 @@ void AssignClusterIps(std::vector<config::Resource>& resources, const std::strin
   }
 }
 
+const std::vector<BookinfoPod>& BookinfoPodTable() {
+  static const std::vector<BookinfoPod> kPods = {
+      {"productpage", "v1", "10.1.0.2", "node-a"}, {"details", "v1", "10.1.0.3", "node-a"},
+      {"ratings", "v1", "10.2.0.2", "node-b"},     {"reviews", "v1", "10.1.0.4", "node-a"},
+      {"reviews", "v2", "10.2.0.3", "node-b"},     {"reviews", "v3", "10.2.0.4", "node-b"}};
+  return kPods;
+}
+
+config::Resource PodEntry(const std::string& ns, const std::string& name, const std::map<std::string, std::string>& labels,
+                          const std::string& sa, const std::string& ip, const std::string& node) {
+  nlohmann::json spec = {{"address", ip}, {"labels", labels}};
+  if (!sa.empty()) spec["serviceAccount"] = sa;
+  return FromJson({{"apiVersion", "networking.istio.io/v1"},
+                   {"kind", "WorkloadEntry"},
+                   {"metadata", {{"name", name}, {"annotations", {{"weft.io/node", node}}}}},
+                   {"spec", spec}},
+                  ns);
+}
+
+std::vector<config::Resource> BookinfoPods() {
+  std::vector<config::Resource> out;
+  for (const BookinfoPod& p : BookinfoPodTable()) {
+    out.push_back(PodEntry("default", p.name(), {{"app", p.app}, {"version", p.version}}, p.sa(), p.ip, p.node));
+  }
+  return out;
+}
+
 }  // namespace weft::controller::testing

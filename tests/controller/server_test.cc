@@ -13,6 +13,7 @@
 #include <sstream>
 #include <thread>
 
+#include "controller/compiler.hpp"
 #include "controller/server.hpp"
 #include "test_util.hpp"
 #include "weft/transport.hpp"
@@ -287,6 +288,43 @@ TEST_F(ControllerTest, ApplyReturnsAnalyzerWarnings) {
   EXPECT_EQ(r2.warnings_size(), 0);
 }
 
+// The warnings are reused while no analyzed kind changes (an endpoint update
+// costs no whole-store analysis), and recomputed when one does: by an apply,
+// a dry run that overlays one, or a delete.
+TEST_F(ControllerTest, WarningsFollowTheAnalyzedKindsOnly) {
+  Start();
+  const std::string vs =
+      "apiVersion: networking.istio.io/v1beta1\nkind: VirtualService\nmetadata:\n  name: reviews\n"
+      "  namespace: default\nspec:\n  hosts:\n  - reviews\n  http:\n  - route:\n    - destination:\n"
+      "        host: nowhere\n";
+  const std::string we =
+      "apiVersion: networking.istio.io/v1beta1\nkind: WorkloadEntry\nmetadata:\n  name: r1\n  namespace: default\n"
+      "spec:\n  address: 10.0.0.1\n  labels:\n    app: reviews\n";
+  auto warnings = [&](const std::string& yaml, bool dry_run = false) {
+    v1::ApplyResponse r;
+    auto st = Apply(yaml, &r, dry_run);
+    EXPECT_TRUE(st.ok()) << st.error_message();
+    return r.warnings_size();
+  };
+  EXPECT_EQ(warnings(ServiceYaml("reviews") + "---\n" + vs), 1);
+  EXPECT_EQ(warnings(we), 1) << "a WorkloadEntry apply still reports the store's warnings";
+  EXPECT_EQ(warnings(ServiceYaml("nowhere"), /*dry_run=*/true), 0) << "the dry run overlays the Service";
+  EXPECT_EQ(warnings(we), 1) << "the dry run changed nothing";
+  EXPECT_EQ(warnings(ServiceYaml("nowhere")), 0);
+  EXPECT_EQ(warnings(we), 0);
+  {
+    v1::DeleteRequest dq;
+    auto* ref = dq.add_refs();
+    ref->set_kind("Service");
+    ref->set_namespace_("default");
+    ref->set_name("nowhere");
+    v1::DeleteResponse resp;
+    grpc::ClientContext ctx;
+    ASSERT_TRUE(admin_->Delete(&ctx, dq, &resp).ok());
+  }
+  EXPECT_EQ(warnings(we), 1) << "the delete of the Service brings the warning back";
+}
+
 TEST_F(ControllerTest, AdminAnswersOnTheUnixSocket) {
   Start();
   auto ch = transport::Dial("unix:" + dir_.path() + "/run/controller.sock");
@@ -543,6 +581,166 @@ TEST_F(ControllerTest, ThousandAgentsConvergeAfterAnApply) {
   for (auto& a : agents) a->Cancel();
   for (auto& a : agents) a->WaitDone();
   ASSERT_TRUE(Eventually([&] { return server_->streams() == 0; }));
+}
+
+// ---- snapshots and deltas framed from a shared part and a node's part ----
+
+config::Resource Workload(const std::string& name, const std::string& app, const std::string& addr,
+                          const std::string& node, const std::string& sa = "") {
+  config::Resource r;
+  r.api_version = "networking.istio.io/v1beta1";
+  r.key = {"WorkloadEntry", "default", name};
+  nlohmann::json spec = {{"address", addr}, {"labels", {{"app", app}}}};
+  if (!sa.empty()) spec["serviceAccount"] = sa;
+  r.object = {{"apiVersion", r.api_version},
+              {"kind", "WorkloadEntry"},
+              {"metadata", {{"name", name}, {"namespace", "default"}, {"annotations", {{"weft.io/node", node}}}}},
+              {"spec", spec}};
+  return r;
+}
+
+config::Resource AllowFrom(const std::string& name, const std::string& app, const std::string& sa) {
+  config::Resource r;
+  r.api_version = "security.istio.io/v1";
+  r.key = {"AuthorizationPolicy", "default", name};
+  r.object = {{"apiVersion", r.api_version},
+              {"kind", "AuthorizationPolicy"},
+              {"metadata", {{"name", name}, {"namespace", "default"}}},
+              {"spec",
+               {{"selector", {{"matchLabels", {{"app", app}}}}},
+                {"action", "ALLOW"},
+                {"rules", {{{"from", {{{"source", {{"principals", {"cluster.local/ns/default/sa/" + sa}}}}}}}}}}}}};
+  return r;
+}
+
+// ConfigHub sends Snapshot("") without local_workloads (serialized once) and
+// then NodeSnapshot(node): on the wire that must parse as Snapshot(node).
+// Catches a field added to Snapshot() and forgotten in the split.
+TEST(SnapshotSplit, SharedPartPlusNodePartIsTheSnapshot) {
+  Compiler c;
+  std::vector<config::Resource> all = {
+      testing::MakeService("default", "reviews", {{"selector", {{"app", "reviews"}}}, {"clusterIP", "10.96.0.10"}}),
+      testing::MakeService("default", "ratings", {{"selector", {{"app", "ratings"}}}, {"clusterIP", "10.96.0.11"}}),
+      Workload("reviews-1", "reviews", "10.0.0.1", "node-a", "reviews"),
+      Workload("reviews-2", "reviews", "10.0.0.2", "node-b", "reviews"),
+      Workload("ratings-1", "ratings", "10.0.0.3", "node-a", "ratings"),
+      Workload("loose", "ratings", "10.0.0.4", ""),
+      AllowFrom("ratings-from-reviews", "ratings", "reviews"),
+  };
+  c.Reset(all);
+  v1::NodeConfig shared = c.Snapshot("");
+  shared.clear_local_workloads();
+  const std::string shared_bytes = shared.SerializeAsString();
+  for (const char* node : {"node-a", "node-b", "node-c"}) {
+    SCOPED_TRACE(node);
+    v1::NodeConfig framed;
+    ASSERT_TRUE(framed.ParseFromString(shared_bytes + c.NodeSnapshot(node).SerializeAsString()));
+    v1::NodeConfig want = c.Snapshot(node);
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equivalent(framed, want))
+        << "framed:\n" << framed.DebugString() << "\nSnapshot(node):\n" << want.DebugString();
+  }
+  EXPECT_EQ(c.NodeSnapshot("node-a").local_workloads_size(), 2);
+  EXPECT_EQ(c.NodeSnapshot("node-c").local_workloads_size(), 0);
+
+  // Deltas: the services/tables part for node "" plus each node's workloads.
+  auto changes = c.Update({Workload("reviews-3", "reviews", "10.0.0.5", "node-b", "reviews"),
+                           Workload("ratings-1", "ratings", "10.0.0.3", "node-b", "ratings")},
+                          {{"WorkloadEntry", "default", "reviews-1"}});
+  ChangeSet shared_cs = changes, own_cs;
+  shared_cs.workloads.clear();
+  shared_cs.workload_nodes.clear();
+  own_cs.workloads = changes.workloads;
+  own_cs.workload_nodes = changes.workload_nodes;
+  const std::string shared_delta = c.Delta("", shared_cs).SerializeAsString();
+  for (const char* node : {"node-a", "node-b", "node-c"}) {
+    SCOPED_TRACE(node);
+    v1::NodeConfigDelta framed;
+    ASSERT_TRUE(framed.ParseFromString(shared_delta + c.Delta(node, own_cs).SerializeAsString()));
+    v1::NodeConfigDelta want = c.Delta(node, changes);
+    EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equivalent(framed, want))
+        << "framed:\n" << framed.DebugString() << "\nDelta(node):\n" << want.DebugString();
+  }
+}
+
+// Over the stream: every node gets all services and only its own workloads,
+// in snapshots and in deltas.
+TEST_F(ControllerTest, NodesGetSharedServicesAndTheirOwnWorkloads) {
+  Start();
+  auto we = [](const std::string& name, const std::string& addr, const std::string& node) {
+    return "apiVersion: networking.istio.io/v1beta1\nkind: WorkloadEntry\nmetadata:\n  name: " + name +
+           "\n  namespace: default\n  annotations:\n    weft.io/node: " + node + "\nspec:\n  address: " + addr +
+           "\n  labels:\n    app: reviews\n";
+  };
+  ASSERT_TRUE(Apply(ServiceYaml("reviews") + "---\n" + we("r1", "10.0.0.1", "node-a") + "---\n" +
+                    we("r2", "10.0.0.2", "node-b"))
+                  .ok());
+  SyncAgent a(*config_, "node-a"), b(*config_, "node-b");
+  auto sa = a.Read(), sb = b.Read();
+  ASSERT_TRUE(sa.has_snapshot() && sb.has_snapshot());
+  EXPECT_EQ(sa.version(), 1u);
+  EXPECT_TRUE(HasService(sa.snapshot(), "reviews"));
+  EXPECT_TRUE(HasService(sb.snapshot(), "reviews"));
+  ASSERT_EQ(sa.snapshot().local_workloads_size(), 1);
+  EXPECT_EQ(sa.snapshot().local_workloads(0).name(), "r1");
+  ASSERT_EQ(sb.snapshot().local_workloads_size(), 1);
+  EXPECT_EQ(sb.snapshot().local_workloads(0).name(), "r2");
+  EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equivalent(sa.snapshot().services(0),
+                                                                    sb.snapshot().services(0)));
+  a.Ack(sa);
+  b.Ack(sb);
+  // A third workload on node-a: both get the service (one more backend), only node-a the workload.
+  ASSERT_TRUE(Apply(we("r3", "10.0.0.3", "node-a")).ok());
+  auto da = a.Read(), db = b.Read();
+  ASSERT_TRUE(da.has_delta() && db.has_delta());
+  EXPECT_EQ(da.version(), 2u);
+  EXPECT_EQ(db.version(), 2u);
+  EXPECT_NE(da.nonce(), db.nonce());
+  ASSERT_EQ(da.delta().upserted_services_size(), 1);
+  ASSERT_EQ(db.delta().upserted_services_size(), 1);
+  EXPECT_EQ(da.delta().upserted_services(0).ports(0).backends_size(), 3);
+  ASSERT_EQ(da.delta().upserted_workloads_size(), 1);
+  EXPECT_EQ(da.delta().upserted_workloads(0).name(), "r3");
+  EXPECT_EQ(db.delta().upserted_workloads_size(), 0);
+  // A reconnecting node gets the new version's snapshot (shared part rebuilt).
+  b.Ack(db);
+  SyncAgent b2(*config_, "node-b");
+  auto sb2 = b2.Read();
+  ASSERT_TRUE(sb2.has_snapshot());
+  EXPECT_EQ(sb2.version(), 2u);
+  EXPECT_EQ(sb2.snapshot().services(0).ports(0).backends_size(), 3);
+  ASSERT_EQ(sb2.snapshot().local_workloads_size(), 1);
+  EXPECT_EQ(sb2.snapshot().local_workloads(0).name(), "r2");
+}
+
+// gRPC's default receive limit is 4 MiB: a bigger apply must pass, and a
+// message over Weft's limit must fail with an error naming that limit.
+TEST_F(ControllerTest, BigMessagesPassAndOversizeOnesNameTheLimit) {
+  Start();
+  std::string big = ServiceYaml("reviews") + "# " + std::string(6 * 1024 * 1024, 'x') + "\n";
+  v1::ApplyResponse resp;
+  auto st = Apply(big, &resp);
+  ASSERT_TRUE(st.ok()) << st.error_message();
+  EXPECT_EQ(resp.revision(), 1u);
+
+  std::string huge(static_cast<size_t>(transport::kMaxMessageBytes) + 1024, '#');
+  st = Apply(huge);
+  huge.clear();
+  huge.shrink_to_fit();
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED);
+  EXPECT_NE(st.error_message().find("exceeds the limit of 256 MiB"), std::string::npos) << st.error_message();
+  EXPECT_NE(st.error_message().find("weft::transport::kMaxMessageBytes"), std::string::npos) << st.error_message();
+}
+
+TEST(Transport, ExplainLimitNamesTheLimit) {
+  auto st = transport::ExplainLimit(
+      grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "Received message larger than max (21000000 vs. 4194304)"));
+  EXPECT_EQ(st.error_message(),
+            "gRPC message of 21000000 bytes exceeds the limit of 4 MiB (receiving; Weft's limit is 256 MiB, "
+            "weft::transport::kMaxMessageBytes; the peer enforces a smaller one, gRPC's default is 4 MiB)");
+  auto other = grpc::Status(grpc::StatusCode::RESOURCE_EXHAUSTED, "quota");
+  EXPECT_EQ(transport::ExplainLimit(other).error_message(), "quota");
+  auto unavailable = grpc::Status(grpc::StatusCode::UNAVAILABLE, "Received message larger than max (1 vs. 0)");
+  EXPECT_EQ(transport::ExplainLimit(unavailable).error_message(), unavailable.error_message());
 }
 
 }  // namespace

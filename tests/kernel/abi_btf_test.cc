@@ -119,6 +119,7 @@ TEST(AbiBtfMaps, TcPolicyMapsUseAbiTypes) {
       {WEFT_MAP_DROP_STATS, sizeof(__u32), sizeof(__u64)},
       {WEFT_MAP_FLOWS, sizeof(weft_flow_key), sizeof(weft_flow_val)},
       {WEFT_MAP_EVENT_STATS, sizeof(__u32), sizeof(__u64)},
+      {WEFT_MAP_POLICY_REV, sizeof(__u32), sizeof(__u32)},
   };
   for (const auto& w : want) {
     EXPECT_LE(std::strlen(w.name), 15u) << w.name;
@@ -137,6 +138,7 @@ TEST(AbiBtfMaps, TcPolicyMapsUseAbiTypes) {
             static_cast<__u32>(WEFT_DROP_MAX));
   EXPECT_EQ(bpf_map__max_entries(bpf_object__find_map_by_name(obj, WEFT_MAP_EVENT_STATS)),
             static_cast<__u32>(WEFT_EVSTAT_MAX));
+  EXPECT_EQ(bpf_map__max_entries(bpf_object__find_map_by_name(obj, WEFT_MAP_POLICY_REV)), 1u);
   bpf_object__close(obj);
 }
 

@@ -28,6 +28,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstring>
+#include <functional>
 #include <memory>
 #include <string>
 #include <thread>
@@ -205,11 +206,12 @@ weft_flow_val FlowSum(tc_policy* s, const weft_flow_key& k) {
   return out;
 }
 
+// direction: where the flow was seen (the local endpoint's side of it).
 weft_flow_key FlowKey(uint32_t src, uint32_t dst, uint16_t dport, uint8_t proto, uint8_t verdict,
-                      uint32_t reason, uint32_t policy_id) {
+                      uint32_t reason, uint32_t policy_id, uint8_t direction) {
   weft_flow_key k{};
   k.src_identity = src, k.dst_identity = dst, k.dport = dport, k.proto = proto, k.verdict = verdict;
-  k.reason = reason, k.policy_id = policy_id;
+  k.reason = static_cast<uint8_t>(reason), k.direction = direction, k.policy_id = policy_id;
   return k;
 }
 
@@ -343,8 +345,10 @@ std::vector<Row> Rows() {
        {Pol(kPeerId, 80, T, E, A, 5)},
        {{kFromPod, Out4().Tcp(40000, 80, kAck).Payload(10).Build(), TC_ACT_OK},
         {kToPod, In4().Tcp(80, 40000, kAck).Build(), TC_ACT_OK}}, -1},
-      {"non-SYN without entry (lenient) is evaluated and denied", true, false, true, {},
-       {{kFromPod, Out4().Tcp(40000, 80, kAck).Build(), TC_ACT_SHOT}}, WEFT_DROP_POLICY_DEFAULT},
+      {"non-SYN without entry (lenient) is evaluated and denied: answered with a RST", true, false, true, {},
+       {{kFromPod, Out4().Tcp(40000, 80, kAck).Build(), TC_ACT_REDIRECT}}, WEFT_DROP_POLICY_DEFAULT},
+      {"denied SYN|ACK is dropped, not answered", true, true, true, {},
+       {{kToPod, In4().Tcp(80, 40000, kSyn | kAck).Build(), TC_ACT_SHOT}}, WEFT_DROP_POLICY_DEFAULT},
       {"RST without entry passes (our own refusals)", true, true, true, {},
        {{kToPod, In4().Tcp(80, 40000, kRst | kAck).Build(), TC_ACT_OK}}, -1},
       {"ICMP is not policed", true, true, true, {},
@@ -502,11 +506,162 @@ TEST_F(TcPolicyTable, SynReusingTupleIsEvaluatedAgain) {
   auto syn = Out4().Tcp(40000, 80, kSyn).Build();
   EXPECT_EQ(TestRun(skel_.get(), kFromPod, syn).ret, TC_ACT_OK);
   EXPECT_EQ(TestRun(skel_.get(), kFromPod, syn).ret, TC_ACT_OK);
-  EXPECT_EQ(FlowSum(skel_.get(), FlowKey(kPodId, kPeerId, 80, IPPROTO_TCP, WEFT_VERDICT_ALLOW, 0, 5)).connections, 2u);
+  EXPECT_EQ(FlowSum(skel_.get(), FlowKey(kPodId, kPeerId, 80, IPPROTO_TCP, WEFT_VERDICT_ALLOW, 0, 5, WEFT_DIR_EGRESS)).connections, 2u);
   ClearMap(skel_->maps.weft_policy);  // the policy changes: default deny now
   EXPECT_EQ(TestRun(skel_.get(), kFromPod, Out4().Tcp(40000, 80, kAck).Build()).ret, TC_ACT_OK);
   EXPECT_EQ(TestRun(skel_.get(), kFromPod, syn).ret, TC_ACT_REDIRECT);
   EXPECT_EQ(PercpuArraySum(skel_->maps.weft_drop_stats, WEFT_DROP_POLICY_DEFAULT), 1u);
+}
+
+// Policy revision: a conntrack entry of another revision is evaluated again.
+// Still allowed: passes and takes the revision. Denied: the entry becomes a
+// tombstone, the packet is dropped (policy reason) and TCP answered with a
+// bare RST (seq = the segment's ack_seq); the other direction of the flow is
+// cut too; RSTs pass; a new SYN is evaluated afresh.
+TEST_F(TcPolicyTable, PolicyRevisionCutsEstablishedFlows) {
+  const uint8_t T = IPPROTO_TCP, I = WEFT_DIR_INGRESS;
+  Row r{"rev", true, true, false, {Pol(kPeerId, 80, T, I, WEFT_VERDICT_ALLOW, 5)}, {}, 0};
+  Reset(r);
+  int rev_fd = bpf_map__fd(skel_->maps.weft_policy_rev);
+  uint32_t zero = 0, rev = 0;
+  ASSERT_EQ(bpf_map_update_elem(rev_fd, &zero, &rev, BPF_ANY), 0);
+  auto bump = [&] {
+    ++rev;
+    ASSERT_EQ(bpf_map_update_elem(rev_fd, &zero, &rev, BPF_ANY), 0);
+  };
+  auto ct_of = [&]() {
+    weft_ct_key k{};
+    ParseAbiAddr(kPeer, k.saddr);
+    ParseAbiAddr(kPod, k.daddr);
+    k.sport = htons(40000), k.dport = htons(80), k.proto = T, k.dir = I;
+    weft_ct_val v{};
+    EXPECT_EQ(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.weft_ct), &k, &v), 0);
+    return v;
+  };
+  struct Step {
+    const char* what;
+    std::function<void()> before;
+    int prog;
+    std::vector<uint8_t> pkt;
+    int want;
+  } steps[] = {
+      {"SYN allowed", [] {}, kToPod, In4().Tcp(40000, 80, kSyn).Build(), TC_ACT_OK},
+      {"reply on the entry", [] {}, kFromPod, Out4().Tcp(80, 40000, kSyn | kAck).Build(), TC_ACT_OK},
+      {"new revision, still allowed", bump, kToPod, In4().Tcp(40000, 80, kAck).Build(), TC_ACT_OK},
+      {"new revision, now denied: cut with a RST", [&] { bump(); ClearMap(skel_->maps.weft_policy); }, kToPod,
+       In4().Tcp(40000, 80, kAck, 77).Build(), TC_ACT_REDIRECT},
+      {"tombstone: client again", [] {}, kToPod, In4().Tcp(40000, 80, kAck | kFin).Build(), TC_ACT_REDIRECT},
+      {"tombstone: server's reply cut too", [] {}, kFromPod, Out4().Tcp(80, 40000, kAck).Build(), TC_ACT_REDIRECT},
+      {"RSTs pass the tombstone", [] {}, kFromPod, Out4().Tcp(80, 40000, kRst).Build(), TC_ACT_OK},
+      {"allowed again: a new SYN opens", [&] {
+         ASSERT_TRUE(PutPolicy(skel_.get(), Pol(kPeerId, 80, T, I, WEFT_VERDICT_ALLOW, 6)).ok());
+         bump();
+       }, kToPod, In4().Tcp(40000, 80, kSyn).Build(), TC_ACT_OK},
+  };
+  for (auto& s : steps) {
+    SCOPED_TRACE(s.what);
+    s.before();
+    RunOut o = TestRun(skel_.get(), s.prog, s.pkt);
+    EXPECT_EQ(o.ret, s.want);
+    if (std::string(s.what) == "new revision, still allowed") {
+      EXPECT_EQ(ct_of().policy_rev, rev);
+      EXPECT_EQ(ct_of().verdict, WEFT_VERDICT_ALLOW);
+    }
+    if (std::string(s.what).rfind("new revision, now denied", 0) == 0) {
+      EXPECT_EQ(ct_of().verdict, WEFT_VERDICT_DENY);
+      ASSERT_GE(o.out.size(), 14u + 20 + 20);
+      const uint8_t* th = &o.out[34];
+      EXPECT_EQ(th[13], kRst) << "bare RST";
+      EXPECT_EQ(Get16(th), 80);
+      EXPECT_EQ(Get16(th + 2), 40000);
+    }
+  }
+  EXPECT_EQ(ct_of().verdict, WEFT_VERDICT_ALLOW);
+  EXPECT_EQ(PercpuArraySum(skel_->maps.weft_drop_stats, WEFT_DROP_POLICY_DEFAULT), 3u);
+}
+
+// Trace mode over conntrack: an established flow is reported from CT; with a
+// stale revision the policy is evaluated again and reported, and neither
+// changes the entry (no refresh, no revision update, no tombstone).
+TEST_F(TcPolicyTable, TraceModeOverConntrackHasNoSideEffects) {
+  const uint8_t T = IPPROTO_TCP, I = WEFT_DIR_INGRESS;
+  Row r{"trace", true, true, false, {Pol(kPeerId, 80, T, I, WEFT_VERDICT_ALLOW, 5)}, {}, 0};
+  Reset(r);
+  ASSERT_EQ(TestRun(skel_.get(), kToPod, In4().Tcp(40000, 80, kSyn).Build()).ret, TC_ACT_OK);
+  weft_ct_key k{};
+  ParseAbiAddr(kPeer, k.saddr);
+  ParseAbiAddr(kPod, k.daddr);
+  k.sport = htons(40000), k.dport = htons(80), k.proto = T, k.dir = I;
+  auto entry = [&] {
+    weft_ct_val v{};
+    EXPECT_EQ(bpf_map_lookup_elem(bpf_map__fd(skel_->maps.weft_ct), &k, &v), 0);
+    return v;
+  };
+  auto trace = [&](int prog, const std::vector<uint8_t>& pkt, uint32_t* cb) {
+    __sk_buff ctx{}, out{};
+    ctx.ifindex = 1;
+    ctx.mark = WEFT_TRACE_MARK;
+    ctx.cb[WEFT_TRACE_CB_MAGIC] = WEFT_TRACE_MAGIC;
+    std::vector<uint8_t> data(pkt.size() + 256);
+    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt.data(), .data_out = data.data(),
+                .data_size_in = static_cast<__u32>(pkt.size()), .data_size_out = static_cast<__u32>(data.size()),
+                .ctx_in = &ctx, .ctx_out = &out, .ctx_size_in = sizeof(ctx), .ctx_size_out = sizeof(out),
+                .repeat = 1);
+    bpf_program* p = prog == kFromPod ? skel_->progs.weft_tc_from_pod : skel_->progs.weft_tc_to_pod;
+    EXPECT_EQ(bpf_prog_test_run_opts(bpf_program__fd(p), &o), 0);
+    std::memcpy(cb, out.cb, sizeof(out.cb));
+    return static_cast<int>(o.retval);
+  };
+  const weft_ct_val before = entry();
+  uint32_t cb[5];
+  struct Case {
+    const char* what;
+    std::function<void()> setup;
+    int prog;
+    std::vector<uint8_t> pkt;
+    int ret;
+    uint32_t verdict, reason, stage, policy;
+  } cases[] = {
+      {"established, forward", [] {}, kToPod, In4().Tcp(40000, 80, kAck).Build(), TC_ACT_OK, WEFT_VERDICT_ALLOW, 0,
+       WEFT_TRACE_STAGE_CT, 5},
+      {"established, reply", [] {}, kFromPod, Out4().Tcp(80, 40000, kAck).Build(), TC_ACT_OK, WEFT_VERDICT_ALLOW,
+       0, WEFT_TRACE_STAGE_CT, 5},
+      {"stale revision, still allowed",
+       [&] {
+         uint32_t zero = 0, rev = 9;
+         ASSERT_EQ(bpf_map_update_elem(bpf_map__fd(skel_->maps.weft_policy_rev), &zero, &rev, BPF_ANY), 0);
+       },
+       kToPod, In4().Tcp(40000, 80, kAck).Build(), TC_ACT_OK, WEFT_VERDICT_ALLOW, 0, WEFT_TRACE_STAGE_CT, 5},
+      {"stale revision, now denied", [&] { ClearMap(skel_->maps.weft_policy); }, kToPod,
+       In4().Tcp(40000, 80, kAck).Build(), TC_ACT_SHOT, WEFT_VERDICT_DENY, WEFT_DROP_POLICY_DEFAULT,
+       WEFT_TRACE_STAGE_POLICY, 0},
+      {"new SYN, denied (no RST in trace)", [] {}, kToPod, In4().Tcp(40001, 80, kSyn).Build(), TC_ACT_SHOT,
+       WEFT_VERDICT_DENY, WEFT_DROP_POLICY_DEFAULT, WEFT_TRACE_STAGE_POLICY, 0},
+      {"not L4", [] {}, kToPod, In4().Proto(IPPROTO_ICMP).Build(), TC_ACT_OK, WEFT_VERDICT_ALLOW, 0,
+       WEFT_TRACE_STAGE_NOT_L4, 0},
+      {"malformed", [] {}, kToPod, In4().Tcp(40000, 80, kSyn).Ihl(4).Build(), TC_ACT_SHOT, WEFT_VERDICT_DENY,
+       WEFT_DROP_MALFORMED, WEFT_TRACE_STAGE_MALFORMED, 0},
+  };
+  for (auto& c : cases) {
+    SCOPED_TRACE(c.what);
+    c.setup();
+    EXPECT_EQ(trace(c.prog, c.pkt, cb), c.ret);
+    EXPECT_EQ(cb[WEFT_TRACE_CB_MAGIC], 0u);
+    EXPECT_EQ(cb[WEFT_TRACE_CB_RESULT] & 0xff, c.verdict);
+    EXPECT_EQ((cb[WEFT_TRACE_CB_RESULT] >> 8) & 0xff, c.reason);
+    EXPECT_EQ((cb[WEFT_TRACE_CB_RESULT] >> 16) & 0xff, c.stage);
+    EXPECT_EQ(cb[WEFT_TRACE_CB_POLICY], c.policy);
+    if (c.stage != WEFT_TRACE_STAGE_NOT_L4 && c.stage != WEFT_TRACE_STAGE_MALFORMED) {
+      EXPECT_EQ(cb[WEFT_TRACE_CB_PEER], kPeerId);
+    }
+    EXPECT_EQ(cb[WEFT_TRACE_CB_EP], kEp);
+    const weft_ct_val now = entry();
+    EXPECT_EQ(std::memcmp(&now, &before, sizeof(now)), 0) << "trace changed the conntrack entry";
+  }
+  for (uint32_t reason = 0; reason < WEFT_DROP_MAX; ++reason)
+    EXPECT_EQ(PercpuArraySum(skel_->maps.weft_drop_stats, reason), 0u) << "reason " << reason;
+  EXPECT_EQ(PercpuArraySum(skel_->maps.weft_ev_stats, WEFT_EVSTAT_SENT), 1u) << "only the real SYN";
+  EXPECT_EQ(FlowSum(skel_.get(), FlowKey(kPeerId, kPodId, 80, T, WEFT_VERDICT_ALLOW, 0, 5, WEFT_DIR_INGRESS)).packets, 1u);
 }
 
 int CountEvent(void* ctx, void* data, size_t len) {
@@ -541,7 +696,7 @@ TEST_F(TcPolicyTable, FlowAggregatesAndEvents) {
   run(kFromPod, Out4().Tcp(40000, 80, kAck | kFin).Build(), TC_ACT_OK);
   // A second connection from another port.
   run(kFromPod, Out4().Tcp(40002, 80, kSyn).Build(), TC_ACT_OK);
-  auto allowed = FlowSum(skel_.get(), FlowKey(kPodId, kPeerId, 80, T, WEFT_VERDICT_ALLOW, 0, 5));
+  auto allowed = FlowSum(skel_.get(), FlowKey(kPodId, kPeerId, 80, T, WEFT_VERDICT_ALLOW, 0, 5, WEFT_DIR_EGRESS));
   EXPECT_EQ(allowed.connections, 2u);
   EXPECT_EQ(allowed.packets, 6u);
   EXPECT_EQ(allowed.bytes, bytes);
@@ -550,7 +705,7 @@ TEST_F(TcPolicyTable, FlowAggregatesAndEvents) {
   run(kToPod, In4().Udp(5000, 53).Payload(20).Build(), TC_ACT_SHOT);
   run(kToPod, In4().Udp(5001, 53).Payload(20).Build(), TC_ACT_SHOT);
   auto denied = FlowSum(skel_.get(),
-                        FlowKey(kPeerId, kPodId, 53, U, WEFT_VERDICT_DENY, WEFT_DROP_POLICY_DENIED, 9));
+                        FlowKey(kPeerId, kPodId, 53, U, WEFT_VERDICT_DENY, WEFT_DROP_POLICY_DENIED, 9, WEFT_DIR_INGRESS));
   EXPECT_EQ(denied.connections, 2u);
   EXPECT_EQ(denied.packets, 2u);
   EXPECT_EQ(denied.bytes, 2u * (14 + 20 + 8 + 20));
@@ -822,8 +977,8 @@ TEST_F(TcPolicyTraffic, AllowDenyRefuseAndCount) {
   EXPECT_EQ(PercpuArraySum(s->maps.weft_drop_stats, WEFT_DROP_POLICY_DEFAULT), 2u);
 
   // 1,000 connections: exactly 1,000 more in the aggregate at both ends.
-  auto in_key = FlowKey(kP1, kP2, 8080, T, A, 0, 21);
-  auto eg_key = FlowKey(kP1, kP2, 8080, T, A, 0, 11);
+  auto in_key = FlowKey(kP1, kP2, 8080, T, A, 0, 21, WEFT_DIR_INGRESS);
+  auto eg_key = FlowKey(kP1, kP2, 8080, T, A, 0, 11, WEFT_DIR_EGRESS);
   uint64_t in0 = FlowSum(s, in_key).connections, eg0 = FlowSum(s, eg_key).connections;
   EXPECT_EQ(in0, 1u);
   EXPECT_EQ(eg0, 1u);

@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 
 #include <algorithm>
+#include <random>
 #include <set>
 
 #include "agent/lb/maglev.hpp"
@@ -385,6 +386,118 @@ TEST_F(ReconcileTest, FailureAnywhereThenConverges) {
     ASSERT_TRUE(again.ok());
     EXPECT_EQ(again->entries_written(), 0u);
   }
+}
+
+// The same failure table, but the failing Apply is an incremental one (same
+// Reconciler as the good Apply before it): the record must be dropped and the
+// next Apply must converge from what the kernel holds.
+TEST_F(ReconcileTest, FailureInIncrementalApplyThenConverges) {
+  const auto next = State({
+      {Key("10.96.0.1"), Svc({Be("10.0.0.1"), Be("10.0.0.5")})},
+      {Key("10.96.0.3"), Svc({Be("10.0.0.6")}, WEFT_LB_MAGLEV)},
+  });
+  for (const char* op : {"ResetBackendStats", "ResetServiceStats", "UpsertBackends", "UpsertSlots", "UpsertServices",
+                         "DeleteServices", "DeleteSlots", "DeleteBackends"}) {
+    SCOPED_TRACE(op);
+    FakeMapWriter fake;
+    fake.after_write = [](const MapState& m) { ExpectServable(m); };
+    Reconciler r(fake);
+    ASSERT_TRUE(r.Apply(kTwoServices).ok());
+    fake.FailNext(op);
+    auto failed = r.Apply(next);
+    ASSERT_FALSE(failed.ok());
+    ExpectServable(fake.state);
+    auto retried = r.Apply(next);
+    ASSERT_TRUE(retried.ok()) << retried.status().message();
+    EXPECT_FALSE(retried->incremental) << "after a failed write the maps are read again";
+    ExpectConverged(fake.state, next);
+    auto again = r.Apply(next);
+    ASSERT_TRUE(again.ok());
+    EXPECT_TRUE(again->incremental);
+    EXPECT_EQ(again->entries_written(), 0u);
+  }
+}
+
+// 300 services; one gets a backend more: only that service's keys are
+// written, and no map is read again.
+TEST_F(ReconcileTest, IncrementalApplyWritesOnlyTheChangedService) {
+  lb::DesiredState big;
+  for (int i = 0; i < 300; ++i) {
+    std::vector<lb::Backend> bes;
+    for (int j = 0; j < 3; ++j) bes.push_back({IpAddr::FromV4(htonl(0x0a010000 + i * 4 + j)), 8080, 1});
+    big.services.emplace(lb::MakeServiceKey(IpAddr::FromV4(htonl(0x0a600000 + i)), 80, IPPROTO_TCP),
+                         Svc(bes, i % 2 ? WEFT_LB_MAGLEV : WEFT_LB_RANDOM));
+  }
+  Reconciler r(fake_);
+  ReconcileStats first = MustApply(r, big);
+  EXPECT_FALSE(first.incremental);
+  // Service 8 uses random slots: one slot per backend.
+  const weft_svc_key key = lb::MakeServiceKey(IpAddr::FromV4(htonl(0x0a600000 + 8)), 80, IPPROTO_TCP);
+  const weft_svc_val before = fake_.state.services.at(key);
+  auto next = big;
+  next.services.at(key).backends.push_back({IpAddr::FromV4(htonl(0x0b000001)), 8080, 1});
+  fake_.log.clear();
+  ReconcileStats s = MustApply(r, next);
+  EXPECT_TRUE(s.incremental);
+  const weft_svc_val after = fake_.state.services.at(key);
+  EXPECT_EQ(after.svc_id, before.svc_id);
+  EXPECT_EQ(after.gen, before.gen + 1);
+  // One new backend, the new generation (4 slots), the flip, the old generation (3 slots).
+  EXPECT_EQ(fake_.Ops(), (std::vector<std::string>{"ResetBackendStats:1", "UpsertBackends:1", "UpsertSlots:4",
+                                                   "UpsertServices:1", "DeleteSlots:3"}));
+  EXPECT_EQ(s.services_changed, 1u);
+  // And back: the extra backend goes away with its last user.
+  fake_.log.clear();
+  s = MustApply(r, big);
+  EXPECT_EQ(fake_.Ops(),
+            (std::vector<std::string>{"UpsertSlots:3", "UpsertServices:1", "DeleteSlots:4", "DeleteBackends:1"}));
+}
+
+// Random walks over desired states with shared backends, both algorithms,
+// added and removed services: after every incremental Apply the maps hold
+// exactly the desired state, and a fresh Reconciler (the full path) adopting
+// them finds nothing to write.
+TEST_F(ReconcileTest, IncrementalMatchesFullPathOnRandomChanges) {
+  std::mt19937 rng(42);
+  auto random_state = [&](const lb::DesiredState& prev) {
+    lb::DesiredState d = prev;
+    int changes = 1 + static_cast<int>(rng() % 4);
+    for (int c = 0; c < changes; ++c) {
+      auto key = lb::MakeServiceKey(IpAddr::FromV4(htonl(0x0a600000 + rng() % 12)), 80, IPPROTO_TCP);
+      if (rng() % 4 == 0) {
+        d.services.erase(key);
+        continue;
+      }
+      std::vector<lb::Backend> bes;
+      int n = static_cast<int>(rng() % 6);
+      for (int j = 0; j < n; ++j)  // 10 addresses shared by all services
+        bes.push_back({IpAddr::FromV4(htonl(0x0a010000 + rng() % 10)), 8080, 1 + static_cast<uint32_t>(rng() % 3)});
+      std::sort(bes.begin(), bes.end());
+      bes.erase(std::unique(bes.begin(), bes.end(),
+                            [](const lb::Backend& a, const lb::Backend& b) { return a.addr == b.addr; }),
+                bes.end());
+      d.services[key] = Svc(bes, rng() % 2 ? WEFT_LB_MAGLEV : WEFT_LB_RANDOM);
+      if (rng() % 5 == 0) d.services[key].flags = WEFT_SVC_F_STEER_PROXY;
+    }
+    return d;
+  };
+  Reconciler r(fake_);
+  lb::DesiredState d;
+  size_t incremental = 0;
+  for (int step = 0; step < 300; ++step) {
+    SCOPED_TRACE("step " + std::to_string(step));
+    d = random_state(d);
+    ReconcileStats s = MustApply(r, d);
+    incremental += s.incremental;
+    if (HasFailure()) return;
+    FakeMapWriter copy;
+    copy.state = fake_.state;
+    Reconciler fresh(copy);
+    auto again = fresh.Apply(d);
+    ASSERT_TRUE(again.ok()) << again.status().message();
+    ASSERT_EQ(again->entries_written(), 0u) << "the incremental result is not what the full path wants";
+  }
+  EXPECT_EQ(incremental, 299u);
 }
 
 }  // namespace

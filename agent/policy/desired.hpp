@@ -1,0 +1,100 @@
+// What the TC policy maps should hold, as a pure function of the controller's
+// config (weft.v1.NodeConfig, kept up to date by deltas). No kernel here.
+//
+//   PolicyConfig    the policy part of the node's config (local workloads,
+//                   identity cache, identity and policy names), keyed like the
+//                   wire format so a NodeConfigDelta applies in place;
+//   PolicyDesired   BuildPolicyDesired(config): validated, per workload (its
+//                   addresses, identity, enforcement and weft_policy entries
+//                   without ep_id) plus the weft_identity LPM entries;
+//   KernelPolicy    the three maps' exact contents once each workload has an
+//                   interface (ifindex) and an endpoint id: ToKernel().
+// Errors name the object ("workload default/web policy entry 3: verdict
+// VERDICT_NONE"); nothing is partially converted.
+#pragma once
+
+#include <cstdint>
+#include <cstring>
+#include <map>
+#include <string>
+#include <vector>
+
+#include "weft/bpf_abi.h"
+#include "weft/ip.hpp"
+#include "weft/status.hpp"
+#include "weft/v1/config.pb.h"
+
+namespace weft::policy {
+
+// Byte-wise order for the ABI's POD keys (they have explicit padding, zeroed).
+template <typename T>
+struct PodLess {
+  bool operator()(const T& a, const T& b) const { return std::memcmp(&a, &b, sizeof(T)) < 0; }
+};
+template <typename T>
+bool PodEq(const T& a, const T& b) {
+  return std::memcmp(&a, &b, sizeof(T)) == 0;
+}
+
+struct PolicyConfig {
+  std::map<std::string, v1::Workload> workloads;  // "namespace/name"
+  std::map<std::pair<std::string, uint32_t>, uint32_t> identity_cache;  // (prefix bytes, len) -> identity
+  std::map<uint32_t, v1::IdentityInfo> identities;
+  std::map<uint32_t, v1::PolicyName> policy_names;
+
+  // A full snapshot (only its policy-relevant parts); a name listed twice is an error.
+  static Result<PolicyConfig> FromSnapshot(const v1::NodeConfig& snapshot);
+  // Applies a delta in place (upserts replace, removals of unknown keys are
+  // ignored). Call it on a copy to keep the last good config on failure.
+  Status ApplyDelta(const v1::NodeConfigDelta& delta);
+};
+
+struct EndpointDesired {
+  std::string workload;  // "namespace/name"
+  std::vector<IpAddr> addresses;
+  uint32_t identity = 0;
+  bool enforce_ingress = false;
+  bool enforce_egress = false;
+  // weft_policy entries with ep_id = 0 (filled in per endpoint).
+  std::map<weft_policy_key, weft_policy_val, PodLess<weft_policy_key>> entries;
+  std::vector<std::string> policies;  // "ns/name", as sent
+};
+
+struct IdentityName {
+  uint32_t id = 0;
+  std::string spiffe_id, ns, service_account;
+  std::vector<std::string> cidrs;
+};
+struct PolicyNameInfo {
+  uint32_t id = 0;
+  std::string name, action;
+};
+
+struct PolicyDesired {
+  std::map<std::string, EndpointDesired> endpoints;  // by workload
+  std::map<weft_ipcache_key, weft_ipcache_val, PodLess<weft_ipcache_key>> identity;
+  std::map<uint32_t, IdentityName> identities;
+  std::map<uint32_t, PolicyNameInfo> policy_names;
+};
+
+Result<PolicyDesired> BuildPolicyDesired(const PolicyConfig& config);
+
+// The maps' contents.
+struct KernelPolicy {
+  std::map<uint32_t, weft_endpoint> endpoints;  // host-side ifindex -> endpoint
+  std::map<weft_policy_key, weft_policy_val, PodLess<weft_policy_key>> policy;
+  std::map<weft_ipcache_key, weft_ipcache_val, PodLess<weft_ipcache_key>> identity;
+};
+
+// Where each workload sits: its interface and endpoint id. Workloads
+// without a placement (no route to them yet) are left out of the maps.
+struct Placement {
+  uint32_t ifindex = 0;
+  uint32_t ep_id = 0;
+};
+KernelPolicy ToKernel(const PolicyDesired& desired, const std::map<std::string, Placement>& placement);
+
+// The ipcache key of a prefix (v4 prefixes are stored v4-mapped: len + 96).
+weft_ipcache_key IpcacheKey(const IpAddr& addr, int prefix_len);
+
+}  // namespace weft::policy

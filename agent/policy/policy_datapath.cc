@@ -1,0 +1,665 @@
+#include "agent/policy/policy_datapath.hpp"
+
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <spdlog/spdlog.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <algorithm>
+#include <cerrno>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <nlohmann/json.hpp>
+
+#include "agent/datapath/loader.hpp"
+#include "agent/policy/netlink.hpp"
+#include "weft/sys.hpp"
+#include "weft/tc_policy.skel.h"
+
+namespace fs = std::filesystem;
+
+namespace weft::policy {
+
+namespace {
+
+bool Exists(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0;
+}
+
+Status MakeDirs(const std::string& path) {
+  std::error_code ec;
+  fs::create_directories(path, ec);
+  if (ec) return Status::Error("create directory " + path + ": " + ec.message(), ec.value());
+  return Status::Ok();
+}
+
+std::optional<uint32_t> RequestedCapacity(tc_policy& skel, const bpf_map* map, const PolicyCapacities& c) {
+  if (map == skel.maps.weft_identity) return c.identity;
+  if (map == skel.maps.weft_policy) return c.policy;
+  if (map == skel.maps.weft_ct) return c.ct;
+  if (map == skel.maps.weft_flows) return c.flows;
+  return std::nullopt;
+}
+
+// As datapath::PrepareMaps for sock_lb: make the object's definitions match
+// what is pinned, or fail naming both sides.
+Status PrepareMaps(tc_policy& skel, const PolicyCapacities& caps, const std::string& node) {
+  bpf_map* map;
+  bpf_object__for_each_map(map, skel.obj) {
+    const std::string name = bpf_map__name(map);
+    auto want = RequestedCapacity(skel, map, caps);
+    if (want) {
+      if (*want == 0) return Status::Error("capacity of map " + name + ": must be > 0");
+      if (int err = bpf_map__set_max_entries(map, *want); err != 0)
+        return Status::Errno("set capacity of map " + name + " to " + std::to_string(*want), -err);
+    }
+    const char* pin = bpf_map__pin_path(map);
+    if (!pin || !Exists(pin)) continue;
+    UniqueFd fd(bpf_obj_get(pin));
+    if (!fd) return Status::Errno("open pinned map " + std::string(pin), errno);
+    bpf_map_info info{};
+    __u32 len = sizeof(info);
+    if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0)
+      return Status::Errno("get info of pinned map " + std::string(pin), errno);
+    const std::string hint = ": run `weft-agent cleanup --node " + node +
+                             "` first (this drops the node's policy and conntrack state)";
+    auto mismatch = [&](const char* field, uint64_t pinned, uint64_t ours) {
+      return Status::Error("adopt map " + name + " pinned at " + pin + ": " + field + " is " + std::to_string(pinned) +
+                           " in the pin, " + std::to_string(ours) + " in this agent" + hint);
+    };
+    if (info.type != bpf_map__type(map)) return mismatch("map type", info.type, bpf_map__type(map));
+    if (info.key_size != bpf_map__key_size(map)) return mismatch("key size", info.key_size, bpf_map__key_size(map));
+    if (info.value_size != bpf_map__value_size(map))
+      return mismatch("value size", info.value_size, bpf_map__value_size(map));
+    if (info.map_flags != bpf_map__map_flags(map)) return mismatch("map flags", info.map_flags, bpf_map__map_flags(map));
+    if (info.max_entries != bpf_map__max_entries(map)) {
+      if (want) return mismatch("capacity (max_entries)", info.max_entries, *want);
+      if (int err = bpf_map__set_max_entries(map, info.max_entries); err != 0)
+        return Status::Errno("set capacity of map " + name + " to the pinned " + std::to_string(info.max_entries), -err);
+    }
+  }
+  return Status::Ok();
+}
+
+template <typename K, typename V, typename M>
+Status ReadHash(int fd, const std::string& name, M* out) {
+  K key{}, next{};
+  void* prev = nullptr;
+  for (;;) {
+    if (bpf_map_get_next_key(fd, prev, &next) != 0) {
+      if (errno == ENOENT) return Status::Ok();
+      return Status::Errno("iterate map " + name, errno);
+    }
+    V v{};
+    if (bpf_map_lookup_elem(fd, &next, &v) == 0) (*out)[next] = v;
+    key = next;
+    prev = &key;
+  }
+}
+
+template <typename K, typename V>
+Status Put(int fd, const std::string& name, const K& k, const V& v, const std::string& what) {
+  if (bpf_map_update_elem(fd, &k, &v, BPF_ANY) != 0) return Status::Errno("write " + name + " " + what, errno);
+  return Status::Ok();
+}
+template <typename K>
+Status Del(int fd, const std::string& name, const K& k, const std::string& what) {
+  if (bpf_map_delete_elem(fd, &k) != 0 && errno != ENOENT) return Status::Errno("delete " + name + " " + what, errno);
+  return Status::Ok();
+}
+
+std::string Describe(const weft_policy_key& k) {
+  return "(ep " + std::to_string(k.ep_id) + ", peer " + std::to_string(k.peer_identity) + ", port " +
+         std::to_string(k.port) + "/" + (k.proto == IPPROTO_UDP ? "udp" : "tcp") + ", " +
+         (k.direction == WEFT_DIR_EGRESS ? "egress" : "ingress") + ")";
+}
+std::string Describe(const weft_ipcache_key& k) {
+  IpAddr a = IpAddr::FromBytes(k.addr);
+  int len = static_cast<int>(k.prefixlen) - (a.is_v4() ? 96 : 0);
+  return a.ToString() + "/" + std::to_string(len);
+}
+
+// Silences libbpf while creating a clsact hook that may exist (EEXIST is fine).
+int CreateHook(bpf_tc_hook* hook) {
+  libbpf_print_fn_t prev = libbpf_set_print(nullptr);
+  int err = bpf_tc_hook_create(hook);
+  libbpf_set_print(prev);
+  return err == -EEXIST ? 0 : err;
+}
+
+bool IsOurProgram(uint32_t prog_id) {
+  UniqueFd fd(bpf_prog_get_fd_by_id(prog_id));
+  if (!fd) return false;
+  bpf_prog_info info{};
+  __u32 len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) return false;
+  return std::strncmp(info.name, "weft_tc_", 8) == 0;
+}
+
+// Removes our filter (handle/priority, weft_tc_* program) from one hook of
+// an interface. True if one was removed. A missing interface or filter is
+// not an error.
+Result<bool> DetachHook(uint32_t ifindex, bpf_tc_attach_point point) {
+  bpf_tc_hook hook{};
+  hook.sz = sizeof(hook);
+  hook.ifindex = static_cast<int>(ifindex);
+  hook.attach_point = point;
+  bpf_tc_opts q{};
+  q.sz = sizeof(q);
+  q.handle = kTcHandle;
+  q.priority = kTcPriority;
+  libbpf_print_fn_t prev = libbpf_set_print(nullptr);
+  int err = bpf_tc_query(&hook, &q);
+  libbpf_set_print(prev);
+  const std::string where = std::string(point == BPF_TC_INGRESS ? "ingress" : "egress") + " of ifindex " +
+                            std::to_string(ifindex);
+  if (err == -ENOENT || err == -ENODEV || err == -EINVAL) return false;
+  if (err != 0) return Status::Errno("query tc filter on " + where, -err);
+  if (!IsOurProgram(q.prog_id)) {
+    spdlog::warn("tc filter {:#x}/{:#x} on {} runs a program that is not ours (id {}): left in place", kTcHandle,
+                 kTcPriority, where, q.prog_id);
+    return false;
+  }
+  bpf_tc_opts d{};
+  d.sz = sizeof(d);
+  d.handle = kTcHandle;
+  d.priority = kTcPriority;
+  err = bpf_tc_detach(&hook, &d);
+  if (err != 0 && err != -ENOENT && err != -ENODEV) return Status::Errno("detach tc filter from " + where, -err);
+  return true;
+}
+
+// Removes the clsact qdisc of an interface once no filter is left on it.
+void RemoveEmptyClsact(uint32_t ifindex) {
+  auto in = CountTcFilters(ifindex, false), eg = CountTcFilters(ifindex, true);
+  if (!in.ok() || !eg.ok() || *in != 0 || *eg != 0) return;
+  bpf_tc_hook hook{};
+  hook.sz = sizeof(hook);
+  hook.ifindex = static_cast<int>(ifindex);
+  hook.attach_point = static_cast<bpf_tc_attach_point>(BPF_TC_INGRESS | BPF_TC_EGRESS);
+  libbpf_print_fn_t prev = libbpf_set_print(nullptr);
+  bpf_tc_hook_destroy(&hook);
+  libbpf_set_print(prev);
+}
+
+const char* VerdictLabel(uint8_t v) {
+  switch (v) {
+    case WEFT_VERDICT_ALLOW: return "allowed";
+    case WEFT_VERDICT_DENY: return "denied";
+    case WEFT_VERDICT_STEER: return "steered";
+    default: return "none";
+  }
+}
+
+}  // namespace
+
+const char* DropReasonName(uint32_t r) {
+  static const char* const kNames[] = {"none", "policy_denied", "policy_default", "no_identity", "ct_invalid",
+                                       "malformed"};
+  static_assert(sizeof(kNames) / sizeof(kNames[0]) == WEFT_DROP_MAX, "a name per enum weft_drop_reason");
+  return r < WEFT_DROP_MAX ? kNames[r] : "unknown";
+}
+
+PolicyDatapath::PolicyDatapath(PolicyOptions opts)
+    : opts_(std::move(opts)),
+      node_dir_(opts_.pin_root + "/" + opts_.node),
+      maps_dir_(node_dir_ + "/maps"),
+      progs_dir_(node_dir_ + "/progs") {}
+
+PolicyDatapath::~PolicyDatapath() {
+  if (skel_) tc_policy__destroy(skel_);  // pins keep maps and filters keep programs
+}
+
+Result<std::unique_ptr<PolicyDatapath>> PolicyDatapath::Load(const PolicyOptions& opts) {
+  if (opts.node.empty() || opts.node.find('/') != std::string::npos || opts.node == "." || opts.node == "..")
+    return Status::Error("node name '" + opts.node + "': must be non-empty and contain no '/'");
+  std::unique_ptr<PolicyDatapath> dp(new PolicyDatapath(opts));
+  if (opts.pin_root == "/sys/fs/bpf" || opts.pin_root.rfind("/sys/fs/bpf/", 0) == 0)
+    WEFT_RETURN_IF_ERROR(sys::EnsureBpffs("/sys/fs/bpf"));
+  WEFT_RETURN_IF_ERROR(MakeDirs(dp->maps_dir_));
+  WEFT_RETURN_IF_ERROR(MakeDirs(dp->progs_dir_));
+  if (opts.lock_node) {
+    auto lock = datapath::LockNode(datapath::NodePaths(opts.pin_root, opts.node));
+    if (!lock.ok()) return lock.status();
+    dp->lock_ = std::move(*lock);
+  }
+  bpf_object_open_opts oo{};
+  oo.sz = sizeof(oo);
+  oo.pin_root_path = dp->maps_dir_.c_str();
+  dp->skel_ = tc_policy__open_opts(&oo);
+  if (!dp->skel_) return Status::Errno("open BPF object tc_policy", errno);
+  WEFT_RETURN_IF_ERROR(PrepareMaps(*dp->skel_, opts.capacities, opts.node));
+  if (int err = tc_policy__load(dp->skel_); err != 0)
+    return Status::Errno("load BPF object tc_policy (maps pinned under " + dp->maps_dir_ + ")", -err);
+  WEFT_RETURN_IF_ERROR(dp->ReadLive());
+  spdlog::info("policy datapath: {} endpoints, {} policy entries, {} identity entries adopted from {}",
+               dp->live_.endpoints.size(), dp->live_.policy.size(), dp->live_.identity.size(), dp->maps_dir_);
+  return dp;
+}
+
+Status PolicyDatapath::ReadLive() {
+  live_ = {};
+  WEFT_RETURN_IF_ERROR((ReadHash<uint32_t, weft_endpoint>(bpf_map__fd(skel_->maps.weft_endpoints),
+                                                          WEFT_MAP_ENDPOINTS, &live_.endpoints)));
+  WEFT_RETURN_IF_ERROR((ReadHash<weft_policy_key, weft_policy_val>(bpf_map__fd(skel_->maps.weft_policy),
+                                                                   WEFT_MAP_POLICY, &live_.policy)));
+  WEFT_RETURN_IF_ERROR((ReadHash<weft_ipcache_key, weft_ipcache_val>(bpf_map__fd(skel_->maps.weft_identity),
+                                                                     WEFT_MAP_IDENTITY, &live_.identity)));
+  return Status::Ok();
+}
+
+std::string PolicyDatapath::prog_pin(bool from_pod) const {
+  return progs_dir_ + (from_pod ? "/weft_tc_from_pod" : "/weft_tc_to_pod");
+}
+
+uint32_t PolicyDatapath::policy_revision() const {
+  uint32_t zero = 0, v = 0;
+  bpf_map_lookup_elem(bpf_map__fd(skel_->maps.weft_policy_rev), &zero, &v);
+  return v;
+}
+
+Status PolicyDatapath::AttachInterface(uint32_t ifindex) {
+  struct {
+    bpf_tc_attach_point point;
+    bpf_program* prog;
+  } hooks[] = {{BPF_TC_INGRESS, skel_->progs.weft_tc_from_pod}, {BPF_TC_EGRESS, skel_->progs.weft_tc_to_pod}};
+  for (auto& h : hooks) {
+    const std::string where = std::string(h.point == BPF_TC_INGRESS ? "ingress" : "egress") + " of ifindex " +
+                              std::to_string(ifindex);
+    bpf_tc_hook hook{};
+    hook.sz = sizeof(hook);
+    hook.ifindex = static_cast<int>(ifindex);
+    hook.attach_point = h.point;
+    if (int err = CreateHook(&hook); err != 0) return Status::Errno("create clsact qdisc for " + where, -err);
+    bpf_tc_opts o{};
+    o.sz = sizeof(o);
+    o.prog_fd = bpf_program__fd(h.prog);
+    o.flags = BPF_TC_F_REPLACE;  // an existing filter gets the new program in place
+    o.handle = kTcHandle;
+    o.priority = kTcPriority;
+    if (int err = bpf_tc_attach(&hook, &o); err != 0)
+      return Status::Errno(std::string("attach ") + bpf_program__name(h.prog) + " to " + where, -err);
+  }
+  attached_.insert(ifindex);
+  return Status::Ok();
+}
+
+Status PolicyDatapath::DetachInterface(uint32_t ifindex) {
+  for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
+    auto r = DetachHook(ifindex, point);
+    if (!r.ok()) return r.status();
+  }
+  RemoveEmptyClsact(ifindex);
+  attached_.erase(ifindex);
+  return Status::Ok();
+}
+
+Status PolicyDatapath::PinPrograms() {
+  for (bool from : {true, false}) {
+    bpf_program* p = from ? skel_->progs.weft_tc_from_pod : skel_->progs.weft_tc_to_pod;
+    const std::string pin = prog_pin(from), tmp = pin + "_new";  // bpffs refuses names with a dot
+    ::unlink(tmp.c_str());
+    if (bpf_obj_pin(bpf_program__fd(p), tmp.c_str()) != 0) return Status::Errno("pin program at " + tmp, errno);
+    if (::rename(tmp.c_str(), pin.c_str()) != 0) {
+      int err = errno;
+      ::unlink(tmp.c_str());
+      return Status::Errno("rename " + tmp + " to " + pin, err);
+    }
+  }
+  return Status::Ok();
+}
+
+Status PolicyDatapath::Attach() {
+  size_t replaced = 0;
+  for (const auto& [ifindex, ep] : live_.endpoints) {
+    Status st = AttachInterface(ifindex);
+    if (!st.ok()) {
+      if (st.err() == ENODEV || st.err() == ENOENT || st.err() == EINVAL) {
+        // The interface is gone (its pod with it): Apply removes the entry.
+        spdlog::warn("policy: adopted endpoint ifindex {} (ep {}): {}", ifindex, ep.ep_id, st.message());
+        continue;
+      }
+      return st;
+    }
+    ++replaced;
+  }
+  WEFT_RETURN_IF_ERROR(PinPrograms());
+  spdlog::info("policy: programs attached (in place) on {} adopted interfaces, pinned under {}", replaced, progs_dir_);
+  return Status::Ok();
+}
+
+Status PolicyDatapath::Apply(const v1::NodeConfig& config, uint64_t version) {
+  auto c = PolicyConfig::FromSnapshot(config);
+  if (!c.ok()) return c.status().Wrap("policy config");
+  auto d = BuildPolicyDesired(*c);
+  if (!d.ok()) return d.status().Wrap("policy config");
+  WEFT_RETURN_IF_ERROR(ApplyDesired(*d, version));
+  config_ = std::move(*c);
+  return Status::Ok();
+}
+
+Status PolicyDatapath::ApplyDelta(const v1::NodeConfigDelta& delta, uint64_t version) {
+  PolicyConfig c = config_ ? *config_ : PolicyConfig{};
+  WEFT_RETURN_IF_ERROR(c.ApplyDelta(delta).Wrap("policy config delta"));
+  auto d = BuildPolicyDesired(c);
+  if (!d.ok()) return d.status().Wrap("policy config delta");
+  WEFT_RETURN_IF_ERROR(ApplyDesired(*d, version));
+  config_ = std::move(c);
+  return Status::Ok();
+}
+
+Status PolicyDatapath::Refresh() {
+  if (!desired_) return Status::Ok();
+  PolicyDesired d = *desired_;
+  return ApplyDesired(d, version_);
+}
+
+Status PolicyDatapath::ApplyDesired(const PolicyDesired& desired, uint64_t version) {
+  // Placement: interface by route lookup, endpoint id adopted by ifindex or
+  // kept from the last apply, else the smallest free one.
+  std::map<std::string, Placement> placement;
+  std::map<std::string, EndpointStatus> status;
+  std::set<uint32_t> used_ids;
+  for (const auto& [ifx, ep] : live_.endpoints) used_ids.insert(ep.ep_id);
+  std::set<std::string> unplaced;
+  std::set<uint32_t> taken_ifindex;
+  for (const auto& [name, e] : desired.endpoints) {
+    if (e.addresses.empty()) continue;  // nothing to route to: never placed
+    // Warned once per workload while it stays unplaced (Refresh retries every second).
+    const bool warn = !unplaced_.count(name);
+    auto iface = RouteToInterface(e.addresses.front());
+    if (!iface.ok()) {
+      if (warn)
+        spdlog::warn("policy: workload {}: {}; not enforced until its interface appears", name,
+                     iface.status().message());
+      unplaced.insert(name);
+      continue;
+    }
+    if (iface->kind != "veth") {
+      if (warn)
+        spdlog::warn("policy: workload {}: route to {} leaves through {} (kind '{}'), not a veth: not attaching",
+                     name, e.addresses.front().ToString(), iface->name, iface->kind);
+      unplaced.insert(name);
+      continue;
+    }
+    if (!taken_ifindex.insert(iface->ifindex).second) {
+      spdlog::warn("policy: workload {}: interface {} already serves another workload: skipped", name, iface->name);
+      unplaced.insert(name);
+      continue;
+    }
+    Placement p;
+    p.ifindex = iface->ifindex;
+    if (auto it = live_.endpoints.find(p.ifindex); it != live_.endpoints.end()) p.ep_id = it->second.ep_id;
+    placement[name] = p;
+    status[name] = EndpointStatus{name, iface->ifindex, iface->name, 0};
+  }
+  // An id already used by an adopted endpoint of another interface is not
+  // reused in the same apply (its stale entries are deleted only at the end).
+  std::set<uint32_t> claimed;
+  for (auto& [name, p] : placement) {
+    if (p.ep_id != 0 && !claimed.insert(p.ep_id).second) p.ep_id = 0;
+  }
+  for (auto& [name, p] : placement) {
+    if (p.ep_id != 0) continue;
+    if (auto it = placement_.find(name); it != placement_.end() && it->second.ep_id != 0 &&
+                                         !claimed.count(it->second.ep_id) && !used_ids.count(it->second.ep_id))
+      p.ep_id = it->second.ep_id;
+    uint32_t id = 1;
+    while (p.ep_id == 0) {
+      if (!claimed.count(id) && !used_ids.count(id)) p.ep_id = id;
+      ++id;
+    }
+    claimed.insert(p.ep_id);
+  }
+  for (auto& [name, s] : status) s.ep_id = placement[name].ep_id;
+
+  KernelPolicy want = ToKernel(desired, placement);
+  const int pol_fd = bpf_map__fd(skel_->maps.weft_policy), id_fd = bpf_map__fd(skel_->maps.weft_identity),
+            ep_fd = bpf_map__fd(skel_->maps.weft_endpoints);
+  size_t writes = 0;
+
+  // 1-3: upserts, in the order policy -> identity -> endpoints.
+  for (const auto& [k, v] : want.policy) {
+    auto it = live_.policy.find(k);
+    if (it != live_.policy.end() && PodEq(it->second, v)) continue;
+    WEFT_RETURN_IF_ERROR(Put(pol_fd, WEFT_MAP_POLICY, k, v, Describe(k)));
+    live_.policy[k] = v;
+    ++writes;
+  }
+  for (const auto& [k, v] : want.identity) {
+    auto it = live_.identity.find(k);
+    if (it != live_.identity.end() && PodEq(it->second, v)) continue;
+    WEFT_RETURN_IF_ERROR(Put(id_fd, WEFT_MAP_IDENTITY, k, v, Describe(k)));
+    live_.identity[k] = v;
+    ++writes;
+  }
+  for (const auto& [ifx, ep] : want.endpoints) {
+    auto it = live_.endpoints.find(ifx);
+    if (it != live_.endpoints.end() && PodEq(it->second, ep)) continue;
+    WEFT_RETURN_IF_ERROR(Put(ep_fd, WEFT_MAP_ENDPOINTS, ifx, ep, "ifindex " + std::to_string(ifx)));
+    live_.endpoints[ifx] = ep;
+    ++writes;
+  }
+  // 4: filters on interfaces without ours (new, or not yet replaced in this run).
+  for (const auto& [ifx, ep] : want.endpoints)
+    if (!attached_.count(ifx)) WEFT_RETURN_IF_ERROR(AttachInterface(ifx));
+  // 5: interfaces whose workload is gone.
+  for (auto it = live_.endpoints.begin(); it != live_.endpoints.end();) {
+    if (want.endpoints.count(it->first)) {
+      ++it;
+      continue;
+    }
+    WEFT_RETURN_IF_ERROR(DetachInterface(it->first));
+    WEFT_RETURN_IF_ERROR(Del(ep_fd, WEFT_MAP_ENDPOINTS, it->first, "ifindex " + std::to_string(it->first)));
+    it = live_.endpoints.erase(it);
+    ++writes;
+  }
+  // 6-7: stale entries.
+  for (auto it = live_.policy.begin(); it != live_.policy.end();) {
+    if (want.policy.count(it->first)) {
+      ++it;
+      continue;
+    }
+    WEFT_RETURN_IF_ERROR(Del(pol_fd, WEFT_MAP_POLICY, it->first, Describe(it->first)));
+    it = live_.policy.erase(it);
+    ++writes;
+  }
+  for (auto it = live_.identity.begin(); it != live_.identity.end();) {
+    if (want.identity.count(it->first)) {
+      ++it;
+      continue;
+    }
+    WEFT_RETURN_IF_ERROR(Del(id_fd, WEFT_MAP_IDENTITY, it->first, Describe(it->first)));
+    it = live_.identity.erase(it);
+    ++writes;
+  }
+  // 8: established flows are evaluated again under the new revision.
+  if (writes > 0) {
+    uint32_t zero = 0, rev = policy_revision() + 1;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.weft_policy_rev), &zero, &rev, BPF_ANY) != 0)
+      return Status::Errno("bump " WEFT_MAP_POLICY_REV, errno);
+  }
+  placement_ = std::move(placement);
+  unplaced_ = std::move(unplaced);
+  endpoints_.clear();
+  for (auto& [name, s] : status) endpoints_.push_back(s);
+  desired_ = desired;
+  version_ = version;
+  {
+    std::lock_guard lk(names_mu_);
+    names_ = std::make_shared<const PolicyDesired>(desired);
+  }
+  if (writes > 0 || !unplaced_.empty())
+    spdlog::info("policy: applied version {}: {} endpoints ({} without interface), {} policy entries, {} identity "
+                 "entries; {} map writes, revision {}",
+                 version, live_.endpoints.size(), unplaced_.size(), live_.policy.size(), live_.identity.size(), writes,
+                 policy_revision());
+  // 9
+  return WriteNames(desired, version);
+}
+
+Status PolicyDatapath::WriteNames(const PolicyDesired& desired, uint64_t version) {
+  if (opts_.state_dir.empty()) return Status::Ok();
+  using Json = nlohmann::json;
+  Json j;
+  j["version"] = version;
+  j["identities"] = Json::array();
+  for (const auto& [id, n] : desired.identities)
+    j["identities"].push_back({{"id", id},
+                               {"spiffe_id", n.spiffe_id},
+                               {"namespace", n.ns},
+                               {"service_account", n.service_account},
+                               {"cidrs", n.cidrs}});
+  j["policies"] = Json::array();
+  for (const auto& [id, p] : desired.policy_names)
+    j["policies"].push_back({{"id", id}, {"name", p.name}, {"action", p.action}});
+  j["endpoints"] = Json::array();
+  for (const auto& [name, e] : desired.endpoints) {
+    Json ep = {{"workload", name}, {"ifindex", 0}, {"ifname", ""}, {"ep_id", 0}, {"identity", e.identity}};
+    for (const auto& s : endpoints_)
+      if (s.workload == name) {
+        ep["ifindex"] = s.ifindex;
+        ep["ifname"] = s.ifname;
+        ep["ep_id"] = s.ep_id;
+      }
+    Json addrs = Json::array();
+    for (const auto& a : e.addresses) addrs.push_back(a.ToString());
+    ep["addresses"] = addrs;
+    ep["enforce_ingress"] = e.enforce_ingress;
+    ep["policies"] = e.policies;
+    j["endpoints"].push_back(ep);
+  }
+  const std::string dir = opts_.state_dir + "/" + opts_.node, path = dir + "/names.json", tmp = path + ".tmp";
+  std::string text = j.dump(1) + "\n";
+  if (text == last_names_ && Exists(path)) return Status::Ok();  // unchanged (e.g. a Refresh)
+  WEFT_RETURN_IF_ERROR(MakeDirs(dir));
+  {
+    std::ofstream out(tmp, std::ios::trunc);
+    if (!out) return Status::Errno("write " + tmp, errno);
+    out << text;
+    out.flush();
+    if (!out) return Status::Error("write " + tmp + ": short write");
+  }
+  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::Errno("rename " + tmp + " to " + path, errno);
+  last_names_ = std::move(text);
+  return Status::Ok();
+}
+
+Result<agent::PolicyCounters> PolicyDatapath::ReadPolicyCounters() const {
+  std::shared_ptr<const PolicyDesired> names;
+  {
+    std::lock_guard lk(names_mu_);
+    names = names_;
+  }
+  auto identity = [&](uint32_t id) -> std::string {
+    switch (id) {
+      case WEFT_IDENTITY_ANY: return "any";
+      case WEFT_IDENTITY_UNKNOWN: return "unknown";
+      case WEFT_IDENTITY_WORLD: return "world";
+      case WEFT_IDENTITY_HOST: return "host";
+    }
+    if (names) {
+      auto it = names->identities.find(id);
+      if (it != names->identities.end()) {
+        if (!it->second.spiffe_id.empty()) return it->second.spiffe_id;
+        if (!it->second.cidrs.empty()) return it->second.cidrs.front();
+      }
+    }
+    return std::to_string(id);
+  };
+  auto policy = [&](uint32_t id) -> std::string {
+    if (id == 0) return "";
+    if (names) {
+      auto it = names->policy_names.find(id);
+      if (it != names->policy_names.end()) return it->second.name;
+    }
+    return std::to_string(id);
+  };
+  const int ncpu = libbpf_num_possible_cpus();
+  if (ncpu <= 0) return Status::Error("count possible CPUs", -ncpu);
+  agent::PolicyCounters out;
+  // weft_flows: sum over CPUs; label sets that decode alike are merged.
+  std::map<std::tuple<std::string, std::string, uint16_t, std::string, std::string, std::string, std::string,
+                      std::string>,
+           uint64_t>
+      flows;
+  int fd = bpf_map__fd(skel_->maps.weft_flows);
+  weft_flow_key key{}, next{};
+  void* prev = nullptr;
+  std::vector<weft_flow_val> vals(ncpu);
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    if (bpf_map_lookup_elem(fd, &key, vals.data()) != 0) continue;
+    uint64_t conns = 0;
+    for (const auto& v : vals) conns += v.connections;
+    std::string proto = key.proto == IPPROTO_TCP ? "tcp" : key.proto == IPPROTO_UDP ? "udp" : std::to_string(key.proto);
+    flows[{identity(key.src_identity), identity(key.dst_identity), key.dport, proto, VerdictLabel(key.verdict),
+           DropReasonName(key.reason), policy(key.policy_id),
+           key.direction == WEFT_DIR_EGRESS ? "egress" : "ingress"}] += conns;
+  }
+  for (const auto& [k, n] : flows) {
+    agent::PolicyCounters::Flow f;
+    std::tie(f.src, f.dst, f.dport, f.proto, f.verdict, f.reason, f.policy, f.direction) = k;
+    f.connections = n;
+    out.flows.push_back(std::move(f));
+  }
+  std::vector<uint64_t> c(ncpu);
+  for (uint32_t r = 1; r < WEFT_DROP_MAX; ++r) {
+    uint64_t sum = 0;
+    if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.weft_drop_stats), &r, c.data()) == 0)
+      for (auto x : c) sum += x;
+    out.drops.emplace_back(DropReasonName(r), sum);
+  }
+  uint32_t lost = WEFT_EVSTAT_LOST;
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.weft_ev_stats), &lost, c.data()) == 0)
+    for (auto x : c) out.events_lost += x;
+  return out;
+}
+
+Result<PolicyCleanupReport> CleanupPolicy(const std::string& pin_root, const std::string& node) {
+  if (node.empty() || node.find('/') != std::string::npos || node == "." || node == "..")
+    return Status::Error("node name '" + node + "': must be non-empty and contain no '/'");
+  PolicyCleanupReport report;
+  datapath::NodePaths paths(pin_root, node);
+  if (!Exists(paths.node_dir)) return report;
+  auto lock = datapath::LockNode(paths);
+  if (!lock.ok()) return lock.status().Wrap("cleanup policy of node " + node);
+  const std::string ep_pin = paths.maps_dir + "/" WEFT_MAP_ENDPOINTS;
+  if (Exists(ep_pin)) {
+    UniqueFd fd(bpf_obj_get(ep_pin.c_str()));
+    if (!fd) return Status::Errno("open pinned map " + ep_pin, errno);
+    std::map<uint32_t, weft_endpoint> eps;
+    WEFT_RETURN_IF_ERROR((ReadHash<uint32_t, weft_endpoint>(fd.get(), ep_pin, &eps)));
+    for (const auto& [ifx, ep] : eps) {
+      for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
+        auto r = DetachHook(ifx, point);
+        if (!r.ok()) return r.status();
+        if (*r)
+          report.removed.push_back("tc filter on " + std::string(point == BPF_TC_INGRESS ? "ingress" : "egress") +
+                                   " of ifindex " + std::to_string(ifx));
+      }
+      RemoveEmptyClsact(ifx);
+      // The entry goes too: a later agent must not re-attach to it.
+      bpf_map_delete_elem(fd.get(), &ifx);
+    }
+  }
+  const std::string progs = paths.node_dir + "/progs";
+  if (Exists(progs)) {
+    std::error_code ec;
+    for (const auto& e : fs::directory_iterator(progs, ec)) {
+      if (::unlink(e.path().c_str()) != 0 && errno != ENOENT) return Status::Errno("unpin " + e.path().string(), errno);
+      report.removed.push_back(e.path().string());
+    }
+    if (::rmdir(progs.c_str()) != 0 && errno != ENOENT) return Status::Errno("remove " + progs, errno);
+    report.removed.push_back(progs);
+  }
+  return report;
+}
+
+}  // namespace weft::policy

@@ -1,0 +1,174 @@
+// weft-policybench: programs the agent's real TC policy datapath
+// (agent/policy/PolicyDatapath) for bench/run_policy.sh, without a controller.
+//
+//   weft-policybench program --pin-root R --node N --client IP --server IP
+//                            --entries S --identities M [--port 8080]
+//     The node config the controller would send for two local pods: the
+//     client (no policy applies: programs attached, nothing enforced) and the
+//     server (enforced ingress, S policy entries: S-1 ALLOW entries for other
+//     identities, then the one for the client's identity, port --port). The
+//     identity cache holds the two pods plus M other /32s (100.64.0.0/10,
+//     spread over the S-1 other identities). Run it in the node's network
+//     namespace: the agent finds each pod's host-side veth by a route lookup.
+//     The filters and pins stay when it exits (as when an agent is killed).
+//   weft-policybench cleanup --pin-root R --node N
+//     Detaches the filters and removes the pins (CleanupPolicy + maps).
+#include <arpa/inet.h>
+
+#include <chrono>
+#include <cstdio>
+#include <filesystem>
+#include <string>
+
+#include <CLI/CLI.hpp>
+#include <spdlog/sinks/stdout_sinks.h>
+#include <spdlog/spdlog.h>
+
+#include "agent/policy/policy_datapath.hpp"
+#include "weft/bpf_abi.h"
+
+namespace {
+
+using weft::policy::PolicyDatapath;
+using weft::policy::PolicyOptions;
+
+[[noreturn]] void Die(const std::string& msg) {
+  std::fprintf(stderr, "weft-policybench: %s\n", msg.c_str());
+  std::exit(1);
+}
+
+std::string V4Bytes(const std::string& ip) {
+  in_addr a{};
+  if (inet_pton(AF_INET, ip.c_str(), &a) != 1) Die("not an IPv4 address: " + ip);
+  return std::string(reinterpret_cast<const char*>(&a), 4);
+}
+
+std::string V4Bytes(uint32_t host_order) {
+  uint32_t n = htonl(host_order);
+  return std::string(reinterpret_cast<const char*>(&n), 4);
+}
+
+struct ProgramOpts {
+  std::string pin_root, node, client, server;
+  uint32_t entries = 10, identities = 100000, port = 8080;
+};
+
+constexpr uint32_t kClientIdentity = WEFT_IDENTITY_FIRST_DYNAMIC;
+constexpr uint32_t kServerIdentity = WEFT_IDENTITY_FIRST_DYNAMIC + 1;
+constexpr uint32_t kFirstOther = WEFT_IDENTITY_FIRST_DYNAMIC + 2;
+
+weft::v1::NodeConfig BuildConfig(const ProgramOpts& o) {
+  weft::v1::NodeConfig c;
+  auto* pn = c.add_policy_names();
+  pn->set_id(1);
+  pn->set_name("bench/allow-clients");
+  pn->set_action("ALLOW");
+
+  auto add_workload = [&](const std::string& name, const std::string& ip, uint32_t identity) {
+    auto* w = c.add_local_workloads();
+    w->set_namespace_("bench");
+    w->set_name(name);
+    w->add_addresses(V4Bytes(ip));
+    w->set_service_account(name);
+    w->set_spiffe_id("spiffe://cluster.local/ns/bench/sa/" + name);
+    w->set_identity(identity);
+    auto* id = c.add_identities();
+    id->set_id(identity);
+    id->set_spiffe_id(w->spiffe_id());
+    id->set_namespace_("bench");
+    id->set_service_account(name);
+    auto* e = c.add_identity_cache();
+    e->set_prefix(V4Bytes(ip));
+    e->set_prefix_len(32);
+    e->set_identity(identity);
+    return w;
+  };
+  add_workload("client", o.client, kClientIdentity);
+  auto* server = add_workload("server", o.server, kServerIdentity);
+  server->set_enforce_ingress(true);
+  server->add_policies("bench/allow-clients");
+  auto allow = [&](uint32_t peer) {
+    auto* pe = server->add_policy();
+    pe->set_peer_identity(peer);
+    pe->set_port(o.port);
+    pe->set_protocol(weft::v1::TCP);
+    pe->set_direction(weft::v1::INGRESS);
+    pe->set_verdict(weft::v1::ALLOW);
+    pe->set_policy_id(1);
+  };
+  const uint32_t others = o.entries - 1;
+  for (uint32_t i = 0; i < others; i++) allow(kFirstOther + i);
+  allow(kClientIdentity);
+  for (uint32_t i = 0; i < others; i++) {
+    auto* id = c.add_identities();
+    id->set_id(kFirstOther + i);
+    id->set_namespace_("bench");
+    id->set_service_account("peer-" + std::to_string(i));
+    id->set_spiffe_id("spiffe://cluster.local/ns/bench/sa/peer-" + std::to_string(i));
+  }
+  const uint32_t base = (100u << 24) | (64u << 16);  // 100.64.0.0/10
+  for (uint32_t i = 0; i < o.identities; i++) {
+    auto* e = c.add_identity_cache();
+    e->set_prefix(V4Bytes(base + i));
+    e->set_prefix_len(32);
+    e->set_identity(others ? kFirstOther + (i % others) : kClientIdentity);
+  }
+  return c;
+}
+
+int Program(const ProgramOpts& o) {
+  if (o.entries < 1) Die("--entries must be >= 1");
+  if (o.identities > (1u << 22)) Die("--identities must be <= 4194304 (100.64.0.0/10)");
+  PolicyOptions po;
+  po.pin_root = o.pin_root;
+  po.node = o.node;
+  po.capacities.policy = std::max<uint32_t>(WEFT_DEFAULT_MAX_POLICY_ENTRIES, o.entries + 16);
+  po.capacities.identity = std::max<uint32_t>(WEFT_DEFAULT_MAX_IDENTITY_ENTRIES, o.identities + 16);
+  po.lock_node = true;
+  auto t0 = std::chrono::steady_clock::now();
+  auto dp = PolicyDatapath::Load(po);
+  if (!dp.ok()) Die("load: " + dp.status().message());
+  if (auto st = (*dp)->Attach(); !st.ok()) Die("attach: " + st.message());
+  auto config = BuildConfig(o);
+  if (auto st = (*dp)->Apply(config, 1); !st.ok()) Die("apply: " + st.message());
+  if ((*dp)->has_unplaced()) Die("a pod's host-side interface was not found (run in the node netns)");
+  double secs = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  std::printf("{\"kind\":\"policy_program\",\"entries\":%u,\"identities\":%u,\"seconds\":%.3f,\"endpoints\":%zu}\n",
+              o.entries, o.identities, secs, (*dp)->endpoints().size());
+  return 0;
+}
+
+int Cleanup(const std::string& pin_root, const std::string& node) {
+  auto r = weft::policy::CleanupPolicy(pin_root, node);
+  if (!r.ok()) Die("cleanup: " + r.status().message());
+  std::error_code ec;
+  std::filesystem::remove_all(std::filesystem::path(pin_root) / node, ec);
+  if (ec) Die("remove " + pin_root + "/" + node + ": " + ec.message());
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  CLI::App app{"weft-policybench: program the TC policy datapath for bench/run_policy.sh"};
+  app.require_subcommand(1);
+  ProgramOpts po;
+  auto* prog = app.add_subcommand("program", "program two pods' policy (run in the node netns)");
+  prog->add_option("--pin-root", po.pin_root)->required();
+  prog->add_option("--node", po.node)->required();
+  prog->add_option("--client", po.client, "client pod IPv4")->required();
+  prog->add_option("--server", po.server, "server pod IPv4")->required();
+  prog->add_option("--entries", po.entries, "policy entries of the server");
+  prog->add_option("--identities", po.identities, "extra identity-cache entries");
+  prog->add_option("--port", po.port);
+  std::string c_root, c_node;
+  auto* clean = app.add_subcommand("cleanup", "detach filters, remove pins (run in the node netns)");
+  clean->add_option("--pin-root", c_root)->required();
+  clean->add_option("--node", c_node)->required();
+  CLI11_PARSE(app, argc, argv);
+  // stdout carries the one JSON line; the datapath's log goes to stderr.
+  spdlog::set_default_logger(spdlog::stderr_logger_mt("policybench"));
+  if (*prog) return Program(po);
+  if (*clean) return Cleanup(c_root, c_node);
+  return 1;
+}

@@ -1,0 +1,178 @@
+// NodeConfig (+ deltas) -> PolicyDesired -> KernelPolicy: the pure part of the
+// agent's TC policy datapath (agent/policy/desired.hpp). Label `unit`.
+#include <arpa/inet.h>
+#include <gtest/gtest.h>
+#include <netinet/in.h>
+
+#include <functional>
+#include <string>
+
+#include "agent/policy/desired.hpp"
+
+namespace weft::policy {
+namespace {
+
+std::string V4(const char* ip) {
+  in_addr a{};
+  inet_pton(AF_INET, ip, &a);
+  return std::string(reinterpret_cast<const char*>(&a), 4);
+}
+
+v1::Workload W(const std::string& name, const char* ip, uint32_t id) {
+  v1::Workload w;
+  w.set_namespace_("ns");
+  w.set_name(name);
+  w.add_addresses(V4(ip));
+  w.set_identity(id);
+  return w;
+}
+
+v1::PolicyEntry E(uint32_t peer, uint32_t port, v1::Protocol proto, v1::Verdict v, uint32_t pid) {
+  v1::PolicyEntry e;
+  e.set_peer_identity(peer);
+  e.set_port(port);
+  e.set_protocol(proto);
+  e.set_verdict(v);
+  e.set_policy_id(pid);
+  return e;
+}
+
+TEST(PolicyDesired, BuildsEntriesAndIdentityCache) {
+  v1::NodeConfig c;
+  auto* w = c.add_local_workloads();
+  *w = W("a", "10.1.0.5", 300);
+  w->set_enforce_ingress(true);
+  *w->add_policy() = E(301, 80, v1::TCP, v1::ALLOW, 7);
+  *w->add_policy() = E(0, 0, v1::UDP, v1::DENY, 8);
+  w->add_policies("ns/p");
+  auto* ic = c.add_identity_cache();
+  ic->set_prefix(V4("10.2.3.4"));  // host bits set: cleared
+  ic->set_prefix_len(16);
+  ic->set_identity(301);
+  auto cfg = PolicyConfig::FromSnapshot(c);
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  auto d = BuildPolicyDesired(*cfg);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  ASSERT_EQ(d->endpoints.size(), 1u);
+  const auto& e = d->endpoints.at("ns/a");
+  EXPECT_TRUE(e.enforce_ingress);
+  EXPECT_EQ(e.entries.size(), 2u);
+  ASSERT_EQ(d->identity.size(), 1u);
+  const auto& [k, v] = *d->identity.begin();
+  EXPECT_EQ(k.prefixlen, 96u + 16);
+  EXPECT_EQ(k.addr[12], 10);
+  EXPECT_EQ(k.addr[13], 2);
+  EXPECT_EQ(k.addr[14], 0);
+  EXPECT_EQ(k.addr[15], 0);
+  EXPECT_EQ(v.identity, 301u);
+
+  KernelPolicy kp = ToKernel(*d, {{"ns/a", Placement{42, 3}}});
+  ASSERT_EQ(kp.endpoints.size(), 1u);
+  EXPECT_EQ(kp.endpoints.at(42).ep_id, 3u);
+  EXPECT_EQ(kp.endpoints.at(42).identity, 300u);
+  EXPECT_EQ(kp.endpoints.at(42).enforce_ingress, 1);
+  ASSERT_EQ(kp.policy.size(), 2u);
+  for (const auto& [pk, pv] : kp.policy) {
+    EXPECT_EQ(pk.ep_id, 3u);
+    EXPECT_EQ(pk.direction, WEFT_DIR_INGRESS);
+    if (pk.proto == IPPROTO_TCP) {
+      EXPECT_EQ(pk.peer_identity, 301u);
+      EXPECT_EQ(pk.port, 80);
+      EXPECT_EQ(pv.verdict, WEFT_VERDICT_ALLOW);
+      EXPECT_EQ(pv.policy_id, 7u);
+    } else {
+      EXPECT_EQ(pv.verdict, WEFT_VERDICT_DENY);
+    }
+  }
+  // Unplaced workloads are not in the maps.
+  EXPECT_TRUE(ToKernel(*d, {}).endpoints.empty());
+  EXPECT_TRUE(ToKernel(*d, {}).policy.empty());
+}
+
+TEST(PolicyDesired, RejectsBadInput) {
+  struct Row {
+    const char* name;
+    std::function<void(v1::NodeConfig*)> mutate;
+    const char* want;  // substring of the error
+  } rows[] = {
+      {"bad address", [](v1::NodeConfig* c) { c->mutable_local_workloads(0)->set_addresses(0, "abc"); },
+       "address 0"},
+      {"verdict none", [](v1::NodeConfig* c) {
+         *c->mutable_local_workloads(0)->add_policy() = E(1, 1, v1::TCP, v1::VERDICT_NONE, 1);
+       }, "verdict"},
+      {"protocol unspecified", [](v1::NodeConfig* c) {
+         *c->mutable_local_workloads(0)->add_policy() = E(1, 1, v1::PROTOCOL_UNSPECIFIED, v1::ALLOW, 1);
+       }, "protocol"},
+      {"port too big", [](v1::NodeConfig* c) {
+         *c->mutable_local_workloads(0)->add_policy() = E(1, 70000, v1::TCP, v1::ALLOW, 1);
+       }, "port 70000"},
+      {"conflicting duplicate entry", [](v1::NodeConfig* c) {
+         *c->mutable_local_workloads(0)->add_policy() = E(1, 80, v1::TCP, v1::ALLOW, 1);
+         *c->mutable_local_workloads(0)->add_policy() = E(1, 80, v1::TCP, v1::DENY, 2);
+       }, "earlier entry"},
+      {"prefix too long", [](v1::NodeConfig* c) {
+         auto* ic = c->add_identity_cache();
+         ic->set_prefix(V4("10.0.0.0"));
+         ic->set_prefix_len(33);
+         ic->set_identity(300);
+       }, "prefix length 33"},
+      {"identity ANY in the cache", [](v1::NodeConfig* c) {
+         auto* ic = c->add_identity_cache();
+         ic->set_prefix(V4("10.0.0.0"));
+         ic->set_prefix_len(8);
+         ic->set_identity(0);
+       }, "identity 0"},
+      {"workload twice", [](v1::NodeConfig* c) { *c->add_local_workloads() = W("a", "10.0.0.9", 301); },
+       "listed twice"},
+  };
+  for (const auto& r : rows) {
+    SCOPED_TRACE(r.name);
+    v1::NodeConfig c;
+    *c.add_local_workloads() = W("a", "10.0.0.1", 300);
+    r.mutate(&c);
+    auto cfg = PolicyConfig::FromSnapshot(c);
+    Status st = cfg.ok() ? BuildPolicyDesired(*cfg).status() : cfg.status();
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.message().find(r.want), std::string::npos) << st.message();
+  }
+}
+
+TEST(PolicyDesired, DeltaUpsertsAndRemoves) {
+  v1::NodeConfig c;
+  *c.add_local_workloads() = W("a", "10.0.0.1", 300);
+  *c.add_local_workloads() = W("b", "10.0.0.2", 301);
+  auto* ic = c.add_identity_cache();
+  ic->set_prefix(V4("10.0.0.1"));
+  ic->set_prefix_len(32);
+  ic->set_identity(300);
+  auto* pn = c.add_policy_names();
+  pn->set_id(5);
+  pn->set_name("ns/x");
+  auto cfg = PolicyConfig::FromSnapshot(c);
+  ASSERT_TRUE(cfg.ok());
+
+  v1::NodeConfigDelta d;
+  d.add_removed_workloads("ns/b");
+  d.add_removed_workloads("ns/never-there");  // ignored
+  *d.add_upserted_workloads() = W("c", "10.0.0.3", 302);
+  auto* rm = d.add_removed_identity_cache();
+  rm->set_prefix(V4("10.0.0.1"));
+  rm->set_prefix_len(32);
+  auto* up = d.add_upserted_identity_cache();
+  up->set_prefix(V4("10.0.0.3"));
+  up->set_prefix_len(32);
+  up->set_identity(302);
+  d.add_removed_policy_names(5);
+  ASSERT_TRUE(cfg->ApplyDelta(d).ok());
+  auto des = BuildPolicyDesired(*cfg);
+  ASSERT_TRUE(des.ok());
+  EXPECT_EQ(des->endpoints.count("ns/a"), 1u);
+  EXPECT_EQ(des->endpoints.count("ns/b"), 0u);
+  EXPECT_EQ(des->endpoints.count("ns/c"), 1u);
+  ASSERT_EQ(des->identity.size(), 1u);
+  EXPECT_EQ(des->identity.begin()->second.identity, 302u);
+  EXPECT_TRUE(des->policy_names.empty());
+}
+
+}  // namespace
+}  // namespace weft::policy

@@ -1,0 +1,806 @@
+// Kernel tests of the agent's TC policy datapath (agent/policy/), label
+// `kernel`, RUN_SERIAL. A node netns N with two veth pairs to pod netns P1
+// (10.77.1.2) and P2 (10.77.2.2); the PolicyDatapath runs "in" N (the calling
+// thread setns()es into it, as the agent runs in its node's netns), finds the
+// host-side veths h1/h2 by route lookup, attaches, and is programmed from a
+// weft.v1.NodeConfig. Real TCP/UDP between the pods.
+#include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <bpf/libbpf.h>
+#include <fcntl.h>
+#include <gtest/gtest.h>
+#include <linux/pkt_cls.h>
+#include <net/if.h>
+#include <netinet/in.h>
+#include <poll.h>
+#include <sched.h>
+#include <sys/socket.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <chrono>
+#include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <thread>
+#include <vector>
+
+#include "agent/policy/netlink.hpp"
+#include "agent/policy/policy_datapath.hpp"
+#include "tests/kernel/support/kernel_env.hpp"
+#include "weft/sys.hpp"
+#include "weft/tc_policy.skel.h"
+#include "weft/unique_fd.hpp"
+
+namespace weft::ktest {
+namespace {
+
+using policy::PolicyDatapath;
+using Clock = std::chrono::steady_clock;
+
+class InNetns {
+ public:
+  explicit InNetns(const std::string& path) : self_(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) {
+    UniqueFd target(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    ok_ = self_ && target && setns(target.get(), CLONE_NEWNET) == 0;
+  }
+  ~InNetns() {
+    if (self_ && setns(self_.get(), CLONE_NEWNET) != 0) std::abort();  // never stay in a test netns
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  UniqueFd self_;
+  bool ok_ = false;
+};
+
+int SocketIn(const std::string& ns, int type) {
+  InNetns in(ns);
+  if (!in.ok()) return -errno;
+  int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  return fd < 0 ? -errno : fd;
+}
+
+// Connected TCP socket from netns `ns`, or -errno.
+int Connect(const std::string& ns, const std::string& ip, uint16_t port, int timeout_ms = 2000) {
+  int fd = SocketIn(ns, SOCK_STREAM);
+  if (fd < 0) return fd;
+  timeval tv{timeout_ms / 1000, (timeout_ms % 1000) * 1000};
+  setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+  setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+  SockAddr a = MakeSockAddr(ip, port);
+  if (connect(fd, reinterpret_cast<sockaddr*>(&a.ss), a.len) != 0) {
+    int e = errno;
+    close(fd);
+    return -e;
+  }
+  return fd;
+}
+
+uint64_t PercpuSum(int fd, uint32_t idx) {
+  std::vector<uint64_t> v(libbpf_num_possible_cpus());
+  if (bpf_map_lookup_elem(fd, &idx, v.data()) != 0) return ~0ull;
+  uint64_t s = 0;
+  for (auto x : v) s += x;
+  return s;
+}
+
+size_t CountEntries(int fd, size_t key_size) {
+  std::vector<uint8_t> k(key_size), n(key_size);
+  size_t c = 0;
+  void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, n.data()) == 0) {
+    ++c;
+    k = n;
+    prev = k.data();
+  }
+  return c;
+}
+
+// Program id of our filter on one hook of an interface in netns `ns` (0: none).
+uint32_t FilterProg(const std::string& ns, uint32_t ifindex, bpf_tc_attach_point point) {
+  InNetns in(ns);
+  bpf_tc_hook hook{};
+  hook.sz = sizeof(hook);
+  hook.ifindex = static_cast<int>(ifindex);
+  hook.attach_point = point;
+  bpf_tc_opts q{};
+  q.sz = sizeof(q);
+  q.handle = policy::kTcHandle;
+  q.priority = policy::kTcPriority;
+  libbpf_print_fn_t prev = libbpf_set_print(nullptr);
+  int err = bpf_tc_query(&hook, &q);
+  libbpf_set_print(prev);
+  return err == 0 ? q.prog_id : 0;
+}
+
+uint32_t ProgId(int fd) {
+  bpf_prog_info info{};
+  __u32 len = sizeof(info);
+  if (bpf_obj_get_info_by_fd(fd, &info, &len) != 0) return 0;
+  return info.id;
+}
+
+uint32_t PinnedProgId(const std::string& pin) {
+  UniqueFd fd(bpf_obj_get(pin.c_str()));
+  return fd ? ProgId(fd.get()) : 0;
+}
+
+// ---- config builders ------------------------------------------------------------
+constexpr uint32_t kP1 = 2001, kP2 = 2002;
+constexpr const char* kIp1 = "10.77.1.2";
+constexpr const char* kIp2 = "10.77.2.2";
+
+std::string V4(const char* ip) {
+  in_addr a{};
+  inet_pton(AF_INET, ip, &a);
+  return std::string(reinterpret_cast<const char*>(&a), 4);
+}
+
+v1::PolicyEntry Entry(uint32_t peer, uint32_t port, v1::Protocol proto, v1::Verdict verdict, uint32_t policy_id) {
+  v1::PolicyEntry e;
+  e.set_peer_identity(peer);
+  e.set_port(port);
+  e.set_protocol(proto);
+  e.set_direction(v1::INGRESS);
+  e.set_verdict(verdict);
+  e.set_policy_id(policy_id);
+  return e;
+}
+
+v1::Workload Workload(const std::string& name, const char* ip, uint32_t identity, bool enforce,
+                      const std::vector<v1::PolicyEntry>& entries) {
+  v1::Workload w;
+  w.set_namespace_("default");
+  w.set_name(name);
+  w.add_addresses(V4(ip));
+  w.set_service_account(name);
+  w.set_spiffe_id("spiffe://cluster.local/ns/default/sa/" + name);
+  w.set_identity(identity);
+  w.set_enforce_ingress(enforce);
+  for (const auto& e : entries) *w.add_policy() = e;
+  if (enforce) w.add_policies("default/p2-policy");
+  return w;
+}
+
+// P2 admits from P1: TCP 8080 (policy 21), UDP 5300 (policy 22); denies TCP
+// 9090 explicitly (policy 23); the rest is default-denied.
+v1::NodeConfig BaseConfig() {
+  v1::NodeConfig c;
+  *c.add_local_workloads() = Workload("p1", kIp1, kP1, false, {});
+  *c.add_local_workloads() =
+      Workload("p2", kIp2, kP2, true,
+               {Entry(kP1, 8080, v1::TCP, v1::ALLOW, 21), Entry(kP1, 5300, v1::UDP, v1::ALLOW, 22),
+                Entry(kP1, 9090, v1::TCP, v1::DENY, 23)});
+  for (auto [ip, id] : {std::pair{kIp1, kP1}, std::pair{kIp2, kP2}}) {
+    auto* e = c.add_identity_cache();
+    e->set_prefix(V4(ip));
+    e->set_prefix_len(32);
+    e->set_identity(id);
+  }
+  for (auto [id, name] : {std::pair{kP1, "p1"}, std::pair{kP2, "p2"}}) {
+    auto* i = c.add_identities();
+    i->set_id(id);
+    i->set_spiffe_id(std::string("spiffe://cluster.local/ns/default/sa/") + name);
+    i->set_namespace_("default");
+    i->set_service_account(name);
+  }
+  for (auto [id, name, action] : {std::tuple{21u, "default/allow-8080", "ALLOW"},
+                                  std::tuple{22u, "default/allow-dns", "ALLOW"},
+                                  std::tuple{23u, "default/deny-9090", "DENY"}}) {
+    auto* p = c.add_policy_names();
+    p->set_id(id);
+    p->set_name(name);
+    p->set_action(action);
+  }
+  return c;
+}
+
+// ---- fixture ----------------------------------------------------------------------
+class PolicyAgentTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    WEFT_REQUIRE_KERNEL();
+    for (auto* ns : {&node_, &p1_, &p2_}) {
+      auto n = Netns::Create({});
+      ASSERT_TRUE(n.ok()) << n.status().message();
+      *ns = std::move(*n);
+    }
+    const std::string N = node_->name();
+    auto run = [](const std::vector<std::string>& argv) {
+      Status st = sys::Run(argv);
+      ASSERT_TRUE(st.ok()) << st.message();
+    };
+    run({"ip", "-n", N, "link", "add", "h1", "type", "veth", "peer", "name", "e1", "netns", p1_->name()});
+    run({"ip", "-n", N, "link", "add", "h2", "type", "veth", "peer", "name", "e2", "netns", p2_->name()});
+    run({"ip", "-n", N, "addr", "add", "10.77.1.1/24", "dev", "h1"});
+    run({"ip", "-n", N, "addr", "add", "10.77.2.1/24", "dev", "h2"});
+    run({"ip", "-n", N, "link", "set", "h1", "up"});
+    run({"ip", "-n", N, "link", "set", "h2", "up"});
+    run({"ip", "netns", "exec", N, "sysctl", "-qw", "net.ipv4.ip_forward=1"});
+    for (auto [ns, dev, addr, other] :
+         {std::tuple{p1_.get(), "e1", "10.77.1.2/24", "10.77.2.0/24 via 10.77.1.1"},
+          std::tuple{p2_.get(), "e2", "10.77.2.2/24", "10.77.1.0/24 via 10.77.2.1"}}) {
+      run({"ip", "-n", ns->name(), "addr", "add", addr, "dev", dev});
+      run({"ip", "-n", ns->name(), "link", "set", dev, "up"});
+      std::string o = other;
+      run({"ip", "-n", ns->name(), "route", "add", o.substr(0, o.find(' ')), "via", o.substr(o.rfind(' ') + 1)});
+    }
+    {
+      InNetns in(node_->path());
+      h1_ = if_nametoindex("h1");
+      h2_ = if_nametoindex("h2");
+    }
+    ASSERT_NE(h1_, 0u);
+    ASSERT_NE(h2_, 0u);
+    auto d = PinDir::Create();
+    ASSERT_TRUE(d.ok()) << d.status().message();
+    pins_ = std::move(*d);
+    state_dir_ = "/tmp/" + UniqueName("weft-pstate-");
+    StartListeners();
+  }
+
+  void TearDown() override {
+    stop_ = true;
+    for (auto& t : servers_) t.join();
+    servers_.clear();
+    listeners_.clear();
+    dp_.reset();
+    if (pins_) {
+      InNetns in(node_ ? node_->path() : "/proc/self/ns/net");
+      auto r = policy::CleanupPolicy(pins_->path(), "n1");
+      EXPECT_TRUE(r.ok()) << r.status().message();
+      std::error_code ec;
+      std::filesystem::remove_all(pins_->path() + "/n1", ec);  // maps (datapath::Cleanup's job in the agent)
+      EXPECT_TRUE(pins_->Remove().ok());
+    }
+    std::error_code ec;
+    if (!state_dir_.empty()) std::filesystem::remove_all(state_dir_, ec);
+    for (auto* ns : {&p1_, &p2_, &node_})
+      if (*ns) {
+        EXPECT_TRUE((*ns)->Remove().ok());
+      }
+  }
+
+  // TCP echo servers in P2 on 8080, 8081, 9090; a UDP counter on 5300.
+  void StartListeners() {
+    for (uint16_t port : {8080, 8081, 9090}) {
+      int fd = SocketIn(p2_->path(), SOCK_STREAM);
+      ASSERT_GE(fd, 0);
+      int one = 1;
+      setsockopt(fd, SOL_SOCKET, SO_REUSEADDR, &one, sizeof(one));
+      SockAddr a = MakeSockAddr(kIp2, port);
+      ASSERT_EQ(bind(fd, reinterpret_cast<sockaddr*>(&a.ss), a.len), 0) << strerror(errno);
+      ASSERT_EQ(listen(fd, 1024), 0);
+      listeners_.emplace_back(fd);
+      servers_.emplace_back([this, fd] {
+        std::vector<std::thread> conns;
+        while (!stop_) {
+          pollfd p{fd, POLLIN, 0};
+          if (poll(&p, 1, 50) <= 0) continue;
+          int c = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
+          if (c < 0) continue;
+          conns.emplace_back([this, c] {
+            char buf[4096];
+            while (!stop_) {
+              pollfd p{c, POLLIN, 0};
+              if (poll(&p, 1, 50) <= 0) continue;
+              ssize_t n = recv(c, buf, sizeof(buf), 0);
+              if (n <= 0) break;
+              if (send(c, buf, n, MSG_NOSIGNAL) != n) break;
+            }
+            close(c);
+          });
+        }
+        for (auto& t : conns) t.join();
+      });
+    }
+    int u = SocketIn(p2_->path(), SOCK_DGRAM);
+    ASSERT_GE(u, 0);
+    SockAddr a = MakeSockAddr(kIp2, 5300);
+    ASSERT_EQ(bind(u, reinterpret_cast<sockaddr*>(&a.ss), a.len), 0);
+    listeners_.emplace_back(u);
+    servers_.emplace_back([this, u] {
+      char buf[64];
+      while (!stop_) {
+        pollfd p{u, POLLIN, 0};
+        if (poll(&p, 1, 50) <= 0) continue;
+        while (recv(u, buf, sizeof(buf), MSG_DONTWAIT) > 0) ++udp_received_;
+      }
+    });
+  }
+
+  Result<std::unique_ptr<PolicyDatapath>> NewDatapath() {
+    InNetns in(node_->path());
+    policy::PolicyOptions o;
+    o.pin_root = pins_->path();
+    o.node = "n1";
+    o.state_dir = state_dir_;
+    o.capacities.ct = 1 << 14;
+    o.capacities.identity = 1 << 10;
+    o.capacities.policy = 1 << 10;
+    o.capacities.flows = 1 << 12;
+    o.lock_node = true;
+    auto dp = PolicyDatapath::Load(o);
+    if (!dp.ok()) return dp.status();
+    WEFT_RETURN_IF_ERROR((*dp)->Attach());
+    return dp;
+  }
+  Status Apply(const v1::NodeConfig& c, uint64_t version) {
+    InNetns in(node_->path());
+    return dp_->Apply(c, version);
+  }
+  void Start() {
+    auto dp = NewDatapath();
+    ASSERT_TRUE(dp.ok()) << dp.status().message();
+    dp_ = std::move(*dp);
+    Status st = Apply(BaseConfig(), 1);
+    ASSERT_TRUE(st.ok()) << st.message();
+  }
+  uint64_t Drops(uint32_t reason) { return PercpuSum(bpf_map__fd(dp_->skel().maps.weft_drop_stats), reason); }
+
+  std::unique_ptr<Netns> node_, p1_, p2_;
+  std::unique_ptr<PinDir> pins_;
+  std::string state_dir_;
+  uint32_t h1_ = 0, h2_ = 0;
+  std::unique_ptr<PolicyDatapath> dp_;
+  std::vector<UniqueFd> listeners_;
+  std::vector<std::thread> servers_;
+  std::atomic<bool> stop_{false};
+  std::atomic<uint64_t> udp_received_{0};
+};
+
+// Connect outcome: 0 = connected and echoed, else the errno; and how long it took.
+struct Outcome {
+  int err;
+  long ms;
+};
+Outcome TryConnect(const std::string& ns, uint16_t port) {
+  auto t0 = Clock::now();
+  int fd = Connect(ns, kIp2, port);
+  int err = 0;
+  if (fd < 0) {
+    err = -fd;
+  } else {
+    char c = 'x', r = 0;
+    if (send(fd, &c, 1, MSG_NOSIGNAL) != 1 || recv(fd, &r, 1, 0) != 1 || r != 'x') err = errno ? errno : EIO;
+    CloseRst(fd);
+  }
+  return {err, static_cast<long>(std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count())};
+}
+
+TEST_F(PolicyAgentTest, ProgrammedFromNodeConfigAllowsAndDenies) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  // Placement by route lookup: p1 -> h1, p2 -> h2, small stable endpoint ids.
+  ASSERT_EQ(dp_->endpoints().size(), 2u);
+  for (const auto& e : dp_->endpoints()) {
+    EXPECT_EQ(e.ifindex, e.workload == "default/p1" ? h1_ : h2_) << e.workload;
+    EXPECT_EQ(e.ifname, e.workload == "default/p1" ? "h1" : "h2");
+    EXPECT_GE(e.ep_id, 1u);
+    EXPECT_LE(e.ep_id, 2u);
+  }
+  // Attached on both hooks of both veths; the pinned programs are the attached ones.
+  for (uint32_t ifx : {h1_, h2_}) {
+    EXPECT_EQ(FilterProg(node_->path(), ifx, BPF_TC_INGRESS), PinnedProgId(dp_->prog_pin(true)));
+    EXPECT_EQ(FilterProg(node_->path(), ifx, BPF_TC_EGRESS), PinnedProgId(dp_->prog_pin(false)));
+  }
+  EXPECT_NE(PinnedProgId(dp_->prog_pin(true)), 0u);
+
+  struct Case {
+    uint16_t port;
+    int want;  // 0 or an accepted errno
+    uint32_t reason;
+  } cases[] = {
+      {8080, 0, 0},
+      {8081, ECONNREFUSED, WEFT_DROP_POLICY_DEFAULT},
+      {9090, ECONNREFUSED, WEFT_DROP_POLICY_DENIED},
+      {8080, 0, 0},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE("port " + std::to_string(c.port));
+    uint64_t before = c.reason ? Drops(c.reason) : 0;
+    Outcome o = TryConnect(p1_->path(), c.port);
+    if (c.want == 0) {
+      EXPECT_EQ(o.err, 0) << strerror(o.err);
+    } else {
+      EXPECT_TRUE(o.err == ECONNREFUSED || o.err == ECONNRESET) << strerror(o.err);
+      EXPECT_LT(o.ms, 1500) << "a denied connect must fail fast";
+      EXPECT_EQ(Drops(c.reason), before + 1);
+    }
+  }
+
+  // names.json: written atomically after the apply.
+  std::ifstream in(state_dir_ + "/n1/names.json");
+  ASSERT_TRUE(in.good());
+  auto j = nlohmann::json::parse(in);
+  EXPECT_EQ(j["version"], 1);
+  EXPECT_EQ(j["identities"].size(), 2u);
+  EXPECT_EQ(j["policies"].size(), 3u);
+  ASSERT_EQ(j["endpoints"].size(), 2u);
+  EXPECT_EQ(j["endpoints"][1]["workload"], "default/p2");
+  EXPECT_EQ(j["endpoints"][1]["ifname"], "h2");
+  EXPECT_EQ(j["endpoints"][1]["ifindex"], h2_);
+  EXPECT_EQ(j["endpoints"][1]["enforce_ingress"], true);
+  EXPECT_EQ(j["endpoints"][1]["addresses"][0], kIp2);
+
+  // Metrics decode identities and policy names.
+  auto pc = dp_->ReadPolicyCounters();
+  ASSERT_TRUE(pc.ok()) << pc.status().message();
+  bool saw_allowed = false, saw_denied = false;
+  for (const auto& f : pc->flows) {
+    if (f.dport == 8080 && f.verdict == "allowed" && f.policy == "default/allow-8080" &&
+        f.src == "spiffe://cluster.local/ns/default/sa/p1" && f.dst == "spiffe://cluster.local/ns/default/sa/p2")
+      saw_allowed = f.connections == 2;
+    if (f.dport == 9090 && f.verdict == "denied" && f.reason == "policy_denied" && f.policy == "default/deny-9090")
+      saw_denied = f.connections == 1;
+  }
+  EXPECT_TRUE(saw_allowed);
+  EXPECT_TRUE(saw_denied);
+}
+
+TEST_F(PolicyAgentTest, PolicyChangeCutsEstablishedConnection) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  int fd = Connect(p1_->path(), kIp2, 8080);
+  ASSERT_GE(fd, 0) << strerror(-fd);
+  UniqueFd c(fd);
+  char b = 'a';
+  ASSERT_EQ(send(fd, &b, 1, MSG_NOSIGNAL), 1);
+  ASSERT_EQ(recv(fd, &b, 1, 0), 1);
+  uint32_t rev0 = dp_->policy_revision();
+
+  // Same config, but 8080 now denied by policy 23.
+  v1::NodeConfig deny = BaseConfig();
+  auto* p2 = deny.mutable_local_workloads(1);
+  p2->mutable_policy(0)->set_verdict(v1::DENY);
+  p2->mutable_policy(0)->set_policy_id(23);
+  ASSERT_TRUE(Apply(deny, 2).ok());
+  EXPECT_EQ(dp_->policy_revision(), rev0 + 1);
+  uint64_t denied0 = Drops(WEFT_DROP_POLICY_DENIED);
+
+  auto t0 = Clock::now();
+  int err = 0;
+  for (int i = 0; i < 3 && err == 0; ++i) {
+    if (send(fd, &b, 1, MSG_NOSIGNAL) != 1) {
+      err = errno;
+      break;
+    }
+    if (recv(fd, &b, 1, 0) != 1) err = errno ? errno : EPIPE;
+  }
+  long ms = std::chrono::duration_cast<std::chrono::milliseconds>(Clock::now() - t0).count();
+  EXPECT_EQ(err, ECONNRESET) << strerror(err);
+  EXPECT_LT(ms, 1500) << "the cut must be fast, not a timeout";
+  EXPECT_GE(Drops(WEFT_DROP_POLICY_DENIED), denied0 + 1);
+  // New connections too.
+  EXPECT_NE(TryConnect(p1_->path(), 8080).err, 0);
+
+  // Allowed again: new connections pass.
+  ASSERT_TRUE(Apply(BaseConfig(), 3).ok());
+  EXPECT_EQ(TryConnect(p1_->path(), 8080).err, 0);
+}
+
+// Unchanged config: no map write, no revision bump (a re-sent snapshot never
+// re-evaluates established flows).
+TEST_F(PolicyAgentTest, SameConfigWritesNothing) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  uint32_t rev = dp_->policy_revision();
+  ASSERT_TRUE(Apply(BaseConfig(), 2).ok());
+  EXPECT_EQ(dp_->policy_revision(), rev);
+}
+
+TEST_F(PolicyAgentTest, RestartReplacesProgramsWithoutLossAndKeepsState) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  const uint32_t old_from = PinnedProgId(dp_->prog_pin(true));
+  std::map<std::string, uint32_t> ids;
+  for (const auto& e : dp_->endpoints()) ids[e.workload] = e.ep_id;
+
+  // An ongoing TCP stream (echo) and UDP stream from P1 to P2.
+  int tfd = Connect(p1_->path(), kIp2, 8080);
+  ASSERT_GE(tfd, 0) << strerror(-tfd);
+  UniqueFd tcp(tfd);
+  int ufd = SocketIn(p1_->path(), SOCK_DGRAM);
+  ASSERT_GE(ufd, 0);
+  UniqueFd udp(ufd);
+  SockAddr ua = MakeSockAddr(kIp2, 5300);
+  ASSERT_EQ(connect(ufd, reinterpret_cast<sockaddr*>(&ua.ss), ua.len), 0);
+  std::atomic<bool> done{false};
+  std::atomic<int> tcp_errors{0};
+  std::atomic<uint64_t> udp_sent{0}, tcp_rounds{0};
+  std::thread traffic([&] {
+    auto end = Clock::now() + std::chrono::seconds(10);  // bounded
+    while (!done && Clock::now() < end) {
+      char b = 'y';
+      if (send(tfd, &b, 1, MSG_NOSIGNAL) != 1 || recv(tfd, &b, 1, 0) != 1) {
+        ++tcp_errors;
+        break;
+      }
+      ++tcp_rounds;
+      if (send(ufd, "u", 1, 0) == 1) ++udp_sent;
+      std::this_thread::sleep_for(std::chrono::microseconds(200));
+    }
+  });
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+
+  // "kill -9": the object goes, pins and filters stay. A new instance adopts
+  // them and replaces the programs in place.
+  dp_.reset();
+  std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  auto dp = NewDatapath();
+  ASSERT_TRUE(dp.ok()) << dp.status().message();
+  dp_ = std::move(*dp);
+  ASSERT_TRUE(Apply(BaseConfig(), 1).ok());
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));
+  done = true;
+  traffic.join();
+
+  EXPECT_EQ(tcp_errors, 0);
+  EXPECT_GT(tcp_rounds, 100u);
+  auto deadline = Clock::now() + std::chrono::seconds(1);
+  while (udp_received_ < udp_sent && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  EXPECT_EQ(udp_received_.load(), udp_sent.load()) << "datagrams lost across the restart";
+
+  const uint32_t new_from = PinnedProgId(dp_->prog_pin(true));
+  EXPECT_NE(new_from, old_from) << "the new agent's program is pinned";
+  for (uint32_t ifx : {h1_, h2_}) {
+    EXPECT_EQ(FilterProg(node_->path(), ifx, BPF_TC_INGRESS), new_from) << "ifindex " << ifx;
+    EXPECT_EQ(FilterProg(node_->path(), ifx, BPF_TC_EGRESS), PinnedProgId(dp_->prog_pin(false)));
+  }
+  for (const auto& e : dp_->endpoints()) EXPECT_EQ(e.ep_id, ids[e.workload]) << e.workload << ": ep id adopted";
+  // Denied stays denied.
+  Outcome o = TryConnect(p1_->path(), 9090);
+  EXPECT_TRUE(o.err == ECONNREFUSED || o.err == ECONNRESET) << strerror(o.err);
+}
+
+TEST_F(PolicyAgentTest, DeltaRemovingWorkloadDetachesAndCleanupRemovesAll) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  v1::NodeConfigDelta d;
+  d.add_removed_workloads("default/p2");
+  {
+    InNetns in(node_->path());
+    ASSERT_TRUE(dp_->ApplyDelta(d, 2).ok());
+  }
+  EXPECT_EQ(FilterProg(node_->path(), h2_, BPF_TC_INGRESS), 0u);
+  EXPECT_EQ(FilterProg(node_->path(), h2_, BPF_TC_EGRESS), 0u);
+  EXPECT_NE(FilterProg(node_->path(), h1_, BPF_TC_INGRESS), 0u);
+  EXPECT_EQ(CountEntries(bpf_map__fd(dp_->skel().maps.weft_policy), sizeof(weft_policy_key)), 0u);
+  EXPECT_EQ(CountEntries(bpf_map__fd(dp_->skel().maps.weft_endpoints), sizeof(uint32_t)), 1u);
+  // No policy on P2 now: everything passes.
+  EXPECT_EQ(TryConnect(p1_->path(), 8081).err, 0);
+  {
+    InNetns in(node_->path());
+    auto n = policy::CountTcFilters(h2_, false);
+    ASSERT_TRUE(n.ok());
+    EXPECT_EQ(*n, 0);
+  }
+
+  dp_.reset();
+  {
+    InNetns in(node_->path());
+    auto r = policy::CleanupPolicy(pins_->path(), "n1");
+    ASSERT_TRUE(r.ok()) << r.status().message();
+    EXPECT_FALSE(r->removed.empty());
+    auto n = policy::CountTcFilters(h1_, false);
+    ASSERT_TRUE(n.ok());
+    EXPECT_EQ(*n, 0);
+    auto again = policy::CleanupPolicy(pins_->path(), "n1");  // idempotent
+    ASSERT_TRUE(again.ok());
+    EXPECT_TRUE(again->removed.empty());
+  }
+  EXPECT_EQ(FilterProg(node_->path(), h1_, BPF_TC_INGRESS), 0u);
+  EXPECT_FALSE(std::filesystem::exists(pins_->path() + "/n1/progs"));
+  // tc shows no qdisc either.
+  std::string out;
+  auto rc = sys::RunCommand({"ip", "netns", "exec", node_->name(), "tc", "qdisc", "show", "dev", "h1"}, &out);
+  ASSERT_TRUE(rc.ok());
+  EXPECT_EQ(out.find("clsact"), std::string::npos) << out;
+}
+
+// A workload whose veth does not exist yet is not placed (no filter, no
+// endpoint); Refresh() places it once the interface appears.
+TEST_F(PolicyAgentTest, WorkloadPlacedWhenItsInterfaceAppears) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  v1::NodeConfig c = BaseConfig();
+  *c.add_local_workloads() = Workload("p3", "10.77.3.2", 2003, true, {Entry(kP1, 80, v1::TCP, v1::ALLOW, 21)});
+  ASSERT_TRUE(Apply(c, 2).ok());
+  EXPECT_TRUE(dp_->has_unplaced());
+  EXPECT_EQ(dp_->endpoints().size(), 2u);
+  std::unique_ptr<Netns> p3;
+  {
+    auto n = Netns::Create({});
+    ASSERT_TRUE(n.ok()) << n.status().message();
+    p3 = std::move(*n);
+  }
+  const std::string N = node_->name();
+  for (const auto& argv : std::vector<std::vector<std::string>>{
+           {"ip", "-n", N, "link", "add", "h3", "type", "veth", "peer", "name", "e3", "netns", p3->name()},
+           {"ip", "-n", N, "addr", "add", "10.77.3.1/24", "dev", "h3"},
+           {"ip", "-n", N, "link", "set", "h3", "up"}}) {
+    Status st = sys::Run(argv);
+    ASSERT_TRUE(st.ok()) << st.message();
+  }
+  {
+    InNetns in(node_->path());
+    Status st = dp_->Refresh();
+    ASSERT_TRUE(st.ok()) << st.message();
+  }
+  EXPECT_FALSE(dp_->has_unplaced());
+  ASSERT_EQ(dp_->endpoints().size(), 3u);
+  uint32_t h3 = 0;
+  for (const auto& e : dp_->endpoints())
+    if (e.workload == "default/p3") h3 = e.ifindex;
+  ASSERT_NE(h3, 0u);
+  EXPECT_NE(FilterProg(node_->path(), h3, BPF_TC_INGRESS), 0u);
+  EXPECT_EQ(CountEntries(bpf_map__fd(dp_->skel().maps.weft_endpoints), sizeof(uint32_t)), 3u);
+  EXPECT_TRUE(p3->Remove().ok());  // takes e3, and h3 with it
+}
+
+// The rtnetlink helper: the route to a workload's address gives its veth;
+// local, unreachable and gateway routes are refused (never an uplink).
+TEST_F(PolicyAgentTest, RouteLookupTable) {
+  const std::string N = node_->name();
+  for (const auto& argv : std::vector<std::vector<std::string>>{
+           {"ip", "-n", N, "-6", "addr", "add", "fd77:2::1/64", "dev", "h2", "nodad"},
+           {"ip", "-n", N, "route", "add", "10.99.0.0/16", "via", "10.77.1.2"},
+           {"ip", "-n", N, "link", "add", "d0", "type", "bridge"},
+           {"ip", "-n", N, "addr", "add", "10.88.0.1/24", "dev", "d0"},
+           {"ip", "-n", N, "link", "set", "d0", "up"}}) {
+    Status st = sys::Run(argv);
+    ASSERT_TRUE(st.ok()) << st.message();
+  }
+  struct Case {
+    const char* addr;
+    const char* ifname;  // nullptr: an error containing `error`
+    const char* kind;
+    const char* error;
+  } cases[] = {
+      {"10.77.1.2", "h1", "veth", nullptr},
+      {"10.77.2.2", "h2", "veth", nullptr},
+      {"fd77:2::2", "h2", "veth", nullptr},
+      {"10.88.0.5", "d0", "bridge", nullptr},  // found; ApplyDesired refuses a non-veth
+      {"10.77.1.1", nullptr, nullptr, "not a unicast route"},
+      {"10.99.1.1", nullptr, nullptr, "gateway"},
+      {"192.0.2.1", nullptr, nullptr, "route lookup of 192.0.2.1"},
+  };
+  InNetns in(node_->path());
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.addr);
+    auto r = policy::RouteToInterface(*IpAddr::Parse(c.addr));
+    if (c.ifname) {
+      ASSERT_TRUE(r.ok()) << r.status().message();
+      EXPECT_EQ(r->name, c.ifname);
+      EXPECT_EQ(r->kind, c.kind);
+    } else {
+      ASSERT_FALSE(r.ok());
+      EXPECT_NE(r.status().message().find(c.error), std::string::npos) << r.status().message();
+    }
+  }
+}
+
+// ---- trace mode: BPF_PROG_TEST_RUN on the pinned programs -------------------------
+std::vector<uint8_t> Packet(const char* src, const char* dst, uint8_t proto, uint16_t sport, uint16_t dport,
+                            uint8_t flags) {
+  std::vector<uint8_t> p(14 + 20 + (proto == IPPROTO_TCP ? 20 : 8), 0);
+  p[0] = 0x02, p[5] = 2, p[6] = 0x02, p[11] = 1;
+  p[12] = 0x08;
+  uint8_t* ip = &p[14];
+  ip[0] = 0x45;
+  uint16_t tot = htons(p.size() - 14);
+  std::memcpy(ip + 2, &tot, 2);
+  ip[8] = 64, ip[9] = proto;
+  inet_pton(AF_INET, src, ip + 12);
+  inet_pton(AF_INET, dst, ip + 16);
+  uint8_t* l4 = ip + 20;
+  uint16_t s = htons(sport), d = htons(dport);
+  std::memcpy(l4, &s, 2), std::memcpy(l4 + 2, &d, 2);
+  if (proto == IPPROTO_TCP) {
+    l4[12] = 5 << 4;
+    l4[13] = flags;
+  } else {
+    uint16_t len = htons(8);
+    std::memcpy(l4 + 4, &len, 2);
+  }
+  return p;
+}
+
+struct TraceOut {
+  int ret = -1;
+  uint32_t verdict = 0, reason = 0, stage = 0, policy = 0, peer = 0, ep = 0, magic = ~0u;
+};
+
+TraceOut Trace(const std::string& ns, const std::string& pin, uint32_t ifindex, const std::vector<uint8_t>& pkt) {
+  InNetns in(ns);
+  UniqueFd prog(bpf_obj_get(pin.c_str()));
+  TraceOut t;
+  if (!prog) return t;
+  __sk_buff ctx{};
+  ctx.ifindex = ifindex;
+  ctx.mark = WEFT_TRACE_MARK;
+  ctx.cb[WEFT_TRACE_CB_MAGIC] = WEFT_TRACE_MAGIC;
+  __sk_buff out{};
+  std::vector<uint8_t> data_out(pkt.size() + 256);
+  LIBBPF_OPTS(bpf_test_run_opts, opts, .data_in = pkt.data(), .data_out = data_out.data(),
+              .data_size_in = static_cast<__u32>(pkt.size()), .data_size_out = static_cast<__u32>(data_out.size()),
+              .ctx_in = &ctx, .ctx_out = &out, .ctx_size_in = sizeof(ctx), .ctx_size_out = sizeof(out),
+              .repeat = 1);
+  if (bpf_prog_test_run_opts(prog.get(), &opts) != 0) {
+    t.ret = -1000 - errno;
+    return t;
+  }
+  t.ret = static_cast<int>(opts.retval);
+  uint32_t r = out.cb[WEFT_TRACE_CB_RESULT];
+  t.verdict = r & 0xff, t.reason = (r >> 8) & 0xff, t.stage = (r >> 16) & 0xff;
+  t.policy = out.cb[WEFT_TRACE_CB_POLICY], t.peer = out.cb[WEFT_TRACE_CB_PEER], t.ep = out.cb[WEFT_TRACE_CB_EP];
+  t.magic = out.cb[WEFT_TRACE_CB_MAGIC];
+  return t;
+}
+
+TEST_F(PolicyAgentTest, TraceModeDecidesWithoutSideEffects) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  ASSERT_EQ(TryConnect(p1_->path(), 8080).err, 0);  // one real flow in CT (and in the counters)
+  tc_policy& s = dp_->skel();
+  auto snapshot = [&] {
+    return std::vector<uint64_t>{
+        CountEntries(bpf_map__fd(s.maps.weft_ct), sizeof(weft_ct_key)),
+        CountEntries(bpf_map__fd(s.maps.weft_flows), sizeof(weft_flow_key)),
+        PercpuSum(bpf_map__fd(s.maps.weft_drop_stats), WEFT_DROP_POLICY_DEFAULT),
+        PercpuSum(bpf_map__fd(s.maps.weft_drop_stats), WEFT_DROP_POLICY_DENIED),
+        PercpuSum(bpf_map__fd(s.maps.weft_ev_stats), WEFT_EVSTAT_SENT),
+        PercpuSum(bpf_map__fd(s.maps.weft_ev_stats), WEFT_EVSTAT_LOST),
+    };
+  };
+  uint32_t ep2 = 0;
+  for (const auto& e : dp_->endpoints())
+    if (e.workload == "default/p2") ep2 = e.ep_id;
+  const auto before = snapshot();
+  const std::string to_pod = dp_->prog_pin(false), from_pod = dp_->prog_pin(true);
+  constexpr uint8_t kSyn = 0x02, kAck = 0x10;
+  struct Case {
+    const char* name;
+    std::string prog;
+    uint32_t ifindex;
+    std::vector<uint8_t> pkt;
+    int ret;
+    uint32_t verdict, reason, stage, policy, peer;
+  } cases[] = {
+      {"allowed SYN to p2:8080", to_pod, h2_, Packet(kIp1, kIp2, IPPROTO_TCP, 41000, 8080, kSyn), TC_ACT_OK,
+       WEFT_VERDICT_ALLOW, 0, WEFT_TRACE_STAGE_POLICY, 21, kP1},
+      {"default-denied SYN to p2:8081", to_pod, h2_, Packet(kIp1, kIp2, IPPROTO_TCP, 41000, 8081, kSyn), TC_ACT_SHOT,
+       WEFT_VERDICT_DENY, WEFT_DROP_POLICY_DEFAULT, WEFT_TRACE_STAGE_POLICY, 0, kP1},
+      {"explicitly denied SYN to p2:9090", to_pod, h2_, Packet(kIp1, kIp2, IPPROTO_TCP, 41000, 9090, kSyn),
+       TC_ACT_SHOT, WEFT_VERDICT_DENY, WEFT_DROP_POLICY_DENIED, WEFT_TRACE_STAGE_POLICY, 23, kP1},
+      {"unknown peer to p2:8080", to_pod, h2_, Packet("10.77.9.9", kIp2, IPPROTO_TCP, 41000, 8080, kSyn),
+       TC_ACT_SHOT, WEFT_VERDICT_DENY, WEFT_DROP_NO_IDENTITY, WEFT_TRACE_STAGE_POLICY, 0, WEFT_IDENTITY_UNKNOWN},
+      {"allowed UDP to p2:5300", to_pod, h2_, Packet(kIp1, kIp2, IPPROTO_UDP, 41000, 5300, 0), TC_ACT_OK,
+       WEFT_VERDICT_ALLOW, 0, WEFT_TRACE_STAGE_POLICY, 22, kP1},
+      {"denied ACK without conntrack (no RST in trace)", to_pod, h2_,
+       Packet(kIp1, kIp2, IPPROTO_TCP, 41000, 8081, kAck), TC_ACT_SHOT, WEFT_VERDICT_DENY, WEFT_DROP_POLICY_DEFAULT,
+       WEFT_TRACE_STAGE_POLICY, 0, kP1},
+      {"p2's egress is not enforced", from_pod, h2_, Packet(kIp2, kIp1, IPPROTO_TCP, 41000, 80, kSyn), TC_ACT_OK,
+       WEFT_VERDICT_ALLOW, 0, WEFT_TRACE_STAGE_UNENFORCED_DIR, 0, kP1},
+      {"p1 enforces nothing", from_pod, h1_, Packet(kIp1, kIp2, IPPROTO_TCP, 41000, 8081, kSyn), TC_ACT_OK,
+       WEFT_VERDICT_ALLOW, 0, WEFT_TRACE_STAGE_NOT_ENFORCED, 0, 0},
+      {"not an endpoint (loopback)", to_pod, 1, Packet(kIp1, kIp2, IPPROTO_TCP, 41000, 8081, kSyn), TC_ACT_OK,
+       WEFT_VERDICT_ALLOW, 0, WEFT_TRACE_STAGE_NO_ENDPOINT, 0, 0},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    TraceOut t = Trace(node_->path(), c.prog, c.ifindex, c.pkt);
+    EXPECT_EQ(t.ret, c.ret);
+    EXPECT_EQ(t.magic, 0u) << "ran in trace mode";
+    EXPECT_EQ(t.verdict, c.verdict);
+    EXPECT_EQ(t.reason, c.reason);
+    EXPECT_EQ(t.stage, c.stage);
+    EXPECT_EQ(t.policy, c.policy);
+    EXPECT_EQ(t.peer, c.peer);
+    if (c.stage != WEFT_TRACE_STAGE_NO_ENDPOINT && c.stage != WEFT_TRACE_STAGE_NOT_ENFORCED) {
+      EXPECT_EQ(t.ep, c.ifindex == h2_ ? ep2 : t.ep);
+    }
+  }
+  EXPECT_EQ(snapshot(), before) << "trace mode touched conntrack, flows, drop or event counters";
+  // The established flow is seen through conntrack, also without side effects.
+}
+
+}  // namespace
+}  // namespace weft::ktest
