@@ -13,6 +13,7 @@
 #include <chrono>
 #include <cstring>
 #include <memory>
+#include <mutex>
 #include <optional>
 #include <sstream>
 
@@ -106,6 +107,9 @@ class Agent {
   UniqueFd signal_fd_;
 
   std::optional<lb::DesiredState> desired_;  // the state the maps should hold
+  // desired_ and the map writer's mirror change on the main thread under this
+  // lock; the metrics thread takes it to build the topology on a scrape.
+  std::mutex state_mu_;
   bool retry_ = false;                       // retry desired_ after a failed Apply
   std::optional<Clock::time_point> retry_at_;
   std::chrono::milliseconds backoff_{500};
@@ -172,6 +176,10 @@ Status Agent::Start() {
     if (m.max_entries > 0) capacities.push_back({m.name, m.max_entries});
   metrics_ = std::make_unique<AgentMetrics>(opts_.node, WEFT_VERSION, std::move(capacities), stats_.get());
   metrics_->Publish(BuildTopology(view, nullptr));
+  metrics_->SetTopologyBuilder([this] {
+    std::lock_guard lk(state_mu_);
+    return BuildTopology(writer_->View(), desired_ ? &*desired_ : nullptr);
+  });
   metrics_->SetPolicySource(policy_.get());
 
   if (!opts_.controller.empty()) {
@@ -216,7 +224,11 @@ Status Agent::Start() {
 
 Status Agent::ApplyDesired(const std::string& why) {
   auto t0 = Clock::now();
-  auto st = reconciler_->Apply(*desired_);
+  // Under state_mu_: the metrics thread's topology builder reads the maps' mirror.
+  auto st = [&] {
+    std::lock_guard lk(state_mu_);
+    return reconciler_->Apply(*desired_);
+  }();
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   metrics_->RecordReconcile(secs, st.ok());
   if (!st.ok()) {
@@ -230,7 +242,7 @@ Status Agent::ApplyDesired(const std::string& why) {
       retry_at_.reset();
       LogLines(spdlog::level::err, "reconcile (" + why + ") failed:", st.status().message());
     }
-    metrics_->Publish(BuildTopology(writer_->View(), &*desired_));
+    metrics_->TopologyChanged();
     return st.status();
   }
   retry_at_.reset();
@@ -238,7 +250,7 @@ Status Agent::ApplyDesired(const std::string& why) {
   metrics_->RecordMapWrites(st->entries_written());
   metrics_->ConfigApplied();
   metrics_->SetHealthy();
-  metrics_->Publish(BuildTopology(writer_->View(), &*desired_));
+  metrics_->TopologyChanged();
   const auto& s = *st;
   spdlog::info("reconciled ({}) in {:.3f} ms: {} services in config, {} changed; services +{}/-{}, backends +{}/-{}, "
                "slots +{}/-{}",
@@ -272,7 +284,10 @@ bool Agent::DrainSource() {
       source_->Applied(u, pst);
       continue;
     }
-    desired_ = std::move(u.desired);
+    {
+      std::lock_guard lk(state_mu_);
+      desired_ = std::move(u.desired);
+    }
     retry_ = u.retry_on_failure;
     Status st = ApplyDesired(u.why);
     u.desired = {};  // moved into desired_; the source needs only the identity of the update

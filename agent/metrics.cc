@@ -119,8 +119,14 @@ void AgentMetrics::Publish(std::shared_ptr<const MetricsTopology> topo) {
   topo_ = std::move(topo);
 }
 
+void AgentMetrics::SetTopologyBuilder(std::function<std::shared_ptr<const MetricsTopology>()> builder) {
+  std::lock_guard lk(topo_mu_);
+  topo_builder_ = std::move(builder);
+}
+
 std::shared_ptr<const MetricsTopology> AgentMetrics::Topology() const {
   std::lock_guard lk(topo_mu_);
+  if (topo_builder_ && topo_dirty_.exchange(false, std::memory_order_acq_rel)) topo_ = topo_builder_();
   return topo_;
 }
 

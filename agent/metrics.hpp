@@ -14,6 +14,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -110,6 +111,11 @@ class AgentMetrics {
   // The policy datapath's counters (nullptr: none); set before the server starts.
   void SetPolicySource(const PolicyCountersSource* src) { policy_.store(src, std::memory_order_release); }
   void Publish(std::shared_ptr<const MetricsTopology> topo);
+  // Lazy topology: after TopologyChanged(), the next scrape calls `builder`
+  // (on the metrics thread; the builder locks what it reads). So a reconcile
+  // never pays for relabelling 100,000 backends; a scrape does, once.
+  void SetTopologyBuilder(std::function<std::shared_ptr<const MetricsTopology>()> builder);
+  void TopologyChanged() { topo_dirty_.store(true, std::memory_order_release); }
 
   // The whole exposition (text format 0.0.4).
   std::string Render() const;
@@ -128,7 +134,9 @@ class AgentMetrics {
   std::atomic<const PolicyCountersSource*> policy_{nullptr};
   Histogram reconcile_seconds_;
   mutable std::mutex topo_mu_;
-  std::shared_ptr<const MetricsTopology> topo_;
+  mutable std::shared_ptr<const MetricsTopology> topo_;
+  std::function<std::shared_ptr<const MetricsTopology>()> topo_builder_;
+  mutable std::atomic<bool> topo_dirty_{false};
 };
 
 class MetricsServer {

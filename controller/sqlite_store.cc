@@ -3,9 +3,11 @@
 #include <fcntl.h>
 #include <sqlite3.h>
 #include <sys/file.h>
+#include <spdlog/spdlog.h>
 #include <sys/stat.h>
 
 #include <cerrno>
+#include <chrono>
 #include <filesystem>
 #include <mutex>
 #include <set>
@@ -133,14 +135,47 @@ Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& data_d
   sqlite3_busy_timeout(s->db_, 5000);
   WEFT_RETURN_IF_ERROR(s->Exec("PRAGMA journal_mode=WAL"));
   WEFT_RETURN_IF_ERROR(s->Exec("PRAGMA synchronous=FULL"));
+  WEFT_RETURN_IF_ERROR(s->Exec("PRAGMA wal_autocheckpoint=0"));  // CheckpointLoop does it
   WEFT_RETURN_IF_ERROR(s->Exec(kSchema));
   WEFT_RETURN_IF_ERROR(s->Exec(kStateSchema));
   WEFT_RETURN_IF_ERROR(s->Load());
+  s->checkpointer_ = std::thread([p = s.get()] { p->CheckpointLoop(); });
   return s;
 }
 
 SqliteStore::~SqliteStore() {
+  {
+    std::lock_guard lk(ckpt_mu_);
+    stopping_ = true;
+  }
+  ckpt_cv_.notify_all();
+  if (checkpointer_.joinable()) checkpointer_.join();
   if (db_) sqlite3_close_v2(db_);
+}
+
+void SqliteStore::CheckpointLoop() {
+  sqlite3* db = nullptr;
+  if (sqlite3_open_v2(path_.c_str(), &db, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK) {
+    spdlog::error("store {}: open for checkpoints: {}; the WAL will grow until restart", path_,
+                  db ? sqlite3_errmsg(db) : "out of memory");
+    if (db) sqlite3_close_v2(db);
+    return;
+  }
+  sqlite3_busy_timeout(db, 1000);
+  std::unique_lock lk(ckpt_mu_);
+  for (;;) {
+    ckpt_cv_.wait_for(lk, std::chrono::milliseconds(500), [this] { return stopping_; });
+    const bool last = stopping_;
+    lk.unlock();
+    int log = 0, done = 0;
+    // PASSIVE: copies what it can without waiting for (or blocking) writers.
+    int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (rc != SQLITE_OK && rc != SQLITE_BUSY) spdlog::warn("store {}: WAL checkpoint: {}", path_, sqlite3_errmsg(db));
+    lk.lock();
+    if (last) break;
+  }
+  lk.unlock();
+  sqlite3_close_v2(db);
 }
 
 Status SqliteStore::Exec(const char* sql) {

@@ -79,6 +79,26 @@ weft_ipcache_key IpcacheKey(const IpAddr& addr, int prefix_len) {
   return k;
 }
 
+namespace {
+// The trie ignores host bits; the mirror must too.
+weft_ipcache_key KernelKey(const IpAddr& a, int len) {
+  weft_ipcache_key key = IpcacheKey(a, len);
+  for (uint32_t bit = key.prefixlen; bit < 128; ++bit) key.addr[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
+  return key;
+}
+}  // namespace
+
+Result<IdentityCacheKeys> IdentityCacheKeysOf(const v1::IdentityCacheEntry& e) {
+  auto k = CacheKey(e);
+  if (!k.ok()) return k.status();
+  auto a = AddrOf(k->first);
+  if (!a.ok()) return a.status().Wrap("identity cache");
+  IdentityCacheKeys out;
+  out.config_key = *k;
+  out.kernel_key = KernelKey(*a, static_cast<int>(k->second));
+  return out;
+}
+
 Result<PolicyDesired> BuildPolicyDesired(const PolicyConfig& config) {
   PolicyDesired d;
   for (const auto& [name, w] : config.workloads) {
@@ -138,10 +158,7 @@ Result<PolicyDesired> BuildPolicyDesired(const PolicyConfig& config) {
     IpPrefix pfx{*a, static_cast<int>(k.second)};
     if (id == WEFT_IDENTITY_ANY)
       return Status::Error("identity cache entry " + pfx.ToString() + ": identity 0 (ANY) is not an identity");
-    // Host bits are cleared: the trie ignores them, the mirror must too.
-    weft_ipcache_key key = IpcacheKey(*a, static_cast<int>(k.second));
-    for (uint32_t bit = key.prefixlen; bit < 128; ++bit) key.addr[bit / 8] &= static_cast<uint8_t>(~(0x80u >> (bit % 8)));
-    d.identity[key] = weft_ipcache_val{id, 0};
+    d.identity[KernelKey(*a, static_cast<int>(k.second))] = weft_ipcache_val{id, 0};
   }
   for (const auto& [id, i] : config.identities) {
     IdentityName n{id, i.spiffe_id(), i.namespace_(), i.service_account(), {}};

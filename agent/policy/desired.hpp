@@ -97,4 +97,12 @@ KernelPolicy ToKernel(const PolicyDesired& desired, const std::map<std::string, 
 // The ipcache key of a prefix (v4 prefixes are stored v4-mapped: len + 96).
 weft_ipcache_key IpcacheKey(const IpAddr& addr, int prefix_len);
 
+// One identity-cache entry of the proto: its PolicyConfig::identity_cache key
+// and the weft_identity key BuildPolicyDesired gives it (host bits cleared).
+struct IdentityCacheKeys {
+  std::pair<std::string, uint32_t> config_key;
+  weft_ipcache_key kernel_key{};
+};
+Result<IdentityCacheKeys> IdentityCacheKeysOf(const v1::IdentityCacheEntry& e);
+
 }  // namespace weft::policy

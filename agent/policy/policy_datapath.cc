@@ -344,12 +344,88 @@ Status PolicyDatapath::Apply(const v1::NodeConfig& config, uint64_t version) {
 }
 
 Status PolicyDatapath::ApplyDelta(const v1::NodeConfigDelta& delta, uint64_t version) {
+  const bool cache_only = delta.upserted_workloads_size() == 0 && delta.removed_workloads_size() == 0 &&
+                          delta.upserted_identities_size() == 0 && delta.removed_identities_size() == 0 &&
+                          delta.upserted_policy_names_size() == 0 && delta.removed_policy_names_size() == 0;
+  if (cache_only && config_ && desired_ && unplaced_.empty()) return ApplyIdentityCacheDelta(delta, version);
   PolicyConfig c = config_ ? *config_ : PolicyConfig{};
   WEFT_RETURN_IF_ERROR(c.ApplyDelta(delta).Wrap("policy config delta"));
   auto d = BuildPolicyDesired(c);
   if (!d.ok()) return d.status().Wrap("policy config delta");
   WEFT_RETURN_IF_ERROR(ApplyDesired(*d, version));
   config_ = std::move(c);
+  return Status::Ok();
+}
+
+Status PolicyDatapath::ApplyIdentityCacheDelta(const v1::NodeConfigDelta& delta, uint64_t version) {
+  // Everything is checked before anything is written (as the full path).
+  struct Up {
+    IdentityCacheKeys keys;
+    uint32_t identity;
+  };
+  std::vector<Up> ups;
+  std::vector<IdentityCacheKeys> dels;
+  for (const auto& e : delta.removed_identity_cache()) {
+    auto k = IdentityCacheKeysOf(e);
+    if (!k.ok()) return k.status().Wrap("policy config delta: removed");
+    dels.push_back(*k);
+  }
+  for (const auto& e : delta.upserted_identity_cache()) {
+    auto k = IdentityCacheKeysOf(e);
+    if (!k.ok()) return k.status().Wrap("policy config delta: upserted");
+    if (e.identity() == WEFT_IDENTITY_ANY)
+      return Status::Error("policy config delta: identity cache entry with identity 0 (ANY) is not an identity");
+    ups.push_back({*k, e.identity()});
+  }
+  // PolicyConfig::ApplyDelta applies removals, then upserts: an entry both
+  // removed and upserted ends up upserted. The same here.
+  std::set<std::pair<std::string, uint32_t>> upserted;
+  for (const auto& u : ups) upserted.insert(u.keys.config_key);
+  const int id_fd = bpf_map__fd(skel_->maps.weft_identity);
+  size_t writes = 0;
+  // Upserts before deletes (the full path's order 2 then 7). Only live_ (the
+  // kernel's mirror) changes while writing; config_ and desired_ take the
+  // delta once every write succeeded, so after a failure Refresh() converges
+  // back to the last good state, as after a failed full apply.
+  std::vector<const IdentityCacheKeys*> gone;
+  for (const auto& u : ups) {
+    const weft_ipcache_val v{u.identity, 0};
+    auto it = live_.identity.find(u.keys.kernel_key);
+    if (it != live_.identity.end() && PodEq(it->second, v)) continue;
+    WEFT_RETURN_IF_ERROR(Put(id_fd, WEFT_MAP_IDENTITY, u.keys.kernel_key, v, Describe(u.keys.kernel_key)));
+    live_.identity[u.keys.kernel_key] = v;
+    ++writes;
+  }
+  for (const auto& d : dels) {
+    if (upserted.count(d.config_key)) continue;
+    gone.push_back(&d);
+    // Two config prefixes can share a kernel key only if they differ in host
+    // bits; keep the kernel entry while another config entry still maps to it.
+    bool still_wanted = false;
+    for (const auto& u : ups) still_wanted |= std::memcmp(&u.keys.kernel_key, &d.kernel_key, sizeof(d.kernel_key)) == 0;
+    if (still_wanted || !live_.identity.count(d.kernel_key)) continue;
+    WEFT_RETURN_IF_ERROR(Del(id_fd, WEFT_MAP_IDENTITY, d.kernel_key, Describe(d.kernel_key)));
+    live_.identity.erase(d.kernel_key);
+    ++writes;
+  }
+  if (writes > 0) {
+    uint32_t zero = 0, rev = policy_revision() + 1;
+    if (bpf_map_update_elem(bpf_map__fd(skel_->maps.weft_policy_rev), &zero, &rev, BPF_ANY) != 0)
+      return Status::Errno("bump " WEFT_MAP_POLICY_REV, errno);
+  }
+  for (const auto* d : gone) {
+    config_->identity_cache.erase(d->config_key);
+    desired_->identity.erase(d->kernel_key);
+  }
+  for (const auto& u : ups) {
+    config_->identity_cache[u.keys.config_key] = u.identity;
+    desired_->identity[u.keys.kernel_key] = weft_ipcache_val{u.identity, 0};
+  }
+  version_ = version;
+  // Names (identities, policies, endpoints) did not change: names.json and the
+  // metrics' names stay as they are.
+  spdlog::debug("policy: applied version {} (identity cache only): +{} -{}; {} map writes", version, ups.size(),
+                dels.size(), writes);
   return Status::Ok();
 }
 

@@ -22,6 +22,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
@@ -488,6 +489,93 @@ TEST_F(PolicyAgentTest, SameConfigWritesNothing) {
   uint32_t rev = dp_->policy_revision();
   ASSERT_TRUE(Apply(BaseConfig(), 2).ok());
   EXPECT_EQ(dp_->policy_revision(), rev);
+}
+
+// Every (key, value) of the live weft_identity LPM trie.
+std::map<std::vector<uint8_t>, uint32_t> LiveIdentities(int fd) {
+  std::map<std::vector<uint8_t>, uint32_t> out;
+  weft_ipcache_key k{}, next{};
+  void* prev = nullptr;
+  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
+    k = next;
+    prev = &k;
+    weft_ipcache_val v{};
+    if (bpf_map_lookup_elem(fd, &k, &v) == 0) {
+      const auto* b = reinterpret_cast<const uint8_t*>(&k);
+      out[std::vector<uint8_t>(b, b + sizeof(k))] = v.identity;
+    }
+  }
+  return out;
+}
+
+v1::IdentityCacheEntry CacheEntry(const std::string& prefix_bytes, uint32_t len, uint32_t identity) {
+  v1::IdentityCacheEntry e;
+  e.set_prefix(prefix_bytes);
+  e.set_prefix_len(len);
+  e.set_identity(identity);
+  return e;
+}
+
+// A delta of identity-cache entries only takes ApplyDelta's fast path: the
+// trie must end up exactly as a full apply of the same config would leave it,
+// the revision moves once, a repeat writes nothing, a bad entry changes
+// nothing, and traffic follows (p1's address gone: its connects are denied).
+TEST_F(PolicyAgentTest, IdentityCacheDeltaEqualsAFullApply) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  ASSERT_EQ(TryConnect(p1_->path(), 8080).err, 0);
+  const int fd = bpf_map__fd(dp_->skel().maps.weft_identity);
+  const uint32_t rev0 = dp_->policy_revision();
+
+  v1::NodeConfigDelta d;
+  *d.add_upserted_identity_cache() = CacheEntry(V4("10.9.9.0"), 24, kP1);
+  *d.add_upserted_identity_cache() = CacheEntry(V4("10.9.8.7"), 32, kP2);
+  *d.add_removed_identity_cache() = CacheEntry(V4(kIp1), 32, 0);
+  {
+    InNetns in(node_->path());
+    Status st = dp_->ApplyDelta(d, 2);
+    ASSERT_TRUE(st.ok()) << st.message();
+  }
+  EXPECT_EQ(dp_->policy_revision(), rev0 + 1);
+
+  // The same config, applied in full by the reference path.
+  v1::NodeConfig full = BaseConfig();
+  full.clear_identity_cache();
+  *full.add_identity_cache() = CacheEntry(V4(kIp2), 32, kP2);
+  *full.add_identity_cache() = CacheEntry(V4("10.9.9.0"), 24, kP1);
+  *full.add_identity_cache() = CacheEntry(V4("10.9.8.7"), 32, kP2);
+  auto cfg = policy::PolicyConfig::FromSnapshot(full);
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  auto want = policy::BuildPolicyDesired(*cfg);
+  ASSERT_TRUE(want.ok()) << want.status().message();
+  std::map<std::vector<uint8_t>, uint32_t> expected;
+  for (const auto& [k, v] : want->identity) {
+    const auto* b = reinterpret_cast<const uint8_t*>(&k);
+    expected[std::vector<uint8_t>(b, b + sizeof(k))] = v.identity;
+  }
+  EXPECT_EQ(LiveIdentities(fd), expected);
+
+  // p1 has no identity now: default deny (no_identity) for its new connects.
+  Outcome o = TryConnect(p1_->path(), 8080);
+  EXPECT_NE(o.err, 0);
+  EXPECT_LT(o.ms, 1500);
+
+  // A repeat writes nothing; a bad entry fails before writing anything.
+  {
+    InNetns in(node_->path());
+    ASSERT_TRUE(dp_->ApplyDelta(d, 3).ok());
+    EXPECT_EQ(dp_->policy_revision(), rev0 + 1);
+    v1::NodeConfigDelta bad;
+    *bad.add_upserted_identity_cache() = CacheEntry(V4("10.9.7.1"), 32, kP1);
+    *bad.add_upserted_identity_cache() = CacheEntry("\x0a\x09\x07", 24, kP1);  // 3 bytes
+    Status st = dp_->ApplyDelta(bad, 4);
+    ASSERT_FALSE(st.ok());
+    EXPECT_NE(st.message().find("3 bytes"), std::string::npos) << st.message();
+  }
+  EXPECT_EQ(LiveIdentities(fd), expected);
+
+  // Back: the full path after the fast one starts from the right config.
+  ASSERT_TRUE(Apply(BaseConfig(), 5).ok());
+  EXPECT_EQ(TryConnect(p1_->path(), 8080).err, 0);
 }
 
 TEST_F(PolicyAgentTest, RestartReplacesProgramsWithoutLossAndKeepsState) {
