@@ -83,13 +83,14 @@ std::optional<uint32_t> RequestedCapacity(sock_lb& skel, const bpf_map* map, con
   return std::nullopt;
 }
 
-// Before load: make the object's map definitions match what is pinned (so
-// libbpf reuses the pins), or fail with a message that names both sides.
-Status PrepareMaps(sock_lb& skel, const Capacities& caps, const std::string& node) {
+}  // namespace
+
+Status PrepareMapsForPins(bpf_object* obj, const std::function<std::optional<uint32_t>(const bpf_map*)>& requested,
+                          const std::string& hint) {
   bpf_map* map;
-  bpf_object__for_each_map(map, skel.obj) {
+  bpf_object__for_each_map(map, obj) {
     const std::string name = bpf_map__name(map);
-    auto want = RequestedCapacity(skel, map, caps);
+    auto want = requested(map);
     if (want) {
       if (*want == 0) return Status::Error("capacity of map " + name + ": must be > 0");
       if (int err = bpf_map__set_max_entries(map, *want); err != 0)
@@ -101,8 +102,6 @@ Status PrepareMaps(sock_lb& skel, const Capacities& caps, const std::string& nod
     if (!fd) return Status::Errno("open pinned map " + std::string(pin), errno);
     bpf_map_info info{};
     WEFT_RETURN_IF_ERROR(InfoByFd(fd.get(), &info, "pinned map " + std::string(pin)));
-    const std::string hint = ": run `weft-agent cleanup --node " + node +
-                             "` first (this drops the node's load-balancing state)";
     auto mismatch = [&](const char* field, uint64_t pinned, uint64_t ours) {
       return Status::Error("adopt map " + name + " pinned at " + pin + ": " + field + " is " +
                            std::to_string(pinned) + " in the pin, " + std::to_string(ours) + " in this agent" +
@@ -121,6 +120,15 @@ Status PrepareMaps(sock_lb& skel, const Capacities& caps, const std::string& nod
     }
   }
   return Status::Ok();
+}
+
+namespace {
+
+// sock_lb's maps, with the capacities asked for on the command line.
+Status PrepareMaps(sock_lb& skel, const Capacities& caps, const std::string& node) {
+  return PrepareMapsForPins(
+      skel.obj, [&](const bpf_map* m) { return RequestedCapacity(skel, m, caps); },
+      ": run `weft-agent cleanup --node " + node + "` first (this drops the node's load-balancing state)");
 }
 
 // Path of the cgroup with kernel id `id` under the cgroup2 mount, for error

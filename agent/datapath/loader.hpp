@@ -11,6 +11,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <memory>
 #include <optional>
 #include <string>
@@ -106,6 +107,15 @@ class Datapath {
   std::vector<LinkSummary> links_;
   std::vector<BpfLink> owned_links_;
 };
+
+// Before an object is loaded: make its map definitions match what is pinned
+// (so libbpf reuses the pins: adoption) or fail naming both sides. A capacity
+// asked for (`requested`) must match the pin's; otherwise the pinned capacity
+// wins (adoption never resizes). `hint` ends a mismatch error (what to run).
+// Shared by sock_lb (this loader) and tc_policy (agent/policy).
+Status PrepareMapsForPins(struct bpf_object* obj,
+                          const std::function<std::optional<uint32_t>(const struct bpf_map*)>& requested,
+                          const std::string& hint);
 
 // cgroup id of a cgroup v2 directory (the kernfs id: file handle, else inode).
 Result<uint64_t> CgroupId(const std::string& path);

@@ -46,44 +46,11 @@ std::optional<uint32_t> RequestedCapacity(tc_policy& skel, const bpf_map* map, c
   return std::nullopt;
 }
 
-// As datapath::PrepareMaps for sock_lb: make the object's definitions match
-// what is pinned, or fail naming both sides.
+// tc_policy's maps over the node's pins (datapath::PrepareMapsForPins).
 Status PrepareMaps(tc_policy& skel, const PolicyCapacities& caps, const std::string& node) {
-  bpf_map* map;
-  bpf_object__for_each_map(map, skel.obj) {
-    const std::string name = bpf_map__name(map);
-    auto want = RequestedCapacity(skel, map, caps);
-    if (want) {
-      if (*want == 0) return Status::Error("capacity of map " + name + ": must be > 0");
-      if (int err = bpf_map__set_max_entries(map, *want); err != 0)
-        return Status::Errno("set capacity of map " + name + " to " + std::to_string(*want), -err);
-    }
-    const char* pin = bpf_map__pin_path(map);
-    if (!pin || !Exists(pin)) continue;
-    UniqueFd fd(bpf_obj_get(pin));
-    if (!fd) return Status::Errno("open pinned map " + std::string(pin), errno);
-    bpf_map_info info{};
-    __u32 len = sizeof(info);
-    if (bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0)
-      return Status::Errno("get info of pinned map " + std::string(pin), errno);
-    const std::string hint = ": run `weft-agent cleanup --node " + node +
-                             "` first (this drops the node's policy and conntrack state)";
-    auto mismatch = [&](const char* field, uint64_t pinned, uint64_t ours) {
-      return Status::Error("adopt map " + name + " pinned at " + pin + ": " + field + " is " + std::to_string(pinned) +
-                           " in the pin, " + std::to_string(ours) + " in this agent" + hint);
-    };
-    if (info.type != bpf_map__type(map)) return mismatch("map type", info.type, bpf_map__type(map));
-    if (info.key_size != bpf_map__key_size(map)) return mismatch("key size", info.key_size, bpf_map__key_size(map));
-    if (info.value_size != bpf_map__value_size(map))
-      return mismatch("value size", info.value_size, bpf_map__value_size(map));
-    if (info.map_flags != bpf_map__map_flags(map)) return mismatch("map flags", info.map_flags, bpf_map__map_flags(map));
-    if (info.max_entries != bpf_map__max_entries(map)) {
-      if (want) return mismatch("capacity (max_entries)", info.max_entries, *want);
-      if (int err = bpf_map__set_max_entries(map, info.max_entries); err != 0)
-        return Status::Errno("set capacity of map " + name + " to the pinned " + std::to_string(info.max_entries), -err);
-    }
-  }
-  return Status::Ok();
+  return datapath::PrepareMapsForPins(
+      skel.obj, [&](const bpf_map* m) { return RequestedCapacity(skel, m, caps); },
+      ": run `weft-agent cleanup --node " + node + "` first (this drops the node's policy and conntrack state)");
 }
 
 template <typename K, typename V, typename M>
