@@ -38,6 +38,8 @@ void OnSignal(int sig) {
   _exit(128 + sig);
 }
 
+}  // namespace
+
 std::string Slurp(const std::string& path) {
   std::ifstream in(path);
   std::stringstream ss;
@@ -45,7 +47,44 @@ std::string Slurp(const std::string& path) {
   return ss.str();
 }
 
-}  // namespace
+BackgroundLoad::BackgroundLoad(Lab& lab, const std::string& pod, const std::vector<std::string>& args) {
+  static int n = 0;
+  out_ = lab.Status().value("state_dir", std::string("/tmp")) + "/loadgen-" + std::to_string(getpid()) + "-" +
+         std::to_string(n++) + ".out";
+  std::vector<std::string> argv = {WEFT_WEFTCTL, "lab", "exec", "--name", lab.name(), pod, "--", WEFT_LOADGEN};
+  argv.insert(argv.end(), args.begin(), args.end());
+  sys::SpawnOptions so;
+  so.log_path = out_;
+  so.new_session = false;
+  auto pid = sys::Spawn(argv, so);
+  if (pid.ok())
+    pid_ = *pid;
+  else
+    error_ = pid.status().message();
+}
+
+BackgroundLoad::~BackgroundLoad() {
+  if (pid_ > 0 && waitpid(pid_, nullptr, WNOHANG) == 0) {
+    kill(pid_, SIGTERM);
+    waitpid(pid_, nullptr, 0);
+  }
+  std::remove(out_.c_str());
+}
+
+nlohmann::json BackgroundLoad::Wait(int timeout_s, bool* exited_ok) {
+  int status = 0;
+  for (auto until = std::chrono::steady_clock::now() + std::chrono::seconds(timeout_s);
+       pid_ > 0 && std::chrono::steady_clock::now() < until;) {
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      pid_ = 0;
+      break;
+    }
+    std::this_thread::sleep_for(std::chrono::milliseconds(100));
+  }
+  if (pid_ != 0) return nlohmann::json();  // still running (or never started): the destructor stops it
+  if (exited_ok) *exited_ok = WIFEXITED(status) && WEXITSTATUS(status) == 0;
+  return LastJson(Slurp(out_));
+}
 
 CmdResult Run(const std::vector<std::string>& argv) {
   CmdResult r;

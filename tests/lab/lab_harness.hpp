@@ -59,6 +59,28 @@ class Lab {
   std::string name_;
 };
 
+std::string Slurp(const std::string& path);  // a file's contents ("" if unreadable)
+
+// weft-loadgen ARGS inside POD, in the background; its output goes to the
+// lab's state dir (which `down` removes on every path). Stopped if still
+// running when destroyed.
+class BackgroundLoad {
+ public:
+  BackgroundLoad(Lab& lab, const std::string& pod, const std::vector<std::string>& args);
+  ~BackgroundLoad();
+  BackgroundLoad(const BackgroundLoad&) = delete;
+  BackgroundLoad& operator=(const BackgroundLoad&) = delete;
+  bool started() const { return pid_ > 0; }
+  const std::string& error() const { return error_; }
+  // Bounded wait for it to finish: its summary JSON, or null if it did not
+  // finish in time or printed none. *exited_ok: it exited 0.
+  nlohmann::json Wait(int timeout_s, bool* exited_ok = nullptr);
+
+ private:
+  pid_t pid_ = -1;
+  std::string out_, error_;
+};
+
 // Asserts that nothing of lab `name` exists any more; `state` is its
 // `status --json` from before `down`, `veths_before` the host veths before `up`.
 void ExpectNothingLeft(const std::string& name, const nlohmann::json& state,

@@ -263,13 +263,17 @@ void CheckTable(Lab& lab, const std::vector<Case>& cases, const std::string& wha
     Outcome o = Connect(lab, c.from, c.to);
     ASSERT_TRUE(o.consistent) << o.detail;
     EXPECT_EQ(o.allowed, c.allowed) << o.detail;
-    if (!o.allowed) EXPECT_LT(o.seconds, 5.0) << "a denied connect must fail fast, not hang: " << o.detail;
+    if (!o.allowed) {
+      EXPECT_LT(o.seconds, 5.0) << "a denied connect must fail fast, not hang: " << o.detail;
+    }
     auto t = Trace(lab, c.from, c.to);
     ASSERT_FALSE(t.is_null());
     EXPECT_EQ(t.value("verdict", ""), c.allowed ? "allowed" : "denied") << t.dump(2);
     EXPECT_EQ(t.value("verdict_source", ""), "kernel") << "the verdict must come from the loaded program: " << t.dump(2);
     // A denial names why (policy_denied with the policy, or policy_default).
-    if (!c.allowed) EXPECT_TRUE(t.contains("reason") && !t["reason"].is_null()) << t.dump(2);
+    if (!c.allowed) {
+      EXPECT_TRUE(t.contains("reason") && !t["reason"].is_null()) << t.dump(2);
+    }
   }
 }
 
@@ -378,8 +382,9 @@ TEST(LabPolicy, FlowCountsAreExactWhileTheRingBufferOverflows) {
   EXPECT_EQ(SumFlows(flows, [&](const auto& row) { return is(row, "bookinfo-ratings", false, "ingress"); }), 500u)
       << r.out;
   for (const auto& row : flows["flows"])
-    if (src_is(row["source"], "bookinfo-ratings") && !row.value("allowed", true))
+    if (src_is(row["source"], "bookinfo-ratings") && !row.value("allowed", true)) {
       EXPECT_EQ(row.value("reason", ""), "policy_default") << row.dump();
+    }
 
   // Nobody consumed the ring buffer: it held far fewer than the 21,000 events,
   // and the loss is counted, not hidden.
@@ -399,24 +404,10 @@ TEST(LabPolicy, AgentKill9KeepsPolicyInForce) {
   ApplyAndSync(lab, l4.path());
   auto st = lab.Status();
 
-  std::string out = st["state_dir"].get<std::string>() + "/loadgen-policy.out";
-  sys::SpawnOptions so;
-  so.log_path = out;
-  so.new_session = false;
-  auto load = sys::Spawn({WEFT_WEFTCTL, "lab", "exec", "--name", lab.name(), kProductpage, "--", WEFT_LOADGEN,
-                          "--target", "details:9080", "--duration", "12", "--rate", "100", "--long", "20",
-                          "--interval-ms", "10"},
-                         so);
-  ASSERT_TRUE(load.ok()) << load.status().message();
-  struct Reap {
-    pid_t pid;
-    ~Reap() {
-      if (pid > 0 && waitpid(pid, nullptr, WNOHANG) == 0) {
-        kill(pid, SIGTERM);
-        waitpid(pid, nullptr, 0);
-      }
-    }
-  } reap{*load};
+  BackgroundLoad load(lab, kProductpage,
+                      {"--target", "details:9080", "--duration", "12", "--rate", "100", "--long", "20", "--interval-ms",
+                       "10"});
+  ASSERT_TRUE(load.started()) << load.error();
 
   std::this_thread::sleep_for(3s);
   std::vector<std::string> nodes;
@@ -440,21 +431,10 @@ TEST(LabPolicy, AgentKill9KeepsPolicyInForce) {
     EXPECT_TRUE(o.consistent && !o.allowed) << "denied flow got through after the restart: " << o.detail;
   }
 
-  int status = 0;
-  for (auto until = Clock::now() + 60s; Clock::now() < until;) {
-    if (waitpid(*load, &status, WNOHANG) == *load) {
-      reap.pid = 0;
-      break;
-    }
-    std::this_thread::sleep_for(100ms);
-  }
-  ASSERT_EQ(reap.pid, 0) << "weft-loadgen did not finish in time";
-  std::ifstream in(out);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  auto j = LastJson(ss.str());
-  std::remove(out.c_str());
-  ASSERT_FALSE(j.is_null()) << "no summary from weft-loadgen";
+  bool exited_ok = false;
+  auto j = load.Wait(60, &exited_ok);
+  ASSERT_FALSE(j.is_null()) << "weft-loadgen did not finish in time or printed no summary";
+  EXPECT_TRUE(exited_ok) << j.dump();
   EXPECT_GT(j.value("calls", 0), 0) << j.dump();
   EXPECT_EQ(j.value("connect_failures", -1), 0) << j.dump();
   EXPECT_EQ(j.value("request_failures", -1), 0) << j.dump();

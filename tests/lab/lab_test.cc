@@ -76,13 +76,6 @@ const nlohmann::json* NodeState(const nlohmann::json& st, const std::string& nod
   return nullptr;
 }
 
-std::string Slurp(const std::string& path) {
-  std::ifstream in(path);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 TEST(Lab, BadInputExitsOne) {
   auto r = Weftctl({"lab", "up", "--name", "tbad", "-f", "/nonexistent/weft.yaml"});
   EXPECT_EQ(r.rc, 1) << r.out;
@@ -166,24 +159,10 @@ TEST(Lab, AgentKill9DuringTrafficLosesNothing) {
   ASSERT_FALSE(links_before.empty()) << "no bpf_link on " << cgroup;
 
   // 20 s: 200 new connections/s + 50 long-lived connections sending every 10 ms.
-  // In the lab's state dir: `down` removes it on every path, Ctrl-C included.
-  std::string out = st["state_dir"].get<std::string>() + "/loadgen.out";
-  sys::SpawnOptions so;
-  so.log_path = out;
-  so.new_session = false;
-  auto load = sys::Spawn({WEFT_WEFTCTL, "lab", "exec", "--name", lab.name(), kClient, "--", WEFT_LOADGEN, "--target",
-                          "reviews:9080", "--duration", "20", "--rate", "200", "--long", "50", "--interval-ms", "10"},
-                         so);
-  ASSERT_TRUE(load.ok()) << load.status().message();
-  struct Reap {
-    pid_t pid;
-    ~Reap() {
-      if (pid > 0 && waitpid(pid, nullptr, WNOHANG) == 0) {
-        kill(pid, SIGTERM);
-        waitpid(pid, nullptr, 0);
-      }
-    }
-  } reap{*load};
+  BackgroundLoad load(lab, kClient,
+                      {"--target", "reviews:9080", "--duration", "20", "--rate", "200", "--long", "50", "--interval-ms",
+                       "10"});
+  ASSERT_TRUE(load.started()) << load.error();
 
   std::this_thread::sleep_for(5s);
   ASSERT_TRUE(sys::ProcessMatches(agent, "weft-agent"));
@@ -204,19 +183,10 @@ TEST(Lab, AgentKill9DuringTrafficLosesNothing) {
   auto re = Weftctl({"lab", "restart-agent", "--name", lab.name(), node});
   ASSERT_EQ(re.rc, 0) << re.out;
 
-  int status = 0;
-  for (auto until = Clock::now() + 60s; Clock::now() < until;) {
-    if (waitpid(*load, &status, WNOHANG) == *load) {
-      reap.pid = 0;
-      break;
-    }
-    std::this_thread::sleep_for(100ms);
-  }
-  ASSERT_EQ(reap.pid, 0) << "weft-loadgen did not finish in time";
-  auto j = LastJson(Slurp(out));
-  std::remove(out.c_str());
-  ASSERT_FALSE(j.is_null()) << "no summary from weft-loadgen";
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << j.dump();
+  bool exited_ok = false;
+  auto j = load.Wait(60, &exited_ok);
+  ASSERT_FALSE(j.is_null()) << "weft-loadgen did not finish in time or printed no summary";
+  EXPECT_TRUE(exited_ok) << j.dump();
   EXPECT_GT(j.value("calls", 0), 0) << j.dump();
   EXPECT_EQ(j.value("connect_failures", -1), 0) << j.dump();
   EXPECT_EQ(j.value("request_failures", -1), 0) << j.dump();
@@ -340,41 +310,19 @@ TEST(LabControlPlane, ControllerKill9DuringTrafficLosesNothing) {
   auto st = lab.Status();
   const pid_t controller = st["controller"]["pid"];
 
-  std::string out = st["state_dir"].get<std::string>() + "/loadgen.out";
-  sys::SpawnOptions so;
-  so.log_path = out;
-  so.new_session = false;
-  auto load = sys::Spawn({WEFT_WEFTCTL, "lab", "exec", "--name", lab.name(), kClient, "--", WEFT_LOADGEN, "--target",
-                          "reviews:9080", "--duration", "12", "--rate", "200", "--long", "20", "--interval-ms", "10"},
-                         so);
-  ASSERT_TRUE(load.ok()) << load.status().message();
-  struct Reap {
-    pid_t pid;
-    ~Reap() {
-      if (pid > 0 && waitpid(pid, nullptr, WNOHANG) == 0) {
-        kill(pid, SIGTERM);
-        waitpid(pid, nullptr, 0);
-      }
-    }
-  } reap{*load};
+  BackgroundLoad load(lab, kClient,
+                      {"--target", "reviews:9080", "--duration", "12", "--rate", "200", "--long", "20", "--interval-ms",
+                       "10"});
+  ASSERT_TRUE(load.started()) << load.error();
   std::this_thread::sleep_for(3s);
   // kill -9, 3 s down, started again on the same data dir, socket and port.
   auto re = Weftctl({"lab", "restart-controller", "--name", lab.name(), "--kill", "--down-for", "3"});
   ASSERT_EQ(re.rc, 0) << re.out;
   EXPECT_FALSE(Alive(controller));
-  int status = 0;
-  for (auto until = Clock::now() + 60s; Clock::now() < until;) {
-    if (waitpid(*load, &status, WNOHANG) == *load) {
-      reap.pid = 0;
-      break;
-    }
-    std::this_thread::sleep_for(100ms);
-  }
-  ASSERT_EQ(reap.pid, 0) << "weft-loadgen did not finish in time";
-  auto j = LastJson(Slurp(out));
-  std::remove(out.c_str());
-  ASSERT_FALSE(j.is_null()) << "no summary from weft-loadgen";
-  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << j.dump();
+  bool exited_ok = false;
+  auto j = load.Wait(60, &exited_ok);
+  ASSERT_FALSE(j.is_null()) << "weft-loadgen did not finish in time or printed no summary";
+  EXPECT_TRUE(exited_ok) << j.dump();
   EXPECT_GT(j.value("calls", 0), 0) << j.dump();
   EXPECT_EQ(j.value("connect_failures", -1), 0) << j.dump();
   EXPECT_EQ(j.value("request_failures", -1), 0) << j.dump();
