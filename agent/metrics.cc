@@ -189,6 +189,9 @@ std::string AgentMetrics::Render() const {
       Family(&out, "weft_flow_events_lost_total", "counter",
              "Flow events lost because the ring buffer was full (the aggregates never lose).");
       Sample(&out, "weft_flow_events_lost_total", "", pc->events_lost);
+      Family(&out, "weft_flows_uncounted_total", "counter",
+             "New flows left out of the aggregates because their table was full (its capacity of keys).");
+      Sample(&out, "weft_flows_uncounted_total", "", pc->flows_uncounted);
     } else {
       out += "# weft_flows_total unavailable: " + pc.status().message() + "\n";
     }

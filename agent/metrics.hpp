@@ -50,8 +50,8 @@ struct MetricsTopology {
 };
 
 // Identity-policy counters (agent/policy/), read on the metrics thread and
-// rendered as weft_flows_total, weft_drops_total and
-// weft_flow_events_lost_total. Label values are already decoded (SPIFFE ids,
+// rendered as weft_flows_total, weft_drops_total,
+// weft_flow_events_lost_total and weft_flows_uncounted_total. Label values are already decoded (SPIFFE ids,
 // policy names) by the source.
 struct PolicyCounters {
   struct Flow {
@@ -62,6 +62,7 @@ struct PolicyCounters {
   std::vector<Flow> flows;
   std::vector<std::pair<std::string, uint64_t>> drops;  // reason -> count
   uint64_t events_lost = 0;
+  uint64_t flows_uncounted = 0;  // new flows whose key found the aggregate table full
 };
 class PolicyCountersSource {
  public:

@@ -10,9 +10,9 @@
 //     identity cache holds the two pods plus M other /32s (100.64.0.0/10,
 //     spread over the S-1 other identities). Run it in the node's network
 //     namespace: the agent finds each pod's host-side veth by a route lookup.
-//     The filters and pins stay when it exits (as when an agent is killed).
+//     The tcx links and pins stay when it exits (as when an agent is killed).
 //   weft-policybench cleanup --pin-root R --node N
-//     Detaches the filters and removes the pins (CleanupPolicy + maps).
+//     Detaches the tcx links and removes the pins (CleanupPolicy + maps).
 #include <arpa/inet.h>
 
 #include <chrono>
@@ -162,7 +162,7 @@ int main(int argc, char** argv) {
   prog->add_option("--identities", po.identities, "extra identity-cache entries");
   prog->add_option("--port", po.port);
   std::string c_root, c_node;
-  auto* clean = app.add_subcommand("cleanup", "detach filters, remove pins (run in the node netns)");
+  auto* clean = app.add_subcommand("cleanup", "detach the tcx links, remove pins (run in the node netns)");
   clean->add_option("--pin-root", c_root)->required();
   clean->add_option("--node", c_node)->required();
   CLI11_PARSE(app, argc, argv);

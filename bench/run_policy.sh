@@ -24,7 +24,7 @@
 # bench/weft-l4bench (load, serve, report) and bench/weft-policybench.
 #
 # Safety: all traffic stays inside network namespaces this script creates (no
-# default route anywhere); tc filters only on veths it creates; pins under a
+# default route anywhere); tcx links only on veths it creates; pins under a
 # per-run bpffs directory; everything removed on every exit path (trap).
 set -euo pipefail
 
@@ -55,6 +55,7 @@ options:
   --identities M     extra identity-cache entries and ipset members (default $IDENTITIES)
   --concurrency N    connections in flight (default $CONC)
   --noise-max C      retry a cell when other work used more than C cores (default $NOISE_MAX)
+  --variants LIST    variants to run, none first (default: $(IFS=,; echo "${VARIANTS[*]}"))
   --build DIR        build directory (default $BUILD)
   --out DIR          results directory (default $OUT)
 EOF
@@ -69,6 +70,7 @@ while [[ $# -gt 0 ]]; do
     --identities) IDENTITIES=$2; shift ;;
     --concurrency) CONC=$2; shift ;;
     --noise-max) NOISE_MAX=$2; shift ;;
+    --variants) IFS=, read -ra VARIANTS <<<"$2"; shift ;;
     --build) BUILD=$2; shift ;;
     --out) OUT=$2; shift ;;
     -h|--help) usage; exit 0 ;;
@@ -78,6 +80,11 @@ while [[ $# -gt 0 ]]; do
 done
 [[ $REPS =~ ^[0-9]+$ && $REPS -ge 1 && $REPS -le 20 ]] || { echo "--reps must be 1..20" >&2; exit 2; }
 [[ $IDENTITIES =~ ^[0-9]+$ && $IDENTITIES -le 1000000 ]] || { echo "--identities must be 0..1000000" >&2; exit 2; }
+[[ ${VARIANTS[0]:-} == none ]] || { echo "--variants must start with none (the baseline)" >&2; exit 2; }
+for v in "${VARIANTS[@]:1}"; do
+  [[ $v == weft || $v == iptables-chain || $v == iptables-set ]] ||
+    { echo "--variants: unknown variant '$v' (none, weft, iptables-chain, iptables-set)" >&2; exit 2; }
+done
 
 BENCH=${WEFT_L4BENCH:-$BUILD/bench/weft-l4bench}
 PBENCH=${WEFT_POLICYBENCH:-$BUILD/bench/weft-policybench}
@@ -146,6 +153,12 @@ trap 'log "interrupted"; exit 130' INT TERM
 # netns with eth0 to a host-side veth in its node netns (10.240.x.1).
 client_ip() { echo "10.240.$((2 * $1)).2"; }
 server_ip() { echo "10.240.$((2 * $1 + 1)).2"; }
+index_of() {  # index_of VARIANT: its pair number, or nothing when not run
+  local k
+  for ((k = 0; k < ${#VARIANTS[@]}; k++)); do [[ ${VARIANTS[$k]} == "$1" ]] && { echo "$k"; return 0; }; done
+  return 0
+}
+has_variant() { [[ -n $(index_of "$1") ]]; }
 node_of() { [[ ${VARIANTS[$1]} == iptables-* ]] && echo "$NS_I" || echo "$NS_W"; }
 
 add_pod() {  # add_pod NODE_NS POD_NS HOSTIF SUBNET3 (e.g. 10.240.3)
@@ -193,7 +206,8 @@ start_servers() {
 
 # ---- programming ---------------------------------------------------------------------
 program_weft() {  # program_weft S
-  local k=1 line
+  local k line
+  k=$(index_of weft)
   line=$(nsx "$NS_W" "$PBENCH" program --pin-root "$PIN" --node "$NODE" --client "$(client_ip $k)" \
     --server "$(server_ip $k)" --entries "$1" --identities "$IDENTITIES" 2>>"$RUN_DIR/policybench.log") ||
     { log "weft-policybench program failed: see $RUN_DIR/policybench.log"; exit 1; }
@@ -211,14 +225,16 @@ program_ipset() {
     echo "create $IPSET hash:ip family inet hashsize 65536 maxelem $((IDENTITIES + 16))"
     awk -v n="$IDENTITIES" -v set="$IPSET" 'BEGIN { for (i = 0; i < n; i++)
       printf "add %s 100.%d.%d.%d\n", set, 64 + int(i / 65536), int(i / 256) % 256, i % 256 }'
-    echo "add $IPSET $(client_ip 3)"
+    echo "add $IPSET $(client_ip "$(index_of iptables-set)")"
   } >"$set"
   nsx "$NS_I" ipset restore <"$set"
   rm -f "$set"
 }
 
 program_iptables() {  # program_iptables S: the filter table, replaced as a whole
-  local s=$1 i ck=2 sk=3 ipt t0=$SECONDS
+  local s=$1 i ck sk ipt t0=$SECONDS
+  ck=$(index_of iptables-chain) sk=$(index_of iptables-set)
+  [[ -n $ck || -n $sk ]] || return 0
   ipt=$RUN_DIR/filter-$s.ipt
   {
     echo "*filter"
@@ -226,14 +242,18 @@ program_iptables() {  # program_iptables S: the filter table, replaced as a whol
     echo ":WEFT-CHAIN - [0:0]"
     echo ":WEFT-SET - [0:0]"
     echo "-A FORWARD -m conntrack --ctstate ESTABLISHED,RELATED -j ACCEPT"
-    echo "-A FORWARD -d $(server_ip $ck)/32 -j WEFT-CHAIN"
-    echo "-A FORWARD -d $(server_ip $sk)/32 -j WEFT-SET"
-    awk -v n="$((s - 1))" 'BEGIN { for (i = 0; i < n; i++)
-      printf "-A WEFT-CHAIN -s 100.%d.%d.%d/32 -p tcp --dport 8080 -j ACCEPT\n", 64 + int(i / 65536), int(i / 256) % 256, i % 256 }'
-    echo "-A WEFT-CHAIN -s $(client_ip $ck)/32 -p tcp --dport 8080 -j ACCEPT"
-    echo "-A WEFT-CHAIN -j DROP"
-    echo "-A WEFT-SET -m set --match-set $IPSET src -p tcp --dport 8080 -j ACCEPT"
-    echo "-A WEFT-SET -j DROP"
+    if [[ -n $ck ]]; then
+      echo "-A FORWARD -d $(server_ip "$ck")/32 -j WEFT-CHAIN"
+      awk -v n="$((s - 1))" 'BEGIN { for (i = 0; i < n; i++)
+        printf "-A WEFT-CHAIN -s 100.%d.%d.%d/32 -p tcp --dport 8080 -j ACCEPT\n", 64 + int(i / 65536), int(i / 256) % 256, i % 256 }'
+      echo "-A WEFT-CHAIN -s $(client_ip "$ck")/32 -p tcp --dport 8080 -j ACCEPT"
+      echo "-A WEFT-CHAIN -j DROP"
+    fi
+    if [[ -n $sk ]]; then
+      echo "-A FORWARD -d $(server_ip "$sk")/32 -j WEFT-SET"
+      echo "-A WEFT-SET -m set --match-set $IPSET src -p tcp --dport 8080 -j ACCEPT"
+      echo "-A WEFT-SET -j DROP"
+    fi
     echo "COMMIT"
   } >"$ipt"
   nsx "$NS_I" iptables-restore <"$ipt"
@@ -280,7 +300,7 @@ datapath() {
   local size rep mode i n=${#VARIANTS[@]} line
   IFS=, read -ra size_list <<<"$SIZES"
   for size in "${size_list[@]}"; do
-    program_weft "$size"
+    has_variant weft && program_weft "$size"
     program_iptables "$size"
     for ((i = 1; i < n; i++)); do check_denied "$i"; done
     for ((i = 0; i < n; i++)); do
@@ -313,7 +333,7 @@ if ! stat -f -c %T /sys/fs/bpf 2>/dev/null | grep -q bpf; then
 fi
 setup_topology
 start_servers
-program_ipset
+has_variant iptables-set && program_ipset
 datapath
 "$BENCH" report --in "$CELLS" --json "$RUN_DIR/summary.json" --baseline none \
   --variants "$(IFS=,; echo "${VARIANTS[*]}")" --size-name entries

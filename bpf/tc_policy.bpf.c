@@ -5,9 +5,11 @@
  *   weft_tc_to_pod    host veth EGRESS  = entering the pod = pod INGRESS
  *
  * Per packet: endpoint by skb->ifindex (miss: not ours, pass; enforcing
- * neither direction: pass, nothing tracked) -> parse (not TCP/UDP: pass;
- * truncated: drop MALFORMED) -> conntrack (own tuple: known flow; reversed
- * tuple, other direction: reply; both pass and count in the flow aggregate)
+ * neither direction: pass, nothing tracked) -> parse (direct packet access,
+ * copies when headers are not linear; not TCP/UDP: pass; truncated: drop
+ * MALFORMED) -> conntrack (own tuple: known flow; reversed tuple, other
+ * direction: reply; both pass and count in the flow aggregate; the entry
+ * holds the peer's identity, so a packet of a known flow never walks the LPM)
  * -> new flow: peer identity from the LPM ipcache, policy in the documented
  * order if the endpoint enforces this direction (else allowed, tracked so its
  * replies pass the other, enforced, direction); ALLOW creates the conntrack
@@ -132,10 +134,9 @@ static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 	/* The peer is the other side: the destination leaving the pod, the
 	 * source entering it. */
 	peer_addr = dir == WEFT_DIR_EGRESS ? &p.daddr : &p.saddr;
-	peer = weft_identity_of(peer_addr);
 	rev = weft_policy_rev_now();
 
-	ct = weft_ct_lookup(&p, dir, &is_reply, !trace);
+	ct = weft_ct_lookup(&p, dir, &is_reply);
 	/* A pure SYN on an existing forward entry is a new connection reusing
 	 * the tuple: evaluate it again (the policy may have changed) and count
 	 * it. (A retransmitted SYN is therefore counted twice.) */
@@ -143,6 +144,11 @@ static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 	    (p.tcp_flags & (WEFT_TCP_SYN | WEFT_TCP_ACK)) == WEFT_TCP_SYN)
 		ct = NULL;
 	if (ct) {
+		/* A current entry knows the peer's identity (identity-cache
+		 * changes bump the revision); a stale one asks the cache. */
+		int current = ct->policy_rev == rev && ct->verdict != WEFT_VERDICT_DENY;
+
+		peer = current ? ct->peer_identity : weft_identity_of(peer_addr);
 		/* The flow's own direction: a reply travels against it. */
 		flow_dir = is_reply ? (dir == WEFT_DIR_EGRESS ? WEFT_DIR_INGRESS : WEFT_DIR_EGRESS) : dir;
 		f.dir = flow_dir;
@@ -156,7 +162,7 @@ static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 						      WEFT_TRACE_STAGE_CT, ct->policy_id, peer, ep_id);
 			return TC_ACT_OK;
 		}
-		if (ct->policy_rev != rev || ct->verdict == WEFT_VERDICT_DENY) {
+		if (!current) {
 			/* Evaluated under another policy revision, or cut: again. */
 			weft_flow_eval(ep, peer, f.dport, p.proto, flow_dir, &res);
 			f.verdict = res.verdict;
@@ -169,6 +175,7 @@ static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 				ct->verdict = WEFT_VERDICT_DENY;
 				ct->policy_id = res.policy_id;
 				ct->policy_rev = rev;
+				ct->peer_identity = peer;
 				return weft_drop(skb, res.reason, &f, &p, dir);
 			}
 			if (trace)
@@ -177,13 +184,15 @@ static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 			ct->verdict = res.verdict;
 			ct->policy_id = res.policy_id;
 			ct->policy_rev = rev;
+			ct->peer_identity = peer;
+			/* The aggregate key may have changed (policy id). */
+			ct->flow_slot = weft_flow_slot_of(&f, p.proto);
 		} else if (trace) {
 			return weft_trace_out(skb, ct->verdict, WEFT_DROP_NONE, WEFT_TRACE_STAGE_CT,
 					      ct->policy_id, peer, ep_id);
 		}
-		f.verdict = ct->verdict;
-		f.policy_id = ct->policy_id;
-		weft_flow_account(&f, p.proto, p.len, 0);
+		/* The hot path: one array element, no hash lookup. */
+		weft_flow_count(ct->flow_slot, p.len, 0);
 		return TC_ACT_OK;
 	}
 
@@ -191,9 +200,11 @@ static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 		if (trace)
 			return weft_trace_out(skb, WEFT_VERDICT_ALLOW, WEFT_DROP_NONE,
 					      enforce ? WEFT_TRACE_STAGE_NONE : WEFT_TRACE_STAGE_UNENFORCED_DIR,
-					      0, peer, ep_id);
+					      0, weft_identity_of(peer_addr), ep_id);
 		return TC_ACT_OK;
 	}
+
+	peer = weft_identity_of(peer_addr);
 
 	f.dir = dir;
 	f.src_identity = dir == WEFT_DIR_EGRESS ? ep_identity : peer;
@@ -212,8 +223,8 @@ static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 	if (res.verdict == WEFT_VERDICT_DENY)
 		return weft_drop(skb, res.reason, &f, &p, dir);
 
-	weft_ct_create(&p, dir, res.policy_id, res.verdict, rev);
-	weft_flow_account(&f, p.proto, p.len, 1);
+	weft_ct_create(&p, dir, res.policy_id, res.verdict, rev, peer,
+		       weft_flow_account(&f, p.proto, p.len, 1));
 	weft_flow_emit(&f, &p);
 	return TC_ACT_OK;
 }

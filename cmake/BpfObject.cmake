@@ -1,9 +1,11 @@
-# bpf_object(NAME SRC [DEPENDS headers...])
+# bpf_object(NAME SRC [CPU v1|v2|v3] [DEPENDS headers...])
 #
 # Compiles a BPF C source with clang -target bpf -O2 -g into the build tree and
 # generates its libbpf skeleton with `bpftool gen skeleton`. Exposes:
 #   - interface library <NAME>_skel: include "weft/<NAME>.skel.h", links libbpf;
 #   - variable <NAME>_BPF_OBJECT (cache): path of the built .bpf.o (for BTF tests).
+# CPU picks clang's -mcpu (default: clang's own); v3 (kernel >= 5.1) is needed
+# for atomic fetch-and-add whose result is used.
 # Nothing generated is ever written into the source tree.
 find_program(BPF_CLANG NAMES clang clang-16 clang-14 REQUIRED)
 find_program(BPFTOOL NAMES bpftool PATHS /usr/sbin /usr/local/sbin REQUIRED)
@@ -16,13 +18,17 @@ if(CMAKE_LIBRARY_ARCHITECTURE)
 endif()
 
 function(bpf_object name src)
-  cmake_parse_arguments(ARG "" "" "DEPENDS" ${ARGN})
+  cmake_parse_arguments(ARG "" "CPU" "DEPENDS" ${ARGN})
+  set(cpu_flag)
+  if(ARG_CPU)
+    set(cpu_flag -mcpu=${ARG_CPU})
+  endif()
   set(obj ${CMAKE_CURRENT_BINARY_DIR}/${name}.bpf.o)
   set(skel ${WEFT_BPF_GEN_DIR}/weft/${name}.skel.h)
   file(GLOB lib_headers ${CMAKE_CURRENT_SOURCE_DIR}/lib/*.h)
   add_custom_command(
     OUTPUT ${obj}
-    COMMAND ${BPF_CLANG} -target bpf -O2 -g -Wall -Werror -D__TARGET_ARCH_x86
+    COMMAND ${BPF_CLANG} -target bpf ${cpu_flag} -O2 -g -Wall -Werror -D__TARGET_ARCH_x86
             -I${CMAKE_SOURCE_DIR}/include -I${CMAKE_CURRENT_SOURCE_DIR} ${WEFT_BPF_ARCH_INCLUDE}
             -c ${CMAKE_CURRENT_SOURCE_DIR}/${src} -o ${obj}
     DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${src} ${lib_headers}

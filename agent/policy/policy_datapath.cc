@@ -17,6 +17,7 @@
 
 #include "agent/datapath/loader.hpp"
 #include "agent/policy/netlink.hpp"
+#include "weft/flow_aggregates.hpp"
 #include "weft/sys.hpp"
 #include "weft/tc_policy.skel.h"
 
@@ -42,7 +43,7 @@ std::optional<uint32_t> RequestedCapacity(tc_policy& skel, const bpf_map* map, c
   if (map == skel.maps.weft_identity) return c.identity;
   if (map == skel.maps.weft_policy) return c.policy;
   if (map == skel.maps.weft_ct) return c.ct;
-  if (map == skel.maps.weft_flows) return c.flows;
+  if (map == skel.maps.weft_flows || map == skel.maps.weft_flow_ctr) return c.flows;
   return std::nullopt;
 }
 
@@ -154,6 +155,46 @@ void RemoveEmptyClsact(uint32_t ifindex) {
   libbpf_set_print(prev);
 }
 
+// tcx hooks (kernel >= 6.6). The attach types by number: the build host's
+// uapi headers may predate them.
+constexpr int kBpfTcxIngress = 46;  // BPF_TCX_INGRESS
+constexpr int kBpfTcxEgress = 47;   // BPF_TCX_EGRESS
+
+// A tcx link's pin: R/N/tc_links/tcx_<ifindex>_{ingress,egress}.
+std::string LinkPin(const std::string& links_dir, uint32_t ifindex, bool ingress) {
+  return links_dir + "/tcx_" + std::to_string(ifindex) + (ingress ? "_ingress" : "_egress");
+}
+
+// Detaches the tcx link pinned at `path` and removes the pin. False if there
+// was none. A link whose interface is gone (ENOLINK) is only unpinned.
+Result<bool> RemoveLinkPin(const std::string& path) {
+  UniqueFd fd(bpf_obj_get(path.c_str()));
+  if (!fd) {
+    if (errno == ENOENT) return false;
+    return Status::Errno("open pinned link " + path, errno);
+  }
+  if (bpf_link_detach(fd.get()) != 0 && errno != ENOLINK)
+    return Status::Errno("detach tcx link " + path, errno);
+  if (::unlink(path.c_str()) != 0 && errno != ENOENT) return Status::Errno("unpin " + path, errno);
+  return true;
+}
+
+// Removes an older agent's cls_bpf filters (clsact, our handle and priority)
+// from an interface, and the clsact qdisc once no filter is left on it.
+Status RemoveLegacyFilters(uint32_t ifindex, std::vector<std::string>* removed) {
+  bool any = false;
+  for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
+    auto r = DetachHook(ifindex, point);
+    if (!r.ok()) return r.status();
+    if (*r && removed)
+      removed->push_back("tc filter on " + std::string(point == BPF_TC_INGRESS ? "ingress" : "egress") +
+                         " of ifindex " + std::to_string(ifindex));
+    any |= *r;
+  }
+  if (any) RemoveEmptyClsact(ifindex);
+  return Status::Ok();
+}
+
 const char* VerdictLabel(uint8_t v) {
   switch (v) {
     case WEFT_VERDICT_ALLOW: return "allowed";
@@ -176,7 +217,8 @@ PolicyDatapath::PolicyDatapath(PolicyOptions opts)
     : opts_(std::move(opts)),
       node_dir_(opts_.pin_root + "/" + opts_.node),
       maps_dir_(node_dir_ + "/maps"),
-      progs_dir_(node_dir_ + "/progs") {}
+      progs_dir_(node_dir_ + "/progs"),
+      links_dir_(node_dir_ + "/tc_links") {}
 
 PolicyDatapath::~PolicyDatapath() {
   if (skel_) tc_policy__destroy(skel_);  // pins keep maps and filters keep programs
@@ -190,6 +232,7 @@ Result<std::unique_ptr<PolicyDatapath>> PolicyDatapath::Load(const PolicyOptions
     WEFT_RETURN_IF_ERROR(sys::EnsureBpffs("/sys/fs/bpf"));
   WEFT_RETURN_IF_ERROR(MakeDirs(dp->maps_dir_));
   WEFT_RETURN_IF_ERROR(MakeDirs(dp->progs_dir_));
+  WEFT_RETURN_IF_ERROR(MakeDirs(dp->links_dir_));
   if (opts.lock_node) {
     auto lock = datapath::LockNode(datapath::NodePaths(opts.pin_root, opts.node));
     if (!lock.ok()) return lock.status();
@@ -231,37 +274,52 @@ uint32_t PolicyDatapath::policy_revision() const {
 }
 
 Status PolicyDatapath::AttachInterface(uint32_t ifindex) {
-  struct {
-    bpf_tc_attach_point point;
-    bpf_program* prog;
-  } hooks[] = {{BPF_TC_INGRESS, skel_->progs.weft_tc_from_pod}, {BPF_TC_EGRESS, skel_->progs.weft_tc_to_pod}};
-  for (auto& h : hooks) {
-    const std::string where = std::string(h.point == BPF_TC_INGRESS ? "ingress" : "egress") + " of ifindex " +
-                              std::to_string(ifindex);
-    bpf_tc_hook hook{};
-    hook.sz = sizeof(hook);
-    hook.ifindex = static_cast<int>(ifindex);
-    hook.attach_point = h.point;
-    if (int err = CreateHook(&hook); err != 0) return Status::Errno("create clsact qdisc for " + where, -err);
-    bpf_tc_opts o{};
-    o.sz = sizeof(o);
-    o.prog_fd = bpf_program__fd(h.prog);
-    o.flags = BPF_TC_F_REPLACE;  // an existing filter gets the new program in place
-    o.handle = kTcHandle;
-    o.priority = kTcPriority;
-    if (int err = bpf_tc_attach(&hook, &o); err != 0)
-      return Status::Errno(std::string("attach ") + bpf_program__name(h.prog) + " to " + where, -err);
+  for (bool ingress : {true, false}) {
+    bpf_program* prog = ingress ? skel_->progs.weft_tc_from_pod : skel_->progs.weft_tc_to_pod;
+    const std::string where =
+        std::string(ingress ? "tcx ingress" : "tcx egress") + " of ifindex " + std::to_string(ifindex);
+    const std::string pin = LinkPin(links_dir_, ifindex, ingress);
+    UniqueFd link(bpf_obj_get(pin.c_str()));
+    if (link) {
+      // Our link is there (an earlier run): the kernel swaps its program
+      // atomically; there is no moment without one.
+      if (bpf_link_update(link.get(), bpf_program__fd(prog), nullptr) == 0) continue;
+      const int err = errno;
+      // ENOLINK: that interface went away and took the link with it; this
+      // ifindex is a new interface. Anything else is an error.
+      if (err != ENOLINK) return Status::Errno("update tcx link " + pin + " (" + where + ")", err);
+      spdlog::info("policy: {}: pinned link {} is defunct (its interface went away): attaching anew", where, pin);
+      link.reset();
+      if (::unlink(pin.c_str()) != 0 && errno != ENOENT) return Status::Errno("unpin " + pin, errno);
+    } else if (errno != ENOENT) {
+      return Status::Errno("open pinned link " + pin, errno);
+    }
+    int fd = bpf_link_create(bpf_program__fd(prog), static_cast<int>(ifindex),
+                             static_cast<bpf_attach_type>(ingress ? kBpfTcxIngress : kBpfTcxEgress), nullptr);
+    if (fd < 0) return Status::Errno(std::string("attach ") + bpf_program__name(prog) + " to " + where, -fd);
+    UniqueFd fresh(fd);
+    const std::string tmp = pin + "_new";  // bpffs refuses names with a dot
+    ::unlink(tmp.c_str());
+    if (bpf_obj_pin(fresh.get(), tmp.c_str()) != 0) return Status::Errno("pin tcx link at " + tmp, errno);
+    if (::rename(tmp.c_str(), pin.c_str()) != 0) {
+      int err = errno;
+      ::unlink(tmp.c_str());
+      return Status::Errno("rename " + tmp + " to " + pin, err);
+    }
   }
+  // An older agent's cls_bpf filters go once the tcx links are in (tcx runs
+  // first and its verdict ends the hook: the old filter no longer ran).
+  WEFT_RETURN_IF_ERROR(RemoveLegacyFilters(ifindex, nullptr));
   attached_.insert(ifindex);
   return Status::Ok();
 }
 
 Status PolicyDatapath::DetachInterface(uint32_t ifindex) {
-  for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
-    auto r = DetachHook(ifindex, point);
+  for (bool ingress : {true, false}) {
+    auto r = RemoveLinkPin(LinkPin(links_dir_, ifindex, ingress));
     if (!r.ok()) return r.status();
   }
-  RemoveEmptyClsact(ifindex);
+  WEFT_RETURN_IF_ERROR(RemoveLegacyFilters(ifindex, nullptr));
   attached_.erase(ifindex);
   return Status::Ok();
 }
@@ -626,25 +684,19 @@ Result<agent::PolicyCounters> PolicyDatapath::ReadPolicyCounters() const {
   const int ncpu = libbpf_num_possible_cpus();
   if (ncpu <= 0) return Status::Error("count possible CPUs", -ncpu);
   agent::PolicyCounters out;
-  // weft_flows: sum over CPUs; label sets that decode alike are merged.
+  // The flow aggregates, summed over CPUs; label sets that decode alike are merged.
   std::map<std::tuple<std::string, std::string, uint16_t, std::string, std::string, std::string, std::string,
                       std::string>,
            uint64_t>
       flows;
-  int fd = bpf_map__fd(skel_->maps.weft_flows);
-  weft_flow_key key{}, next{};
-  void* prev = nullptr;
-  std::vector<weft_flow_val> vals(ncpu);
-  while (bpf_map_get_next_key(fd, prev, &next) == 0) {
-    key = next;
-    prev = &key;
-    if (bpf_map_lookup_elem(fd, &key, vals.data()) != 0) continue;
-    uint64_t conns = 0;
-    for (const auto& v : vals) conns += v.connections;
+  auto aggs = flows::ReadAggregates(bpf_map__fd(skel_->maps.weft_flows), bpf_map__fd(skel_->maps.weft_flow_ctr));
+  if (!aggs.ok()) return aggs.status();
+  for (const auto& a : *aggs) {
+    const auto& key = a.key;
     std::string proto = key.proto == IPPROTO_TCP ? "tcp" : key.proto == IPPROTO_UDP ? "udp" : std::to_string(key.proto);
     flows[{identity(key.src_identity), identity(key.dst_identity), key.dport, proto, VerdictLabel(key.verdict),
            DropReasonName(key.reason), policy(key.policy_id),
-           key.direction == WEFT_DIR_EGRESS ? "egress" : "ingress"}] += conns;
+           key.direction == WEFT_DIR_EGRESS ? "egress" : "ingress"}] += a.total.connections;
   }
   for (const auto& [k, n] : flows) {
     agent::PolicyCounters::Flow f;
@@ -659,9 +711,11 @@ Result<agent::PolicyCounters> PolicyDatapath::ReadPolicyCounters() const {
       for (auto x : c) sum += x;
     out.drops.emplace_back(DropReasonName(r), sum);
   }
-  uint32_t lost = WEFT_EVSTAT_LOST;
+  uint32_t lost = WEFT_EVSTAT_LOST, full = WEFT_EVSTAT_FLOWS_FULL;
   if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.weft_ev_stats), &lost, c.data()) == 0)
     for (auto x : c) out.events_lost += x;
+  if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.weft_ev_stats), &full, c.data()) == 0)
+    for (auto x : c) out.flows_uncounted += x;
   return out;
 }
 
@@ -680,17 +734,31 @@ Result<PolicyCleanupReport> CleanupPolicy(const std::string& pin_root, const std
     std::map<uint32_t, weft_endpoint> eps;
     WEFT_RETURN_IF_ERROR((ReadHash<uint32_t, weft_endpoint>(fd.get(), ep_pin, &eps)));
     for (const auto& [ifx, ep] : eps) {
-      for (auto point : {BPF_TC_INGRESS, BPF_TC_EGRESS}) {
-        auto r = DetachHook(ifx, point);
+      for (bool ingress : {true, false}) {
+        const std::string pin = LinkPin(paths.node_dir + "/tc_links", ifx, ingress);
+        auto r = RemoveLinkPin(pin);
         if (!r.ok()) return r.status();
-        if (*r)
-          report.removed.push_back("tc filter on " + std::string(point == BPF_TC_INGRESS ? "ingress" : "egress") +
-                                   " of ifindex " + std::to_string(ifx));
+        if (*r) report.removed.push_back(pin);
       }
-      RemoveEmptyClsact(ifx);
+      WEFT_RETURN_IF_ERROR(RemoveLegacyFilters(ifx, &report.removed));
       // The entry goes too: a later agent must not re-attach to it.
       bpf_map_delete_elem(fd.get(), &ifx);
     }
+  }
+  // Links whose endpoint entry is gone (a crash between the two). (R/N/links
+  // is sock_lb's: not touched here.)
+  const std::string links = paths.node_dir + "/tc_links";
+  if (Exists(links)) {
+    std::error_code ec;
+    std::vector<std::string> pins;
+    for (const auto& e : fs::directory_iterator(links, ec)) pins.push_back(e.path().string());
+    for (const auto& pin : pins) {
+      auto r = RemoveLinkPin(pin);
+      if (!r.ok()) return r.status();
+      if (*r) report.removed.push_back(pin);
+    }
+    if (::rmdir(links.c_str()) != 0 && errno != ENOENT) return Status::Errno("remove " + links, errno);
+    report.removed.push_back(links);
   }
   const std::string progs = paths.node_dir + "/progs";
   if (Exists(progs)) {

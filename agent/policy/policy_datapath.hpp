@@ -1,28 +1,31 @@
 // The TC policy datapath of one node: bpf/tc_policy.bpf.c loaded over the
-// node's pinned maps, its two programs attached with tc (clsact, libbpf
-// bpf_tc_*) on the host-side interface of every local workload, and the maps
-// programmed from the controller's config by difference.
+// node's pinned maps, its two programs attached through tcx links (kernel >=
+// 6.6; no clsact qdisc, no cls_bpf classifier in the path) on the host-side
+// interface of every local workload, and the maps programmed from the
+// controller's config by difference.
 //
 // Pinned paths, for pin root R and node N:
-//   R/N/maps/weft_{identity,policy,ct,endpoints,drop_stats,flows,flow_ev,ev_stats,policy_rev}
+//   R/N/maps/weft_{identity,policy,ct,endpoints,drop_stats,flows,flow_ctr,flow_next,flow_ev,ev_stats,policy_rev}
 //   R/N/progs/weft_tc_from_pod, R/N/progs/weft_tc_to_pod   the programs that are attached
+//   R/N/tc_links/tcx_<ifindex>_{ingress,egress}           one tcx link per hook
 // (weftctl trace BPF_PROG_TEST_RUNs the program pins: they are re-pinned,
 // by rename, right after every attach of a new program).
 //
 // Restart without a window: Load() adopts the pinned maps (same type,
 // key/value size, flags and capacity checks as the sock_lb loader), so
-// conntrack, identities, policy and endpoint ids survive; Attach() replaces
-// the filter of every interface in the adopted weft_endpoints map in place
-// (bpf_tc_attach with BPF_TC_F_REPLACE on the same handle and priority: the
-// kernel swaps the program of the existing filter, there is no moment without
-// a filter), then re-pins the programs.
+// conntrack, identities, policy and endpoint ids survive; Attach() swaps the
+// program of every pinned tcx link of the adopted endpoints in place
+// (BPF_LINK_UPDATE: atomic, there is no moment without a program), then
+// re-pins the programs. A link whose interface went away is defunct
+// (ENOLINK) and is replaced. An older agent's cls_bpf filter (clsact, handle
+// kTcHandle, priority kTcPriority) is removed once the tcx link is in.
 //
 // Apply order (no intermediate state denies a flow that the old and the new
 // config both allow, except across an address changing identity):
 //   1 policy entries upserted   2 identity entries upserted
 //   3 endpoints upserted (enforcement switches on only after its entries)
-//   4 filters attached on new interfaces
-//   5 filters detached from interfaces whose workload is gone, their endpoint
+//   4 tcx links attached on new interfaces
+//   5 tcx links detached from interfaces whose workload is gone, their endpoint
 //     entries deleted   6 stale policy entries deleted
 //   7 stale identity entries deleted   8 weft_policy_rev bumped (if anything
 //     changed), so established flows are evaluated again (and cut if denied)
@@ -51,7 +54,8 @@ struct tc_policy;  // generated skeleton (weft/tc_policy.skel.h)
 
 namespace weft::policy {
 
-// tc filter identity of our programs on every interface (both directions).
+// The cls_bpf filter identity older agents used (both directions); removed
+// wherever found once our tcx links are attached.
 inline constexpr uint32_t kTcHandle = 0x77656674;  // "weft"
 inline constexpr uint32_t kTcPriority = 0x7766;
 
@@ -128,7 +132,7 @@ class PolicyDatapath : public agent::PolicyCountersSource {
   Status WriteNames(const PolicyDesired& desired, uint64_t version);
 
   PolicyOptions opts_;
-  std::string node_dir_, maps_dir_, progs_dir_;
+  std::string node_dir_, maps_dir_, progs_dir_, links_dir_;
   UniqueFd lock_;
   tc_policy* skel_ = nullptr;
   KernelPolicy live_;                  // mirror of the maps
@@ -151,11 +155,12 @@ const char* DropReasonName(uint32_t reason);
 struct PolicyCleanupReport {
   std::vector<std::string> removed;  // filters ("ifindex N ingress") and pins
 };
-// Detaches our filters from every interface in the pinned weft_endpoints map
-// (only filters at our handle/priority whose program is a weft_tc_* one;
-// the clsact qdisc too once no filter is left on it), unpins the programs and
-// removes R/N/progs. Maps are left to datapath::Cleanup. Run it in the
-// agent's network namespace. Idempotent.
+// Detaches our tcx links (and any older agent's cls_bpf filters at our
+// handle/priority whose program is a weft_tc_* one, with the clsact qdisc once
+// no filter is left on it) from every interface in the pinned weft_endpoints
+// map, unpins every link in R/N/tc_links and the programs, and removes both
+// directories. Maps are left to datapath::Cleanup. Run it in the agent's
+// network namespace. Idempotent.
 Result<PolicyCleanupReport> CleanupPolicy(const std::string& pin_root, const std::string& node);
 
 }  // namespace weft::policy

@@ -81,11 +81,11 @@ static __always_inline int weft_parse_l4(struct __sk_buff *skb, struct weft_pkt 
 	return WEFT_PARSE_PASS;
 }
 
-static __always_inline int weft_parse(struct __sk_buff *skb, struct weft_pkt *p)
+/* The general parser: bpf_skb_load_bytes copies, any layout of the skb. */
+static __always_inline int weft_parse_copy(struct __sk_buff *skb, struct weft_pkt *p)
 {
 	struct ethhdr eth;
 
-	p->len = skb->len;
 	if (bpf_skb_load_bytes(skb, 0, &eth, sizeof(eth)) < 0)
 		return WEFT_PARSE_MALFORMED;
 
@@ -122,6 +122,90 @@ static __always_inline int weft_parse(struct __sk_buff *skb, struct weft_pkt *p)
 	return WEFT_PARSE_PASS;
 }
 
+#define WEFT_PARSE_SLOW (-1)
+
+/* The fast parser: direct packet access to headers in the skb's linear part,
+ * where a pod's packets carry them. WEFT_PARSE_SLOW when a header it needs
+ * is not all there (weft_parse_copy decides, also what is truncated); every
+ * other answer is the one weft_parse_copy gives. */
+static __always_inline int weft_parse_direct(struct __sk_buff *skb, struct weft_pkt *p)
+{
+	void *data = (void *)(long)skb->data;
+	void *end = (void *)(long)skb->data_end;
+	struct ethhdr *eth = data;
+	__u32 l4_off;
+
+	if ((void *)(eth + 1) > end)
+		return WEFT_PARSE_SLOW;
+	if (eth->h_proto == bpf_htons(ETH_P_IP)) {
+		struct iphdr *ip = (void *)(eth + 1);
+
+		if ((void *)(ip + 1) > end)
+			return WEFT_PARSE_SLOW;
+		if (ip->version != 4 || ip->ihl < 5)
+			return WEFT_PARSE_MALFORMED;
+		if (ip->frag_off & bpf_htons(0x1fff))
+			return WEFT_PARSE_PASS;
+		weft_addr_set_v4(&p->saddr, ip->saddr);
+		weft_addr_set_v4(&p->daddr, ip->daddr);
+		p->proto = ip->protocol;
+		l4_off = ETH_HLEN + ip->ihl * 4;
+		p->is_v6 = 0;
+	} else if (eth->h_proto == bpf_htons(ETH_P_IPV6)) {
+		struct ipv6hdr *ip6 = (void *)(eth + 1);
+
+		if ((void *)(ip6 + 1) > end)
+			return WEFT_PARSE_SLOW;
+		if (ip6->version != 6)
+			return WEFT_PARSE_MALFORMED;
+		__builtin_memcpy(p->saddr.w, &ip6->saddr, 16);
+		__builtin_memcpy(p->daddr.w, &ip6->daddr, 16);
+		p->proto = ip6->nexthdr;
+		l4_off = ETH_HLEN + sizeof(*ip6);
+		p->is_v6 = 1;
+	} else {
+		return WEFT_PARSE_PASS;
+	}
+	p->l4_off = l4_off;
+	if (l4_off > ETH_HLEN + 60)
+		return WEFT_PARSE_SLOW; /* cannot happen; bounds l4_off for the verifier */
+	if (p->proto == IPPROTO_TCP) {
+		struct tcphdr *th = data + l4_off;
+
+		if ((void *)(th + 1) > end)
+			return WEFT_PARSE_SLOW;
+		if (th->doff < 5)
+			return WEFT_PARSE_MALFORMED;
+		p->sport = th->source;
+		p->dport = th->dest;
+		p->tcp_seq = th->seq;
+		p->tcp_ack_seq = th->ack_seq;
+		p->tcp_flags = ((__u8 *)th)[13];
+		return WEFT_PARSE_OK;
+	}
+	if (p->proto == IPPROTO_UDP) {
+		struct udphdr *uh = data + l4_off;
+
+		if ((void *)(uh + 1) > end)
+			return WEFT_PARSE_SLOW;
+		p->sport = uh->source;
+		p->dport = uh->dest;
+		return WEFT_PARSE_OK;
+	}
+	return WEFT_PARSE_PASS;
+}
+
+static __always_inline int weft_parse(struct __sk_buff *skb, struct weft_pkt *p)
+{
+	int r;
+
+	p->len = skb->len;
+	r = weft_parse_direct(skb, p);
+	if (r != WEFT_PARSE_SLOW)
+		return r;
+	return weft_parse_copy(skb, p);
+}
+
 static __always_inline void weft_ct_key_fwd(struct weft_ct_key *k, const struct weft_pkt *p, __u8 dir)
 {
 	weft_addr_store(k->saddr, &p->saddr);
@@ -144,10 +228,11 @@ static __always_inline void weft_ct_key_rev(struct weft_ct_key *k, const struct 
 	k->pad2 = 0;
 }
 
-/* Looks up the packet's flow and, if touch, refreshes last_seen (trace mode
- * does not). *is_reply tells which way it matched. NULL: no entry either way. */
+/* Looks up the packet's flow: *is_reply tells which way it matched. NULL: no
+ * entry either way. Nothing is written: a packet of a known flow leaves its
+ * entry's cache line clean (the LRU needs no timestamps). */
 static __always_inline struct weft_ct_val *weft_ct_lookup(const struct weft_pkt *p, __u8 dir,
-							  int *is_reply, int touch)
+							  int *is_reply)
 {
 	struct weft_ct_key key;
 	struct weft_ct_val *v;
@@ -160,24 +245,20 @@ static __always_inline struct weft_ct_val *weft_ct_lookup(const struct weft_pkt 
 		v = bpf_map_lookup_elem(&weft_ct, &key);
 		*is_reply = 1;
 	}
-	if (v && touch) {
-		__u64 now = bpf_ktime_get_ns();
-
-		if (v->last_seen_ns != now)
-			v->last_seen_ns = now;
-	}
 	return v;
 }
 
 static __always_inline void weft_ct_create(const struct weft_pkt *p, __u8 dir, __u32 policy_id,
-					   __u8 verdict, __u16 rev)
+					   __u8 verdict, __u16 rev, __u32 peer_identity, __u32 flow_slot)
 {
 	struct weft_ct_key key;
 	struct weft_ct_val val = {
-		.last_seen_ns = bpf_ktime_get_ns(),
+		.created_ns = bpf_ktime_get_coarse_ns(),
 		.policy_id = policy_id,
 		.verdict = verdict,
 		.policy_rev = rev,
+		.peer_identity = peer_identity,
+		.flow_slot = flow_slot,
 	};
 
 	weft_ct_key_fwd(&key, p, dir);

@@ -1,20 +1,41 @@
 /* SPDX-License-Identifier: (GPL-2.0-only OR BSD-2-Clause) */
-/* Flow observability: exact per-CPU aggregates in weft_flows (never lossy: no
- * ring buffer involved) and one weft_flow_event per new flow or drop in the
- * ring buffer weft_flow_ev, whose losses are counted in weft_ev_stats. */
+/* Flow observability: exact per-CPU aggregates (weft_flows -> slot ->
+ * weft_flow_ctr; never lossy: no ring buffer involved) and one
+ * weft_flow_event per new flow or drop in the ring buffer weft_flow_ev, whose
+ * losses are counted in weft_ev_stats. A new flow finds (or allocates) its
+ * key's slot once; its conntrack entry keeps the slot, so each later packet
+ * adds to a per-CPU array element: no hash lookup, no atomic. */
 #ifndef WEFT_BPF_LIB_FLOWS_H
 #define WEFT_BPF_LIB_FLOWS_H
 
 #include "lib/common.h"
 #include "lib/ct.h"
 
+/* The aggregates (include/weft/bpf_abi.h): key -> slot, slot -> per-CPU
+ * counters, and the slot allocator. */
 struct {
-	__uint(type, BPF_MAP_TYPE_PERCPU_HASH);
+	__uint(type, BPF_MAP_TYPE_HASH);
 	__type(key, struct weft_flow_key);
-	__type(value, struct weft_flow_val);
+	__type(value, struct weft_flow_slot);
 	__uint(max_entries, WEFT_DEFAULT_MAX_FLOW_ENTRIES);
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_flows SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_PERCPU_ARRAY);
+	__type(key, __u32);
+	__type(value, struct weft_flow_val);
+	__uint(max_entries, WEFT_DEFAULT_MAX_FLOW_ENTRIES);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_flow_ctr SEC(".maps");
+
+struct {
+	__uint(type, BPF_MAP_TYPE_ARRAY);
+	__type(key, __u32);
+	__type(value, __u32);
+	__uint(max_entries, 1);
+	__uint(pinning, LIBBPF_PIN_BY_NAME);
+} weft_flow_next SEC(".maps");
 
 struct {
 	__uint(type, BPF_MAP_TYPE_RINGBUF);
@@ -49,9 +70,13 @@ static __always_inline void weft_ev_stat_inc(__u32 which)
 		__sync_fetch_and_add(v, 1);
 }
 
-/* new_conn: this packet opens the flow (counts one connection). */
-static __always_inline void weft_flow_account(const struct weft_flow *f, __u8 proto, __u32 bytes,
-					      int new_conn)
+/* Slot numbers stop being handed out well before __u32 wraps. */
+#define WEFT_FLOW_SLOT_LIMIT (1U << 30)
+
+/* The slot of a flow's aggregate key, allocated the first time the key is
+ * seen; WEFT_FLOW_SLOT_NONE (counted as WEFT_EVSTAT_FLOWS_FULL) when the
+ * table is full. */
+static __always_inline __u32 weft_flow_slot_of(const struct weft_flow *f, __u8 proto)
 {
 	struct weft_flow_key key = {
 		.src_identity = f->src_identity,
@@ -63,23 +88,54 @@ static __always_inline void weft_flow_account(const struct weft_flow *f, __u8 pr
 		.direction = f->dir,
 		.policy_id = f->policy_id,
 	};
-	struct weft_flow_val *v = bpf_map_lookup_elem(&weft_flows, &key);
+	struct weft_flow_slot *s = bpf_map_lookup_elem(&weft_flows, &key);
+	struct weft_flow_slot fresh;
+	__u32 zero = 0, *next;
 
-	if (!v) {
-		struct weft_flow_val zero = {};
+	if (s)
+		return s->slot;
+	next = bpf_map_lookup_elem(&weft_flow_next, &zero);
+	if (!next || *next >= WEFT_FLOW_SLOT_LIMIT)
+		goto full;
+	fresh.slot = __sync_fetch_and_add(next, 1);
+	/* A slot past weft_flow_ctr's end would never count: refuse it. */
+	if (!bpf_map_lookup_elem(&weft_flow_ctr, &fresh.slot))
+		goto full;
+	if (bpf_map_update_elem(&weft_flows, &key, &fresh, BPF_NOEXIST) == 0)
+		return fresh.slot;
+	/* -EEXIST: another CPU got the key in first; its slot counts (ours is
+	 * never referenced). -E2BIG: the key table is full. */
+	s = bpf_map_lookup_elem(&weft_flows, &key);
+	if (s)
+		return s->slot;
+full:
+	weft_ev_stat_inc(WEFT_EVSTAT_FLOWS_FULL);
+	return WEFT_FLOW_SLOT_NONE;
+}
 
-		/* -EEXIST: another CPU raced us in; the lookup below finds it.
-		 * -E2BIG (map full) is the one way to miss: sized for identity
-		 * pairs, not for connections. */
-		bpf_map_update_elem(&weft_flows, &key, &zero, BPF_NOEXIST);
-		v = bpf_map_lookup_elem(&weft_flows, &key);
-		if (!v)
-			return;
-	}
-	if (new_conn)
-		__sync_fetch_and_add(&v->connections, 1);
-	__sync_fetch_and_add(&v->packets, 1);
-	__sync_fetch_and_add(&v->bytes, bytes);
+/* Adds one packet (and, new_conn, one connection) to a slot's counters. tc
+ * programs run with bottom halves disabled: nothing else on this CPU touches
+ * this CPU's element meanwhile, so plain adds are exact. */
+static __always_inline void weft_flow_count(__u32 slot, __u32 bytes, int new_conn)
+{
+	struct weft_flow_val *v = bpf_map_lookup_elem(&weft_flow_ctr, &slot);
+
+	if (!v)
+		return;
+	v->connections += new_conn ? 1 : 0;
+	v->packets += 1;
+	v->bytes += bytes;
+}
+
+/* new_conn: this packet opens the flow (counts one connection). Returns the
+ * flow's slot, for its conntrack entry. */
+static __always_inline __u32 weft_flow_account(const struct weft_flow *f, __u8 proto, __u32 bytes,
+					       int new_conn)
+{
+	__u32 slot = weft_flow_slot_of(f, proto);
+
+	weft_flow_count(slot, bytes, new_conn);
+	return slot;
 }
 
 /* A real (noinline) subprogram on purpose: its BTF signature carries struct

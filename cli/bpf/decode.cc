@@ -433,42 +433,58 @@ Status Conntrack(const PinnedMap& m, const RawDump& d, const std::string&, const
                  Decoded* out) {
   WEFT_RETURN_IF_ERROR(CheckLayout(m, sizeof(weft_ct_key), "weft_ct_key", sizeof(weft_ct_val), "weft_ct_val"));
   timespec now{};
-  clock_gettime(CLOCK_MONOTONIC, &now);  // bpf_ktime_get_ns's clock
+  clock_gettime(CLOCK_MONOTONIC, &now);  // bpf_ktime_get_coarse_ns's clock
   const uint64_t now_ns = static_cast<uint64_t>(now.tv_sec) * 1000000000ull + static_cast<uint64_t>(now.tv_nsec);
-  out->rows.push_back({"SOURCE", "DESTINATION", "PROTO", "VERDICT", "POLICY-ID", "LAST-SEEN"});
+  out->rows.push_back({"SOURCE", "DESTINATION", "PROTO", "VERDICT", "POLICY-ID", "PEER-IDENTITY", "AGE"});
   for (const auto& e : d.entries) {
     auto k = Load<weft_ct_key>(e.key.data());
     auto v = Load<weft_ct_val>(e.value.data());
     std::string src = HostPort(k.saddr, ntohs(k.sport)), dst = HostPort(k.daddr, ntohs(k.dport));
-    double ago = now_ns > v.last_seen_ns ? static_cast<double>(now_ns - v.last_seen_ns) / 1e9 : 0.0;
-    char agos[32];
-    std::snprintf(agos, sizeof(agos), "%.1fs ago", ago);
-    out->rows.push_back({src, dst, Proto(k.proto), Verdict(v.verdict), std::to_string(v.policy_id), agos});
+    double age = now_ns > v.created_ns ? static_cast<double>(now_ns - v.created_ns) / 1e9 : 0.0;
+    char ages[32];
+    std::snprintf(ages, sizeof(ages), "%.1fs", age);
+    out->rows.push_back({src, dst, Proto(k.proto), Verdict(v.verdict), std::to_string(v.policy_id),
+                         Identity(v.peer_identity), ages});
     out->json.push_back({{"source", src},
                          {"destination", dst},
                          {"proto", Proto(k.proto)},
                          {"verdict", Verdict(v.verdict)},
                          {"policy_id", v.policy_id},
-                         {"last_seen_ns", v.last_seen_ns},
-                         {"age_seconds", ago}});
+                         {"peer_identity", v.peer_identity},
+                         {"policy_rev", v.policy_rev},
+                         {"flow_slot", v.flow_slot},
+                         {"created_ns", v.created_ns},
+                         {"age_seconds", age}});
   }
   return Status::Ok();
 }
 
-Status Flows(const PinnedMap& m, const RawDump& d, const std::string&, const Names&, const DumpOptions&, Decoded* out) {
-  WEFT_RETURN_IF_ERROR(CheckLayout(m, sizeof(weft_flow_key), "weft_flow_key", sizeof(weft_flow_val), "weft_flow_val"));
-  out->rows.push_back({"SRC-IDENTITY", "DST-IDENTITY", "DPORT", "PROTO", "VERDICT", "REASON", "POLICY-ID",
-                       "CONNECTIONS", "PACKETS", "BYTES"});
+// weft_flows (key -> slot) joined with weft_flow_ctr[slot], summed over CPUs.
+Status Flows(const PinnedMap& m, const RawDump& d, const std::string& maps_dir, const Names&, const DumpOptions&,
+             Decoded* out) {
+  WEFT_RETURN_IF_ERROR(
+      CheckLayout(m, sizeof(weft_flow_key), "weft_flow_key", sizeof(weft_flow_slot), "weft_flow_slot"));
+  auto ctr = OpenPinnedMap(maps_dir, WEFT_MAP_FLOW_COUNTERS);
+  if (!ctr.ok()) return ctr.status();
+  WEFT_RETURN_IF_ERROR(CheckLayout(*ctr, sizeof(uint32_t), "__u32", sizeof(weft_flow_val), "weft_flow_val"));
+  out->rows.push_back({"SRC-IDENTITY", "DST-IDENTITY", "DPORT", "PROTO", "DIRECTION", "VERDICT", "REASON",
+                       "POLICY-ID", "SLOT", "CONNECTIONS", "PACKETS", "BYTES"});
   for (const auto& e : d.entries) {
     auto k = Load<weft_flow_key>(e.key.data());
-    auto v = SumPerCpu<weft_flow_val>(d, e, [](weft_flow_val& a, const weft_flow_val& b) {
-      a.connections += b.connections;
-      a.packets += b.packets;
-      a.bytes += b.bytes;
-    });
+    auto slot = Load<weft_flow_slot>(e.value.data()).slot;
+    std::vector<uint8_t> buf(ValueBufferSize(*ctr));
+    auto found = LookupElem(*ctr, &slot, buf.data());
+    if (!found.ok()) return found.status();
+    if (!*found)
+      return Status::Error(std::string(WEFT_MAP_FLOWS) + ": slot " + std::to_string(slot) + " is outside " +
+                           WEFT_MAP_FLOW_COUNTERS + " (capacity " + std::to_string(ctr->info.max_entries) + ")");
+    const size_t stride = (sizeof(weft_flow_val) + 7) & ~size_t{7};
+    auto sum = SumPerCpuU64(buf, static_cast<int>(buf.size() / stride), stride, sizeof(weft_flow_val));
+    weft_flow_val v{sum[0], sum[1], sum[2]};
     out->rows.push_back({Identity(k.src_identity), Identity(k.dst_identity), std::to_string(k.dport), Proto(k.proto),
-                         Verdict(k.verdict), DropReason(k.reason), std::to_string(k.policy_id),
-                         std::to_string(v.connections), std::to_string(v.packets), std::to_string(v.bytes)});
+                         Dir(k.direction), Verdict(k.verdict), DropReason(k.reason), std::to_string(k.policy_id),
+                         std::to_string(slot), std::to_string(v.connections), std::to_string(v.packets),
+                         std::to_string(v.bytes)});
     out->json.push_back({{"src_identity", k.src_identity},
                          {"dst_identity", k.dst_identity},
                          {"dport", k.dport},
@@ -477,11 +493,38 @@ Status Flows(const PinnedMap& m, const RawDump& d, const std::string&, const Nam
                          {"verdict", Verdict(k.verdict)},
                          {"reason", DropReason(k.reason)},
                          {"policy_id", k.policy_id},
+                         {"slot", slot},
                          {"connections", v.connections},
                          {"packets", v.packets},
                          {"bytes", v.bytes}});
   }
-  if (d.percpu) out->note = "summed over " + std::to_string(d.ncpus) + " CPUs";
+  out->note = "counters from " WEFT_MAP_FLOW_COUNTERS ", summed over the possible CPUs";
+  return Status::Ok();
+}
+
+// weft_flow_ctr by slot: only slots that counted something (the keys are in
+// weft_flows).
+Status FlowCounters(const PinnedMap& m, const RawDump& d, const std::string&, const Names&, const DumpOptions&,
+                    Decoded* out) {
+  WEFT_RETURN_IF_ERROR(CheckLayout(m, sizeof(uint32_t), "__u32", sizeof(weft_flow_val), "weft_flow_val"));
+  out->rows.push_back({"SLOT", "CONNECTIONS", "PACKETS", "BYTES"});
+  size_t zero = 0;
+  for (const auto& e : d.entries) {
+    auto v = SumPerCpu<weft_flow_val>(d, e, [](weft_flow_val& a, const weft_flow_val& b) {
+      a.connections += b.connections;
+      a.packets += b.packets;
+      a.bytes += b.bytes;
+    });
+    if (v.connections == 0 && v.packets == 0 && v.bytes == 0) {
+      ++zero;
+      continue;
+    }
+    auto slot = Load<uint32_t>(e.key.data());
+    out->rows.push_back({std::to_string(slot), std::to_string(v.connections), std::to_string(v.packets),
+                         std::to_string(v.bytes)});
+    out->json.push_back({{"slot", slot}, {"connections", v.connections}, {"packets", v.packets}, {"bytes", v.bytes}});
+  }
+  out->note = std::to_string(zero) + " unused slots not shown; the keys are in " WEFT_MAP_FLOWS;
   return Status::Ok();
 }
 
@@ -536,6 +579,7 @@ const std::map<std::string, Decoder>& Decoders() {
       {WEFT_MAP_POLICY, Policy},
       {WEFT_MAP_CT, Conntrack},
       {WEFT_MAP_FLOWS, Flows},
+      {WEFT_MAP_FLOW_COUNTERS, FlowCounters},
       {WEFT_MAP_ENDPOINTS, Endpoints},
       {WEFT_MAP_DROP_STATS, [](const PinnedMap& m, const RawDump& d, const std::string&, const Names&,
                                const DumpOptions&, Decoded* out) { return Counters(m, d, "REASON", DropReason, out); }},

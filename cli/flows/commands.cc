@@ -25,6 +25,7 @@
 #include "cli/ctl/format.hpp"
 #include "cli/flows/flows.hpp"
 #include "weft/bpf_abi.h"
+#include "weft/flow_aggregates.hpp"
 
 namespace weft::cli::flows {
 
@@ -282,20 +283,23 @@ int RunAggregates(const Options& o, const Cluster& c, const std::map<std::string
     const std::string dir = c.MapsDir(node);
     auto m = bpf::OpenPinnedMap(dir, WEFT_MAP_FLOWS);
     if (!m.ok()) return Fail({kExitEnv, "node " + node + ": " + m.status().message()});
-    if (auto st = bpf::CheckLayout(*m, sizeof(weft_flow_key), "weft_flow_key", sizeof(weft_flow_val), "weft_flow_val");
+    auto ctr = bpf::OpenPinnedMap(dir, WEFT_MAP_FLOW_COUNTERS);
+    if (!ctr.ok()) return Fail({kExitEnv, "node " + node + ": " + ctr.status().message()});
+    if (auto st = bpf::CheckLayout(*m, sizeof(weft_flow_key), "weft_flow_key", sizeof(weft_flow_slot), "weft_flow_slot");
         !st.ok())
       return Fail({kExitEnv, "node " + node + ": " + st.message()});
-    auto d = bpf::ReadAll(*m);
-    if (!d.ok()) return Fail({kExitEnv, "node " + node + ": " + d.status().message()});
+    if (auto st = bpf::CheckLayout(*ctr, sizeof(uint32_t), "__u32", sizeof(weft_flow_val), "weft_flow_val"); !st.ok())
+      return Fail({kExitEnv, "node " + node + ": " + st.message()});
+    auto all = ::weft::flows::ReadAggregates(m->fd.get(), ctr->fd.get());
+    if (!all.ok()) return Fail({kExitEnv, "node " + node + ": " + all.status().message()});
     struct Row {
       weft_flow_key k;
       std::vector<uint64_t> v;
     };
     std::vector<Row> agg;
-    for (const auto& e : d->entries) {
-      auto k = bpf::Load<weft_flow_key>(e.key.data());
-      if (!MatchAggregate(filters.at(node), k)) continue;
-      agg.push_back({k, bpf::SumPerCpuU64(e.value, d->ncpus, d->stride, sizeof(weft_flow_val))});
+    for (const auto& a : *all) {
+      if (!MatchAggregate(filters.at(node), a.key)) continue;
+      agg.push_back({a.key, {a.total.connections, a.total.packets, a.total.bytes}});
     }
     std::sort(agg.begin(), agg.end(), [](const Row& a, const Row& b) {
       return std::tie(a.k.src_identity, a.k.dst_identity, a.k.dport, a.k.proto, a.k.verdict, a.k.reason,

@@ -145,7 +145,9 @@ struct weft_sock_rev_val {
 #define WEFT_MAP_CT            "weft_ct"         /* LRU_HASH  weft_ct_key -> weft_ct_val */
 #define WEFT_MAP_ENDPOINTS     "weft_endpoints"  /* HASH      host-veth ifindex -> weft_endpoint */
 #define WEFT_MAP_DROP_STATS    "weft_drop_stats" /* PERCPU_ARRAY [WEFT_DROP_MAX] __u64 */
-#define WEFT_MAP_FLOWS         "weft_flows"      /* PERCPU_HASH weft_flow_key -> weft_flow_val */
+#define WEFT_MAP_FLOWS         "weft_flows"      /* HASH      weft_flow_key -> weft_flow_slot */
+#define WEFT_MAP_FLOW_COUNTERS "weft_flow_ctr"   /* PERCPU_ARRAY [slot] weft_flow_val */
+#define WEFT_MAP_FLOW_NEXT     "weft_flow_next"  /* ARRAY[1] __u32: the next free slot */
 #define WEFT_MAP_FLOW_EVENTS   "weft_flow_ev"    /* RINGBUF of weft_flow_event */
 #define WEFT_MAP_EVENT_STATS   "weft_ev_stats"   /* PERCPU_ARRAY [WEFT_EVSTAT_MAX] __u64 */
 
@@ -242,15 +244,33 @@ struct weft_ct_key {
 };
 
 struct weft_ct_val {
-	__u64 last_seen_ns;
+	__u64 created_ns; /* CLOCK_MONOTONIC (coarse) when the flow opened; no
+			   * per-packet write: the LRU ages entries out */
 	__u32 policy_id;  /* what allowed (or, verdict DENY: cut) it */
 	__u8  verdict;    /* ALLOW/STEER; DENY = a flow cut by a policy change (tombstone) */
 	__u8  flags;
-	__u16 policy_rev; /* low 16 bits of weft_policy_rev[0] when last evaluated (was
-			   * `pad`: same size and offset, 0 in entries of older programs) */
+	__u16 policy_rev; /* low 16 bits of weft_policy_rev[0] when last evaluated */
+	__u32 peer_identity; /* the peer's identity under policy_rev: packets of a
+			      * current entry skip the identity cache (every
+			      * identity-cache change bumps the revision) */
+	__u32 flow_slot;  /* the flow's counters in weft_flow_ctr (set with
+			   * policy_rev); WEFT_FLOW_SLOT_NONE: not counted */
 };
 
-/* weft_flows: exact aggregates. */
+/* Exact flow aggregates, in two maps so that a packet of a known flow pays no
+ * hash lookup: weft_flows maps a weft_flow_key to its slot, allocated from
+ * weft_flow_next[0] the first time the key is seen (never reused: the table
+ * holds up to its capacity of keys, then counts WEFT_EVSTAT_FLOWS_FULL), and
+ * weft_flow_ctr[slot] holds the per-CPU counters. The conntrack entry keeps
+ * the slot of its flow. A reader joins the two: for each key, the sum over
+ * CPUs of weft_flow_ctr[slot]. A slot a racing CPU allocated but did not get
+ * into weft_flows is never referenced and stays zero. */
+#define WEFT_FLOW_SLOT_NONE 0xffffffffU
+
+struct weft_flow_slot {
+	__u32 slot; /* index into weft_flow_ctr */
+};
+
 struct weft_flow_key {
 	__u32 src_identity;
 	__u32 dst_identity;
@@ -292,7 +312,9 @@ struct weft_flow_event {
 enum weft_event_stat {
 	WEFT_EVSTAT_SENT = 0,
 	WEFT_EVSTAT_LOST = 1, /* ring buffer full: counted, never silent */
-	WEFT_EVSTAT_MAX  = 2,
+	WEFT_EVSTAT_FLOWS_FULL = 2, /* a new flow key found weft_flows full: its
+				     * connections/bytes are not in the aggregates */
+	WEFT_EVSTAT_MAX  = 3,
 };
 
 /* weftctl trace: BPF_PROG_TEST_RUN of the attached tc_policy program on a

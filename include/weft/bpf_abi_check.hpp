@@ -59,13 +59,15 @@ inline constexpr FieldLayout kCtKey[] = {WEFT_F(weft_ct_key, saddr), WEFT_F(weft
                                          WEFT_F(weft_ct_key, sport), WEFT_F(weft_ct_key, dport),
                                          WEFT_F(weft_ct_key, proto), WEFT_F(weft_ct_key, dir),
                                          WEFT_F(weft_ct_key, pad2)};
-inline constexpr FieldLayout kCtVal[] = {WEFT_F(weft_ct_val, last_seen_ns), WEFT_F(weft_ct_val, policy_id),
+inline constexpr FieldLayout kCtVal[] = {WEFT_F(weft_ct_val, created_ns), WEFT_F(weft_ct_val, policy_id),
                                          WEFT_F(weft_ct_val, verdict), WEFT_F(weft_ct_val, flags),
-                                         WEFT_F(weft_ct_val, policy_rev)};
+                                         WEFT_F(weft_ct_val, policy_rev), WEFT_F(weft_ct_val, peer_identity),
+                                         WEFT_F(weft_ct_val, flow_slot)};
 inline constexpr FieldLayout kFlowKey[] = {
     WEFT_F(weft_flow_key, src_identity), WEFT_F(weft_flow_key, dst_identity), WEFT_F(weft_flow_key, dport),
     WEFT_F(weft_flow_key, proto),        WEFT_F(weft_flow_key, verdict),      WEFT_F(weft_flow_key, reason),
     WEFT_F(weft_flow_key, direction),    WEFT_F(weft_flow_key, pad),          WEFT_F(weft_flow_key, policy_id)};
+inline constexpr FieldLayout kFlowSlot[] = {WEFT_F(weft_flow_slot, slot)};
 inline constexpr FieldLayout kFlowVal[] = {WEFT_F(weft_flow_val, connections), WEFT_F(weft_flow_val, packets),
                                            WEFT_F(weft_flow_val, bytes)};
 inline constexpr FieldLayout kFlowEvent[] = {
@@ -95,6 +97,7 @@ inline constexpr StructLayout kTcPolicyAbiStructs[] = {
     WEFT_S(weft_policy_val, kPolicyVal),   WEFT_S(weft_ct_key, kCtKey),
     WEFT_S(weft_ct_val, kCtVal),           WEFT_S(weft_flow_key, kFlowKey),
     WEFT_S(weft_flow_val, kFlowVal),       WEFT_S(weft_flow_event, kFlowEvent),
+    WEFT_S(weft_flow_slot, kFlowSlot),
 };
 #undef WEFT_S
 
@@ -118,9 +121,10 @@ static_assert(sizeof(weft_endpoint) == 12);
 static_assert(sizeof(weft_policy_key) == 12);
 static_assert(sizeof(weft_policy_val) == 8);
 static_assert(sizeof(weft_ct_key) == 40);
-static_assert(sizeof(weft_ct_val) == 16);
+static_assert(sizeof(weft_ct_val) == 24);
 static_assert(sizeof(weft_flow_key) == 20);
 static_assert(sizeof(weft_flow_val) == 24);
+static_assert(sizeof(weft_flow_slot) == 4);
 static_assert(sizeof(weft_flow_event) == 64);
 static_assert(offsetof(weft_ct_key, sport) == 32);
 static_assert(offsetof(weft_flow_key, reason) == 12);

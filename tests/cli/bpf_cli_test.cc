@@ -629,10 +629,15 @@ TEST_F(BpfCliTcMapsTest, DumpDecodesPolicyMaps) {
   uint32_t reason = WEFT_DROP_POLICY_DENIED;
   ASSERT_EQ(bpf_map_update_elem(drops.get(), &reason, per_cpu.data(), BPF_ANY), 0);
 
-  UniqueFd flows = Create(BPF_MAP_TYPE_PERCPU_HASH, WEFT_MAP_FLOWS, sizeof(weft_flow_key), sizeof(weft_flow_val), 16);
+  // The aggregates: key -> slot 5, counters at weft_flow_ctr[5].
+  UniqueFd flows = Create(BPF_MAP_TYPE_HASH, WEFT_MAP_FLOWS, sizeof(weft_flow_key), sizeof(weft_flow_slot), 16);
+  UniqueFd flow_ctr =
+      Create(BPF_MAP_TYPE_PERCPU_ARRAY, WEFT_MAP_FLOW_COUNTERS, sizeof(uint32_t), sizeof(weft_flow_val), 16);
   weft_flow_key fk{256, 257, 80, IPPROTO_TCP, WEFT_VERDICT_DENY, WEFT_DROP_POLICY_DENIED, WEFT_DIR_INGRESS, 0, 8};
+  weft_flow_slot fs{5};
+  ASSERT_EQ(bpf_map_update_elem(flows.get(), &fk, &fs, BPF_ANY), 0);
   std::vector<weft_flow_val> fv(ncpus, weft_flow_val{1, 2, 100});
-  ASSERT_EQ(bpf_map_update_elem(flows.get(), &fk, fv.data(), BPF_ANY), 0);
+  ASSERT_EQ(bpf_map_update_elem(flow_ctr.get(), &fs.slot, fv.data(), BPF_ANY), 0);
 
   UniqueFd ct = Create(BPF_MAP_TYPE_LRU_HASH, WEFT_MAP_CT, sizeof(weft_ct_key), sizeof(weft_ct_val), 16);
   weft_ct_key ck{};
@@ -641,7 +646,7 @@ TEST_F(BpfCliTcMapsTest, DumpDecodesPolicyMaps) {
   ck.sport = htons(40000);
   ck.dport = htons(80);
   ck.proto = IPPROTO_TCP;
-  weft_ct_val cv{1, 7, WEFT_VERDICT_ALLOW, 0, 0};
+  weft_ct_val cv{1, 7, WEFT_VERDICT_ALLOW, 0, 0, 256, 5};
   ASSERT_EQ(bpf_map_update_elem(ct.get(), &ck, &cv, BPF_ANY), 0);
 
   const std::string names = tmp_ + "/names.yaml";
@@ -687,8 +692,14 @@ TEST_F(BpfCliTcMapsTest, DumpDecodesPolicyMaps) {
   ASSERT_EQ(f.size(), 1u);
   EXPECT_EQ(f[0]["reason"], "policy_denied");
   EXPECT_EQ(f[0]["verdict"], "deny");
+  EXPECT_EQ(f[0]["slot"], 5);
+  EXPECT_EQ(f[0]["connections"], 1 * ncpus);
   EXPECT_EQ(f[0]["packets"], 2 * ncpus);
   EXPECT_EQ(f[0]["bytes"], 100 * ncpus);
+  Json fc = Dump(WEFT_MAP_FLOW_COUNTERS);  // only the slot that counted
+  ASSERT_EQ(fc.size(), 1u);
+  EXPECT_EQ(fc[0]["slot"], 5);
+  EXPECT_EQ(fc[0]["bytes"], 100 * ncpus);
 
   Json c = Dump(WEFT_MAP_CT);
   ASSERT_EQ(c.size(), 1u);
@@ -696,6 +707,8 @@ TEST_F(BpfCliTcMapsTest, DumpDecodesPolicyMaps) {
   EXPECT_EQ(c[0]["destination"], "10.1.0.1:80");
   EXPECT_EQ(c[0]["verdict"], "allow");
   EXPECT_EQ(c[0]["policy_id"], 7);
+  EXPECT_EQ(c[0]["peer_identity"], 256);
+  EXPECT_EQ(c[0]["flow_slot"], 5);
 
   // `bpf maps`: the test's maps carry no BTF, and the LPM trie counts its prefixes.
   CmdResult r = RunCapture({WEFT_WEFTCTL, "bpf", "maps", "--pin-root", pin_root_, "-o", "json"}, tmp_);

@@ -390,7 +390,7 @@ class Topology {
     for (const char* m : {WEFT_MAP_IDENTITY, WEFT_MAP_POLICY, WEFT_MAP_CT, WEFT_MAP_ENDPOINTS, WEFT_MAP_DROP_STATS,
                           WEFT_MAP_FLOWS, WEFT_MAP_FLOW_EVENTS, WEFT_MAP_EVENT_STATS, WEFT_MAP_SERVICES, WEFT_MAP_SLOTS,
                           WEFT_MAP_BACKENDS, WEFT_MAP_SVC_STATS, WEFT_MAP_BACKEND_STATS, WEFT_MAP_LB_STATS,
-                          WEFT_MAP_SOCK_REV, "weft_policy_rev"})
+                          WEFT_MAP_SOCK_REV, "weft_policy_rev", WEFT_MAP_FLOW_COUNTERS, WEFT_MAP_FLOW_NEXT})
       add(MapsDir() + "/" + m);
     add(ProgsDir() + "/weft_tc_from_pod");
     add(ProgsDir() + "/weft_tc_to_pod");

@@ -12,6 +12,7 @@
 #include <set>
 
 #include "tests/cli/tc_topology.hpp"
+#include "weft/flow_aggregates.hpp"
 
 namespace weft::clitest {
 namespace {
@@ -159,15 +160,11 @@ class TraceCliTest : public ::testing::Test {
     int fd = bpf_map__fd(topo_->skel_->maps.weft_ct);
     while (bpf_map_get_next_key(fd, prev, &next) == 0 && ct < 100000) ++ct, k = next, prev = &k;
     uint64_t conns = 0;
-    int ffd = bpf_map__fd(topo_->skel_->maps.weft_flows);
-    weft_flow_key fk{}, fnext{};
-    void* fprev = nullptr;
-    std::vector<weft_flow_val> v(libbpf_num_possible_cpus());
-    while (bpf_map_get_next_key(ffd, fprev, &fnext) == 0) {
-      if (bpf_map_lookup_elem(ffd, &fnext, v.data()) == 0)
-        for (const auto& x : v) conns += x.connections + x.packets;
-      fk = fnext, fprev = &fk;
-    }
+    auto aggs = flows::ReadAggregates(bpf_map__fd(topo_->skel_->maps.weft_flows),
+                                      bpf_map__fd(topo_->skel_->maps.weft_flow_ctr));
+    EXPECT_TRUE(aggs.ok()) << aggs.status().message();
+    if (aggs.ok())
+      for (const auto& a : *aggs) conns += a.total.connections + a.total.packets;
     return {ct, conns};
   }
 

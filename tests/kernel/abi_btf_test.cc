@@ -117,7 +117,9 @@ TEST(AbiBtfMaps, TcPolicyMapsUseAbiTypes) {
       {WEFT_MAP_CT, sizeof(weft_ct_key), sizeof(weft_ct_val)},
       {WEFT_MAP_ENDPOINTS, sizeof(__u32), sizeof(weft_endpoint)},
       {WEFT_MAP_DROP_STATS, sizeof(__u32), sizeof(__u64)},
-      {WEFT_MAP_FLOWS, sizeof(weft_flow_key), sizeof(weft_flow_val)},
+      {WEFT_MAP_FLOWS, sizeof(weft_flow_key), sizeof(weft_flow_slot)},
+      {WEFT_MAP_FLOW_COUNTERS, sizeof(__u32), sizeof(weft_flow_val)},
+      {WEFT_MAP_FLOW_NEXT, sizeof(__u32), sizeof(__u32)},
       {WEFT_MAP_EVENT_STATS, sizeof(__u32), sizeof(__u64)},
       {WEFT_MAP_POLICY_REV, sizeof(__u32), sizeof(__u32)},
   };

@@ -101,8 +101,9 @@ size_t CountEntries(int fd, size_t key_size) {
   return c;
 }
 
-// Program id of our filter on one hook of an interface in netns `ns` (0: none).
-uint32_t FilterProg(const std::string& ns, uint32_t ifindex, bpf_tc_attach_point point) {
+// Program id of an older agent's cls_bpf filter (our handle/priority) on one
+// hook of an interface in netns `ns` (0: none).
+uint32_t LegacyFilterProg(const std::string& ns, uint32_t ifindex, bpf_tc_attach_point point) {
   InNetns in(ns);
   bpf_tc_hook hook{};
   hook.sz = sizeof(hook);
@@ -116,6 +117,38 @@ uint32_t FilterProg(const std::string& ns, uint32_t ifindex, bpf_tc_attach_point
   int err = bpf_tc_query(&hook, &q);
   libbpf_set_print(prev);
   return err == 0 ? q.prog_id : 0;
+}
+
+// Program id of the weft_tc_* program on one tcx hook (BPF_TC_INGRESS: tcx
+// ingress) of an interface in netns `ns` (0: none; -1 as u32: more than one).
+uint32_t AttachedProg(const std::string& ns, uint32_t ifindex, bpf_tc_attach_point point) {
+  InNetns in(ns);
+  __u32 ids[8] = {};
+  struct bpf_prog_query_opts q{};
+  q.sz = sizeof(q);
+  q.prog_ids = ids;
+  q.prog_cnt = 8;
+  const int type = point == BPF_TC_INGRESS ? 46 : 47;  // BPF_TCX_INGRESS / BPF_TCX_EGRESS
+  if (bpf_prog_query_opts(static_cast<int>(ifindex), static_cast<bpf_attach_type>(type), &q) != 0) return 0;
+  uint32_t found = 0;
+  for (__u32 i = 0; i < q.prog_cnt && i < 8; ++i) {
+    UniqueFd fd(bpf_prog_get_fd_by_id(ids[i]));
+    bpf_prog_info info{};
+    __u32 len = sizeof(info);
+    if (!fd || bpf_obj_get_info_by_fd(fd.get(), &info, &len) != 0) continue;
+    if (std::strncmp(info.name, "weft_tc_", 8) != 0) continue;
+    found = found ? ~0u : ids[i];
+  }
+  return found;
+}
+
+// The id of the BPF link pinned at `pin` (0: none).
+uint32_t PinnedLinkId(const std::string& pin) {
+  UniqueFd fd(bpf_obj_get(pin.c_str()));
+  if (!fd) return 0;
+  bpf_link_info info{};
+  __u32 len = sizeof(info);
+  return bpf_obj_get_info_by_fd(fd.get(), &info, &len) == 0 ? info.id : 0;
 }
 
 uint32_t ProgId(int fd) {
@@ -385,8 +418,8 @@ TEST_F(PolicyAgentTest, ProgrammedFromNodeConfigAllowsAndDenies) {
   }
   // Attached on both hooks of both veths; the pinned programs are the attached ones.
   for (uint32_t ifx : {h1_, h2_}) {
-    EXPECT_EQ(FilterProg(node_->path(), ifx, BPF_TC_INGRESS), PinnedProgId(dp_->prog_pin(true)));
-    EXPECT_EQ(FilterProg(node_->path(), ifx, BPF_TC_EGRESS), PinnedProgId(dp_->prog_pin(false)));
+    EXPECT_EQ(AttachedProg(node_->path(), ifx, BPF_TC_INGRESS), PinnedProgId(dp_->prog_pin(true)));
+    EXPECT_EQ(AttachedProg(node_->path(), ifx, BPF_TC_EGRESS), PinnedProgId(dp_->prog_pin(false)));
   }
   EXPECT_NE(PinnedProgId(dp_->prog_pin(true)), 0u);
 
@@ -581,6 +614,15 @@ TEST_F(PolicyAgentTest, IdentityCacheDeltaEqualsAFullApply) {
 TEST_F(PolicyAgentTest, RestartReplacesProgramsWithoutLossAndKeepsState) {
   ASSERT_NO_FATAL_FAILURE(Start());
   const uint32_t old_from = PinnedProgId(dp_->prog_pin(true));
+  auto link_pin = [&](uint32_t ifx, bool ingress) {
+    return pins_->path() + "/n1/tc_links/tcx_" + std::to_string(ifx) + (ingress ? "_ingress" : "_egress");
+  };
+  std::map<std::string, uint32_t> link_ids;
+  for (uint32_t ifx : {h1_, h2_})
+    for (bool in : {true, false}) {
+      link_ids[link_pin(ifx, in)] = PinnedLinkId(link_pin(ifx, in));
+      EXPECT_NE(link_ids[link_pin(ifx, in)], 0u) << link_pin(ifx, in);
+    }
   std::map<std::string, uint32_t> ids;
   for (const auto& e : dp_->endpoints()) ids[e.workload] = e.ep_id;
 
@@ -632,9 +674,11 @@ TEST_F(PolicyAgentTest, RestartReplacesProgramsWithoutLossAndKeepsState) {
   const uint32_t new_from = PinnedProgId(dp_->prog_pin(true));
   EXPECT_NE(new_from, old_from) << "the new agent's program is pinned";
   for (uint32_t ifx : {h1_, h2_}) {
-    EXPECT_EQ(FilterProg(node_->path(), ifx, BPF_TC_INGRESS), new_from) << "ifindex " << ifx;
-    EXPECT_EQ(FilterProg(node_->path(), ifx, BPF_TC_EGRESS), PinnedProgId(dp_->prog_pin(false)));
+    EXPECT_EQ(AttachedProg(node_->path(), ifx, BPF_TC_INGRESS), new_from) << "ifindex " << ifx;
+    EXPECT_EQ(AttachedProg(node_->path(), ifx, BPF_TC_EGRESS), PinnedProgId(dp_->prog_pin(false)));
   }
+  for (const auto& [pin, id] : link_ids)
+    EXPECT_EQ(PinnedLinkId(pin), id) << pin << ": the same link, its program swapped in place";
   for (const auto& e : dp_->endpoints()) EXPECT_EQ(e.ep_id, ids[e.workload]) << e.workload << ": ep id adopted";
   // Denied stays denied.
   Outcome o = TryConnect(p1_->path(), 9090);
@@ -649,9 +693,9 @@ TEST_F(PolicyAgentTest, DeltaRemovingWorkloadDetachesAndCleanupRemovesAll) {
     InNetns in(node_->path());
     ASSERT_TRUE(dp_->ApplyDelta(d, 2).ok());
   }
-  EXPECT_EQ(FilterProg(node_->path(), h2_, BPF_TC_INGRESS), 0u);
-  EXPECT_EQ(FilterProg(node_->path(), h2_, BPF_TC_EGRESS), 0u);
-  EXPECT_NE(FilterProg(node_->path(), h1_, BPF_TC_INGRESS), 0u);
+  EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_INGRESS), 0u);
+  EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_EGRESS), 0u);
+  EXPECT_NE(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), 0u);
   EXPECT_EQ(CountEntries(bpf_map__fd(dp_->skel().maps.weft_policy), sizeof(weft_policy_key)), 0u);
   EXPECT_EQ(CountEntries(bpf_map__fd(dp_->skel().maps.weft_endpoints), sizeof(uint32_t)), 1u);
   // No policy on P2 now: everything passes.
@@ -676,13 +720,75 @@ TEST_F(PolicyAgentTest, DeltaRemovingWorkloadDetachesAndCleanupRemovesAll) {
     ASSERT_TRUE(again.ok());
     EXPECT_TRUE(again->removed.empty());
   }
-  EXPECT_EQ(FilterProg(node_->path(), h1_, BPF_TC_INGRESS), 0u);
+  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), 0u);
   EXPECT_FALSE(std::filesystem::exists(pins_->path() + "/n1/progs"));
   // tc shows no qdisc either.
   std::string out;
   auto rc = sys::RunCommand({"ip", "netns", "exec", node_->name(), "tc", "qdisc", "show", "dev", "h1"}, &out);
   ASSERT_TRUE(rc.ok());
   EXPECT_EQ(out.find("clsact"), std::string::npos) << out;
+}
+
+// An older agent attached cls_bpf filters (clsact, our handle/priority): the
+// new one attaches its tcx links, then removes those filters and the qdisc,
+// with traffic allowed throughout and the policy in force after.
+TEST_F(PolicyAgentTest, OlderAgentsClsBpfFiltersAreReplacedByTcxLinks) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  const uint32_t from = PinnedProgId(dp_->prog_pin(true)), to = PinnedProgId(dp_->prog_pin(false));
+  // Back to the old layout: no tcx links, cls_bpf filters instead.
+  dp_.reset();
+  {
+    InNetns in(node_->path());
+    for (uint32_t ifx : {h1_, h2_}) {
+      for (bool ingress : {true, false}) {
+        const std::string pin =
+            pins_->path() + "/n1/tc_links/tcx_" + std::to_string(ifx) + (ingress ? "_ingress" : "_egress");
+        UniqueFd l(bpf_obj_get(pin.c_str()));
+        ASSERT_TRUE(l) << pin;
+        ASSERT_EQ(bpf_link_detach(l.get()), 0);
+        ASSERT_EQ(unlink(pin.c_str()), 0);
+        bpf_tc_hook hook{};
+        hook.sz = sizeof(hook);
+        hook.ifindex = static_cast<int>(ifx);
+        hook.attach_point = ingress ? BPF_TC_INGRESS : BPF_TC_EGRESS;
+        int err = bpf_tc_hook_create(&hook);
+        ASSERT_TRUE(err == 0 || err == -EEXIST) << err;
+        const std::string prog_pin =
+            pins_->path() + (ingress ? "/n1/progs/weft_tc_from_pod" : "/n1/progs/weft_tc_to_pod");
+        UniqueFd prog(bpf_obj_get(prog_pin.c_str()));
+        ASSERT_TRUE(prog);
+        bpf_tc_opts o{};
+        o.sz = sizeof(o);
+        o.prog_fd = prog.get();
+        o.handle = policy::kTcHandle;
+        o.priority = policy::kTcPriority;
+        ASSERT_EQ(bpf_tc_attach(&hook, &o), 0);
+      }
+    }
+  }
+  for (uint32_t ifx : {h1_, h2_}) {
+    ASSERT_EQ(LegacyFilterProg(node_->path(), ifx, BPF_TC_INGRESS), from);
+    ASSERT_EQ(LegacyFilterProg(node_->path(), ifx, BPF_TC_EGRESS), to);
+    ASSERT_EQ(AttachedProg(node_->path(), ifx, BPF_TC_INGRESS), 0u);
+  }
+  EXPECT_EQ(TryConnect(p1_->path(), 8080).err, 0) << "the old filters enforce: allowed";
+
+  auto dp = NewDatapath();
+  ASSERT_TRUE(dp.ok()) << dp.status().message();
+  dp_ = std::move(*dp);
+  ASSERT_TRUE(Apply(BaseConfig(), 1).ok());
+  for (uint32_t ifx : {h1_, h2_}) {
+    EXPECT_EQ(AttachedProg(node_->path(), ifx, BPF_TC_INGRESS), PinnedProgId(dp_->prog_pin(true))) << ifx;
+    EXPECT_EQ(AttachedProg(node_->path(), ifx, BPF_TC_EGRESS), PinnedProgId(dp_->prog_pin(false))) << ifx;
+    EXPECT_EQ(LegacyFilterProg(node_->path(), ifx, BPF_TC_INGRESS), 0u) << ifx;
+    EXPECT_EQ(LegacyFilterProg(node_->path(), ifx, BPF_TC_EGRESS), 0u) << ifx;
+  }
+  std::string out;
+  ASSERT_TRUE(sys::RunCommand({"ip", "netns", "exec", node_->name(), "tc", "qdisc", "show", "dev", "h2"}, &out).ok());
+  EXPECT_EQ(out.find("clsact"), std::string::npos) << out;
+  EXPECT_EQ(TryConnect(p1_->path(), 8080).err, 0) << "allowed";
+  Outcome o = TryConnect(p1_->path(), 9090);
+  EXPECT_TRUE(o.err == ECONNREFUSED || o.err == ECONNRESET) << "denied: " << strerror(o.err);
 }
 
 // A workload whose veth does not exist yet is not placed (no filter, no
@@ -719,7 +825,7 @@ TEST_F(PolicyAgentTest, WorkloadPlacedWhenItsInterfaceAppears) {
   for (const auto& e : dp_->endpoints())
     if (e.workload == "default/p3") h3 = e.ifindex;
   ASSERT_NE(h3, 0u);
-  EXPECT_NE(FilterProg(node_->path(), h3, BPF_TC_INGRESS), 0u);
+  EXPECT_NE(AttachedProg(node_->path(), h3, BPF_TC_INGRESS), 0u);
   EXPECT_EQ(CountEntries(bpf_map__fd(dp_->skel().maps.weft_endpoints), sizeof(uint32_t)), 3u);
   EXPECT_TRUE(p3->Remove().ok());  // takes e3, and h3 with it
 }

@@ -35,6 +35,7 @@
 #include <vector>
 
 #include "tests/kernel/support/kernel_env.hpp"
+#include "weft/flow_aggregates.hpp"
 #include "weft/sys.hpp"
 #include "weft/tc_policy.skel.h"
 #include "weft/unique_fd.hpp"
@@ -170,6 +171,7 @@ Result<SkelPtr> LoadTcPolicy(const std::string& pin_root) {
   bpf_map__set_max_entries(s->maps.weft_identity, 1 << 10);
   bpf_map__set_max_entries(s->maps.weft_policy, 1 << 10);
   bpf_map__set_max_entries(s->maps.weft_flows, 1 << 12);
+  bpf_map__set_max_entries(s->maps.weft_flow_ctr, 1 << 12);
   if (int err = tc_policy__load(s.get()); err != 0)
     return Status::Errno("load tc_policy (pins under " + pin_root + ")", -err);
   return s;
@@ -197,13 +199,11 @@ uint64_t PercpuArraySum(bpf_map* m, uint32_t idx) {
   return s;
 }
 
-// Sum of a weft_flows entry over CPUs; all zero if absent.
+// The counters of a flow key, summed over CPUs; all zero if absent.
 weft_flow_val FlowSum(tc_policy* s, const weft_flow_key& k) {
-  std::vector<weft_flow_val> v(libbpf_num_possible_cpus());
-  weft_flow_val out{};
-  if (bpf_map_lookup_elem(bpf_map__fd(s->maps.weft_flows), &k, v.data()) != 0) return out;
-  for (auto& x : v) out.connections += x.connections, out.packets += x.packets, out.bytes += x.bytes;
-  return out;
+  auto v = flows::ReadAggregate(bpf_map__fd(s->maps.weft_flows), bpf_map__fd(s->maps.weft_flow_ctr), k);
+  EXPECT_TRUE(v.ok()) << v.status().message();
+  return v.ok() ? *v : weft_flow_val{};
 }
 
 // direction: where the flow was seen (the local endpoint's side of it).

@@ -47,7 +47,8 @@ const char* const kMapNames[] = {WEFT_MAP_SERVICES,  WEFT_MAP_SLOTS,     WEFT_MA
                                  // tc_policy
                                  WEFT_MAP_IDENTITY,  WEFT_MAP_POLICY,    WEFT_MAP_CT,
                                  WEFT_MAP_ENDPOINTS, WEFT_MAP_DROP_STATS, WEFT_MAP_FLOWS,
-                                 WEFT_MAP_FLOW_EVENTS, WEFT_MAP_EVENT_STATS, WEFT_MAP_POLICY_REV};
+                                 WEFT_MAP_FLOW_EVENTS, WEFT_MAP_EVENT_STATS, WEFT_MAP_POLICY_REV,
+                                 WEFT_MAP_FLOW_COUNTERS, WEFT_MAP_FLOW_NEXT};
 
 void SafeJoin(char* out, size_t n, const char* a, const char* b) {
   size_t i = 0;
