@@ -4,7 +4,7 @@
 //   weft-policybench program --pin-root R --node N --client IP --server IP
 //                            --entries S --identities M [--port 8080]
 //     The node config the controller would send for two local pods: the
-//     client (no policy applies: programs attached, nothing enforced) and the
+//     client (no policy applies: an endpoint, no programs attached) and the
 //     server (enforced ingress, S policy entries: S-1 ALLOW entries for other
 //     identities, then the one for the client's identity, port --port). The
 //     identity cache holds the two pods plus M other /32s (100.64.0.0/10,

@@ -195,6 +195,8 @@ Status RemoveLegacyFilters(uint32_t ifindex, std::vector<std::string>* removed) 
   return Status::Ok();
 }
 
+bool Enforces(const weft_endpoint& ep) { return ep.enforce_ingress != 0 || ep.enforce_egress != 0; }
+
 const char* VerdictLabel(uint8_t v) {
   switch (v) {
     case WEFT_VERDICT_ALLOW: return "allowed";
@@ -340,9 +342,10 @@ Status PolicyDatapath::PinPrograms() {
 }
 
 Status PolicyDatapath::Attach() {
-  size_t replaced = 0;
+  size_t replaced = 0, idle = 0;
   for (const auto& [ifindex, ep] : live_.endpoints) {
-    Status st = AttachInterface(ifindex);
+    // Programs only where policy applies (see ApplyDesired, step 4).
+    Status st = Enforces(ep) ? AttachInterface(ifindex) : DetachInterface(ifindex);
     if (!st.ok()) {
       if (st.err() == ENODEV || st.err() == ENOENT || st.err() == EINVAL) {
         // The interface is gone (its pod with it): Apply removes the entry.
@@ -351,10 +354,12 @@ Status PolicyDatapath::Attach() {
       }
       return st;
     }
-    ++replaced;
+    ++(Enforces(ep) ? replaced : idle);
   }
   WEFT_RETURN_IF_ERROR(PinPrograms());
-  spdlog::info("policy: programs attached (in place) on {} adopted interfaces, pinned under {}", replaced, progs_dir_);
+  spdlog::info("policy: programs attached (in place) on {} adopted interfaces ({} enforce nothing: none), pinned "
+               "under {}",
+               replaced, idle, progs_dir_);
   return Status::Ok();
 }
 
@@ -546,9 +551,18 @@ Status PolicyDatapath::ApplyDesired(const PolicyDesired& desired, uint64_t versi
     live_.endpoints[ifx] = ep;
     ++writes;
   }
-  // 4: filters on interfaces without ours (new, or not yet replaced in this run).
-  for (const auto& [ifx, ep] : want.endpoints)
-    if (!attached_.count(ifx)) WEFT_RETURN_IF_ERROR(AttachInterface(ifx));
+  // 4: programs only where policy applies. An endpoint that enforces a
+  // direction gets its links (new, or not yet attached in this run); one
+  // that enforces neither gets none: its programs would only find that out
+  // and pass, at a cost on every packet of the pod. (Its flows are not
+  // counted either way.)
+  for (const auto& [ifx, ep] : want.endpoints) {
+    if (Enforces(ep)) {
+      if (!attached_.count(ifx)) WEFT_RETURN_IF_ERROR(AttachInterface(ifx));
+    } else if (attached_.count(ifx)) {
+      WEFT_RETURN_IF_ERROR(DetachInterface(ifx));
+    }
+  }
   // 5: interfaces whose workload is gone.
   for (auto it = live_.endpoints.begin(); it != live_.endpoints.end();) {
     if (want.endpoints.count(it->first)) {

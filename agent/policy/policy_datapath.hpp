@@ -1,8 +1,9 @@
 // The TC policy datapath of one node: bpf/tc_policy.bpf.c loaded over the
 // node's pinned maps, its two programs attached through tcx links (kernel >=
 // 6.6; no clsact qdisc, no cls_bpf classifier in the path) on the host-side
-// interface of every local workload, and the maps programmed from the
-// controller's config by difference.
+// interface of every local workload that a policy applies to (one that
+// enforces neither direction gets no programs: it pays nothing per packet),
+// and the maps programmed from the controller's config by difference.
 //
 // Pinned paths, for pin root R and node N:
 //   R/N/maps/weft_{identity,policy,ct,endpoints,drop_stats,flows,flow_ctr,flow_next,flow_ev,ev_stats,policy_rev}
@@ -24,7 +25,8 @@
 // config both allow, except across an address changing identity):
 //   1 policy entries upserted   2 identity entries upserted
 //   3 endpoints upserted (enforcement switches on only after its entries)
-//   4 tcx links attached on new interfaces
+//   4 tcx links attached on interfaces whose endpoint now enforces a direction,
+//     detached from those that enforce neither
 //   5 tcx links detached from interfaces whose workload is gone, their endpoint
 //     entries deleted   6 stale policy entries deleted
 //   7 stale identity entries deleted   8 weft_policy_rev bumped (if anything
@@ -89,8 +91,10 @@ class PolicyDatapath : public agent::PolicyCountersSource {
   PolicyDatapath& operator=(const PolicyDatapath&) = delete;
 
   // Attaches (or atomically replaces) the programs on every interface the
-  // adopted weft_endpoints map names, then pins the programs. Call once after
-  // Load, before the first Apply (which attaches new interfaces itself).
+  // adopted weft_endpoints map names whose endpoint enforces a direction
+  // (and removes any from those that enforce neither), then pins the
+  // programs. Call once after Load, before the first Apply (which attaches
+  // new interfaces itself).
   Status Attach();
 
   // Entry points for the config stream. version: the controller's config

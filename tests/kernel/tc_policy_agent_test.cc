@@ -416,11 +416,12 @@ TEST_F(PolicyAgentTest, ProgrammedFromNodeConfigAllowsAndDenies) {
     EXPECT_GE(e.ep_id, 1u);
     EXPECT_LE(e.ep_id, 2u);
   }
-  // Attached on both hooks of both veths; the pinned programs are the attached ones.
-  for (uint32_t ifx : {h1_, h2_}) {
-    EXPECT_EQ(AttachedProg(node_->path(), ifx, BPF_TC_INGRESS), PinnedProgId(dp_->prog_pin(true)));
-    EXPECT_EQ(AttachedProg(node_->path(), ifx, BPF_TC_EGRESS), PinnedProgId(dp_->prog_pin(false)));
-  }
+  // Attached on both hooks of P2's veth (a policy applies to it); the pinned
+  // programs are the attached ones. P1 enforces nothing: no programs at all.
+  EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_INGRESS), PinnedProgId(dp_->prog_pin(true)));
+  EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_EGRESS), PinnedProgId(dp_->prog_pin(false)));
+  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), 0u);
+  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_EGRESS), 0u);
   EXPECT_NE(PinnedProgId(dp_->prog_pin(true)), 0u);
 
   struct Case {
@@ -618,7 +619,7 @@ TEST_F(PolicyAgentTest, RestartReplacesProgramsWithoutLossAndKeepsState) {
     return pins_->path() + "/n1/tc_links/tcx_" + std::to_string(ifx) + (ingress ? "_ingress" : "_egress");
   };
   std::map<std::string, uint32_t> link_ids;
-  for (uint32_t ifx : {h1_, h2_})
+  for (uint32_t ifx : {h2_})  // P1 enforces nothing: no links
     for (bool in : {true, false}) {
       link_ids[link_pin(ifx, in)] = PinnedLinkId(link_pin(ifx, in));
       EXPECT_NE(link_ids[link_pin(ifx, in)], 0u) << link_pin(ifx, in);
@@ -673,10 +674,9 @@ TEST_F(PolicyAgentTest, RestartReplacesProgramsWithoutLossAndKeepsState) {
 
   const uint32_t new_from = PinnedProgId(dp_->prog_pin(true));
   EXPECT_NE(new_from, old_from) << "the new agent's program is pinned";
-  for (uint32_t ifx : {h1_, h2_}) {
-    EXPECT_EQ(AttachedProg(node_->path(), ifx, BPF_TC_INGRESS), new_from) << "ifindex " << ifx;
-    EXPECT_EQ(AttachedProg(node_->path(), ifx, BPF_TC_EGRESS), PinnedProgId(dp_->prog_pin(false)));
-  }
+  EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_INGRESS), new_from);
+  EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_EGRESS), PinnedProgId(dp_->prog_pin(false)));
+  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), 0u);
   for (const auto& [pin, id] : link_ids)
     EXPECT_EQ(PinnedLinkId(pin), id) << pin << ": the same link, its program swapped in place";
   for (const auto& e : dp_->endpoints()) EXPECT_EQ(e.ep_id, ids[e.workload]) << e.workload << ": ep id adopted";
@@ -695,7 +695,7 @@ TEST_F(PolicyAgentTest, DeltaRemovingWorkloadDetachesAndCleanupRemovesAll) {
   }
   EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_INGRESS), 0u);
   EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_EGRESS), 0u);
-  EXPECT_NE(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), 0u);
+  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), 0u) << "P1 enforces nothing";
   EXPECT_EQ(CountEntries(bpf_map__fd(dp_->skel().maps.weft_policy), sizeof(weft_policy_key)), 0u);
   EXPECT_EQ(CountEntries(bpf_map__fd(dp_->skel().maps.weft_endpoints), sizeof(uint32_t)), 1u);
   // No policy on P2 now: everything passes.
@@ -743,10 +743,10 @@ TEST_F(PolicyAgentTest, OlderAgentsClsBpfFiltersAreReplacedByTcxLinks) {
       for (bool ingress : {true, false}) {
         const std::string pin =
             pins_->path() + "/n1/tc_links/tcx_" + std::to_string(ifx) + (ingress ? "_ingress" : "_egress");
-        UniqueFd l(bpf_obj_get(pin.c_str()));
-        ASSERT_TRUE(l) << pin;
-        ASSERT_EQ(bpf_link_detach(l.get()), 0);
-        ASSERT_EQ(unlink(pin.c_str()), 0);
+        if (UniqueFd l(bpf_obj_get(pin.c_str())); l) {  // P2's (P1 enforces nothing: none)
+          ASSERT_EQ(bpf_link_detach(l.get()), 0);
+          ASSERT_EQ(unlink(pin.c_str()), 0);
+        }
         bpf_tc_hook hook{};
         hook.sz = sizeof(hook);
         hook.ifindex = static_cast<int>(ifx);
@@ -777,18 +777,50 @@ TEST_F(PolicyAgentTest, OlderAgentsClsBpfFiltersAreReplacedByTcxLinks) {
   ASSERT_TRUE(dp.ok()) << dp.status().message();
   dp_ = std::move(*dp);
   ASSERT_TRUE(Apply(BaseConfig(), 1).ok());
+  // P2: tcx links; P1 (enforces nothing): none. Old filters gone from both.
+  EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_INGRESS), PinnedProgId(dp_->prog_pin(true)));
+  EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_EGRESS), PinnedProgId(dp_->prog_pin(false)));
+  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), 0u);
+  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_EGRESS), 0u);
   for (uint32_t ifx : {h1_, h2_}) {
-    EXPECT_EQ(AttachedProg(node_->path(), ifx, BPF_TC_INGRESS), PinnedProgId(dp_->prog_pin(true))) << ifx;
-    EXPECT_EQ(AttachedProg(node_->path(), ifx, BPF_TC_EGRESS), PinnedProgId(dp_->prog_pin(false))) << ifx;
     EXPECT_EQ(LegacyFilterProg(node_->path(), ifx, BPF_TC_INGRESS), 0u) << ifx;
     EXPECT_EQ(LegacyFilterProg(node_->path(), ifx, BPF_TC_EGRESS), 0u) << ifx;
   }
-  std::string out;
-  ASSERT_TRUE(sys::RunCommand({"ip", "netns", "exec", node_->name(), "tc", "qdisc", "show", "dev", "h2"}, &out).ok());
-  EXPECT_EQ(out.find("clsact"), std::string::npos) << out;
+  for (const char* dev : {"h1", "h2"}) {
+    std::string out;
+    ASSERT_TRUE(sys::RunCommand({"ip", "netns", "exec", node_->name(), "tc", "qdisc", "show", "dev", dev}, &out).ok());
+    EXPECT_EQ(out.find("clsact"), std::string::npos) << dev << ": " << out;
+  }
   EXPECT_EQ(TryConnect(p1_->path(), 8080).err, 0) << "allowed";
   Outcome o = TryConnect(p1_->path(), 9090);
   EXPECT_TRUE(o.err == ECONNREFUSED || o.err == ECONNRESET) << "denied: " << strerror(o.err);
+}
+
+// Programs only where a policy applies: P1 gets links when it starts to
+// enforce (egress here) and loses them when it stops; its endpoint entry
+// stays throughout.
+TEST_F(PolicyAgentTest, ProgramsFollowEnforcement) {
+  ASSERT_NO_FATAL_FAILURE(Start());
+  ASSERT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), 0u);
+  v1::NodeConfig c = BaseConfig();
+  c.mutable_local_workloads(0)->set_enforce_egress(true);
+  v1::PolicyEntry out = Entry(kP2, 8080, v1::TCP, v1::ALLOW, 31);
+  out.set_direction(v1::EGRESS);
+  *c.mutable_local_workloads(0)->add_policy() = out;
+  ASSERT_TRUE(Apply(c, 2).ok());
+  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), PinnedProgId(dp_->prog_pin(true)));
+  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_EGRESS), PinnedProgId(dp_->prog_pin(false)));
+  EXPECT_EQ(TryConnect(p1_->path(), 8080).err, 0) << "allowed on both sides";
+  Outcome o = TryConnect(p1_->path(), 8081);  // P1's egress now denies it before P2 sees it
+  EXPECT_TRUE(o.err == ECONNREFUSED || o.err == ECONNRESET) << strerror(o.err);
+
+  ASSERT_TRUE(Apply(BaseConfig(), 3).ok());
+  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), 0u);
+  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_EGRESS), 0u);
+  EXPECT_FALSE(std::filesystem::exists(pins_->path() + "/n1/tc_links/tcx_" + std::to_string(h1_) + "_ingress"));
+  EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_INGRESS), PinnedProgId(dp_->prog_pin(true)));
+  EXPECT_EQ(CountEntries(bpf_map__fd(dp_->skel().maps.weft_endpoints), sizeof(uint32_t)), 2u);
+  EXPECT_EQ(TryConnect(p1_->path(), 8080).err, 0);
 }
 
 // A workload whose veth does not exist yet is not placed (no filter, no
