@@ -11,14 +11,30 @@
 //     spread over the S-1 other identities). Run it in the node's network
 //     namespace: the agent finds each pod's host-side veth by a route lookup.
 //     The tcx links and pins stay when it exits (as when an agent is killed).
+//   weft-policybench costs --pin-root R --node N --client IP --server IP
+//                          [--port 8080] [--repeat 200000] [--new-flows 2000]
+//     The programmed datapath's cost per packet, in ns per program run, from
+//     BPF_PROG_TEST_RUN of the pinned programs on synthetic packets (no
+//     scheduler, no other traffic: far less noisy than the rate cells):
+//     a known flow's packet entering the server (conntrack forward hit), its
+//     reply leaving the server (reply hit), a new flow's SYN (identity,
+//     policy, conntrack create, aggregate, event: distinct source ports, one
+//     run each), and the program on an endpoint that enforces nothing (entry
+//     + endpoint lookup; the agent attaches nothing there). One JSON line.
+//     Run it in the node's network namespace, after `program`.
 //   weft-policybench cleanup --pin-root R --node N
 //     Detaches the tcx links and removes the pins (CleanupPolicy + maps).
 #include <arpa/inet.h>
+#include <bpf/bpf.h>
+#include <linux/bpf.h>
+#include <linux/pkt_cls.h>
 
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
+#include <cstring>
 #include <string>
+#include <vector>
 
 #include <CLI/CLI.hpp>
 #include <spdlog/sinks/stdout_sinks.h>
@@ -26,6 +42,7 @@
 
 #include "agent/policy/policy_datapath.hpp"
 #include "weft/bpf_abi.h"
+#include "weft/unique_fd.hpp"
 
 namespace {
 
@@ -138,6 +155,91 @@ int Program(const ProgramOpts& o) {
   return 0;
 }
 
+// ---- costs -----------------------------------------------------------------------
+struct CostOpts {
+  std::string pin_root, node, client, server;
+  uint32_t port = 8080, repeat = 200000, new_flows = 2000;
+};
+
+// Ethernet + IPv4 (no options) + TCP (no options) + `payload` bytes.
+std::vector<uint8_t> TcpPacket(const std::string& src, const std::string& dst, uint16_t sport, uint16_t dport,
+                               uint8_t flags, size_t payload) {
+  std::vector<uint8_t> p(14 + 20 + 20 + payload, 0);
+  std::memset(p.data(), 0x02, 6);
+  std::memset(p.data() + 6, 0x04, 6);
+  p[12] = 0x08, p[13] = 0x00;
+  uint8_t* ip = p.data() + 14;
+  ip[0] = 0x45;
+  const uint16_t tot = htons(static_cast<uint16_t>(20 + 20 + payload));
+  std::memcpy(ip + 2, &tot, 2);
+  ip[8] = 64, ip[9] = IPPROTO_TCP;
+  std::memcpy(ip + 12, V4Bytes(src).data(), 4);
+  std::memcpy(ip + 16, V4Bytes(dst).data(), 4);
+  uint8_t* th = ip + 20;
+  const uint16_t sp = htons(sport), dp = htons(dport);
+  std::memcpy(th, &sp, 2);
+  std::memcpy(th + 2, &dp, 2);
+  th[12] = 5 << 4, th[13] = flags, th[14] = 0xff, th[15] = 0xff;
+  return p;
+}
+
+// Average ns per run of `repeat` runs (the kernel's own timing of the loop).
+double RunNs(int prog_fd, uint32_t ifindex, const std::vector<uint8_t>& pkt, uint32_t repeat, uint32_t* retval) {
+  __sk_buff ctx{};
+  ctx.ifindex = ifindex;
+  std::vector<uint8_t> out(pkt.size() + 256);
+  bpf_test_run_opts o{};
+  o.sz = sizeof(o);
+  o.data_in = pkt.data();
+  o.data_size_in = static_cast<__u32>(pkt.size());
+  o.data_out = out.data();
+  o.data_size_out = static_cast<__u32>(out.size());
+  o.ctx_in = &ctx;
+  o.ctx_size_in = sizeof(ctx);
+  o.repeat = repeat;
+  if (bpf_prog_test_run_opts(prog_fd, &o) != 0) Die(std::string("BPF_PROG_TEST_RUN: ") + std::strerror(errno));
+  if (retval) *retval = o.retval;
+  return static_cast<double>(o.duration);
+}
+
+int Costs(const CostOpts& o) {
+  const std::string node_dir = o.pin_root + "/" + o.node;
+  weft::UniqueFd from(bpf_obj_get((node_dir + "/progs/weft_tc_from_pod").c_str()));
+  weft::UniqueFd to(bpf_obj_get((node_dir + "/progs/weft_tc_to_pod").c_str()));
+  weft::UniqueFd eps(bpf_obj_get((node_dir + "/maps/" WEFT_MAP_ENDPOINTS).c_str()));
+  if (!from || !to || !eps) Die("open the pins under " + node_dir + " (run `program` first): " + std::strerror(errno));
+  uint32_t client_if = 0, server_if = 0, key = 0, next = 0;
+  const void* prev = nullptr;
+  while (bpf_map_get_next_key(eps.get(), prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    weft_endpoint ep{};
+    if (bpf_map_lookup_elem(eps.get(), &key, &ep) != 0) continue;
+    if (ep.identity == kClientIdentity) client_if = key;
+    if (ep.identity == kServerIdentity) server_if = key;
+  }
+  if (!client_if || !server_if) Die("the client's or the server's endpoint is not in " WEFT_MAP_ENDPOINTS);
+  const uint16_t port = static_cast<uint16_t>(o.port);
+  constexpr uint8_t kSyn = 0x02, kAck = 0x10;
+  uint32_t rv = 0;
+  // A known flow: its SYN once (conntrack entry), then its packets.
+  RunNs(to.get(), server_if, TcpPacket(o.client, o.server, 40000, port, kSyn, 0), 1, &rv);
+  if (rv != TC_ACT_OK) Die("the client's SYN is not allowed (return " + std::to_string(rv) + "): wrong --port?");
+  const double fwd = RunNs(to.get(), server_if, TcpPacket(o.client, o.server, 40000, port, kAck, 64), o.repeat, &rv);
+  const double rep = RunNs(from.get(), server_if, TcpPacket(o.server, o.client, port, 40000, kAck, 64), o.repeat, &rv);
+  const double idle = RunNs(from.get(), client_if, TcpPacket(o.client, o.server, 40000, port, kAck, 64), o.repeat, &rv);
+  double sum = 0;
+  for (uint32_t i = 0; i < o.new_flows; ++i)
+    sum += RunNs(to.get(), server_if,
+                 TcpPacket(o.client, o.server, static_cast<uint16_t>(20000 + i % 20000), port, kSyn, 0), 1, &rv);
+  const double fresh = o.new_flows ? sum / o.new_flows : 0;
+  std::printf(
+      "{\"kind\":\"policy_costs\",\"ns_known_flow_forward\":%.0f,\"ns_known_flow_reply\":%.0f,"
+      "\"ns_new_flow\":%.0f,\"ns_endpoint_enforcing_nothing\":%.0f,\"repeat\":%u,\"new_flows\":%u}\n",
+      fwd, rep, fresh, idle, o.repeat, o.new_flows);
+  return 0;
+}
+
 int Cleanup(const std::string& pin_root, const std::string& node) {
   auto r = weft::policy::CleanupPolicy(pin_root, node);
   if (!r.ok()) Die("cleanup: " + r.status().message());
@@ -161,6 +263,15 @@ int main(int argc, char** argv) {
   prog->add_option("--entries", po.entries, "policy entries of the server");
   prog->add_option("--identities", po.identities, "extra identity-cache entries");
   prog->add_option("--port", po.port);
+  CostOpts co;
+  auto* costs = app.add_subcommand("costs", "ns per program run, by BPF_PROG_TEST_RUN (run in the node netns)");
+  costs->add_option("--pin-root", co.pin_root)->required();
+  costs->add_option("--node", co.node)->required();
+  costs->add_option("--client", co.client, "client pod IPv4")->required();
+  costs->add_option("--server", co.server, "server pod IPv4")->required();
+  costs->add_option("--port", co.port);
+  costs->add_option("--repeat", co.repeat, "runs per known-flow case")->check(CLI::Range(1u, 100000000u));
+  costs->add_option("--new-flows", co.new_flows, "new flows (one run each)")->check(CLI::Range(0u, 1000000u));
   std::string c_root, c_node;
   auto* clean = app.add_subcommand("cleanup", "detach the tcx links, remove pins (run in the node netns)");
   clean->add_option("--pin-root", c_root)->required();
@@ -169,6 +280,7 @@ int main(int argc, char** argv) {
   // stdout carries the one JSON line; the datapath's log goes to stderr.
   spdlog::set_default_logger(spdlog::stderr_logger_mt("policybench"));
   if (*prog) return Program(po);
+  if (*costs) return Costs(co);
   if (*clean) return Cleanup(c_root, c_node);
   return 1;
 }

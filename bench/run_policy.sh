@@ -12,6 +12,8 @@
 #                   the identity cache holds M (default 100,000) more addresses
 #   iptables-chain  the same allow-list as a plain chain: S rules `-s IP -p tcp
 #                   --dport 8080 -j ACCEPT`, the client's last, then DROP
+#   none-again      the baseline again, on its own pods (an A/A control: its
+#                   ratio to none is the noise of the machine in this run)
 #   iptables-set    one rule `-m set --match-set` over a hash:ip set of the
 #                   allowed addresses (the M + 1 addresses of the allowed
 #                   identities), then DROP
@@ -19,6 +21,9 @@
 # iptables-based network policy. Each variant has its own client and server
 # pods (no shared TIME_WAIT); none and weft share one node netns, the iptables
 # variants another (conntrack, once loaded, taxes every flow of its netns).
+#
+# weft's per-packet costs (weft-policybench costs: BPF_PROG_TEST_RUN of the
+# pinned programs) are logged and kept in costs.jsonl for each size.
 #
 # Uses the binaries of a build directory (default build-bench):
 # bench/weft-l4bench (load, serve, report) and bench/weft-policybench.
@@ -42,7 +47,7 @@ NICE=-10
 NOISE_MAX=0.15
 RETRIES=2
 RETRY_BUDGET=20
-VARIANTS=(none weft iptables-chain iptables-set)
+VARIANTS=(none weft iptables-chain iptables-set none-again)
 
 usage() {
   sed -n '2,30p' "$0"
@@ -82,8 +87,8 @@ done
 [[ $IDENTITIES =~ ^[0-9]+$ && $IDENTITIES -le 1000000 ]] || { echo "--identities must be 0..1000000" >&2; exit 2; }
 [[ ${VARIANTS[0]:-} == none ]] || { echo "--variants must start with none (the baseline)" >&2; exit 2; }
 for v in "${VARIANTS[@]:1}"; do
-  [[ $v == weft || $v == iptables-chain || $v == iptables-set ]] ||
-    { echo "--variants: unknown variant '$v' (none, weft, iptables-chain, iptables-set)" >&2; exit 2; }
+  [[ $v == weft || $v == iptables-chain || $v == iptables-set || $v == none-again ]] ||
+    { echo "--variants: unknown variant '$v' (none, weft, iptables-chain, iptables-set, none-again)" >&2; exit 2; }
 done
 
 BENCH=${WEFT_L4BENCH:-$BUILD/bench/weft-l4bench}
@@ -95,7 +100,7 @@ done
 command -v ipset >/dev/null || { echo "run_policy.sh: ipset missing (scripts/install-deps.sh)" >&2; exit 1; }
 
 ID=$(printf '%d%02d' $(($$ % 100000)) $((RANDOM % 100)))
-NS_W=wp${ID}w   # node for none + weft
+NS_W=wp${ID}w   # node for none, weft, none-again
 NS_I=wp${ID}i   # node for the iptables variants
 CG2=$(awk '$3 == "cgroup2" { print $2; exit }' /proc/self/mounts)
 [[ -n $CG2 ]] || { echo "run_policy.sh: no cgroup2 mount in /proc/self/mounts" >&2; exit 1; }
@@ -190,7 +195,7 @@ setup_topology() {
   done
   # Conntrack's table is machine-wide: keep TIME_WAIT short in the iptables node.
   mkdir -p "$CG/load" "$CG/srv"
-  log "topology: nodes $NS_W (none, weft) $NS_I (iptables); ${#VARIANTS[@]} client/server pod pairs"
+  log "topology: nodes $NS_W (none, weft, none-again) $NS_I (iptables); ${#VARIANTS[@]} client/server pod pairs"
 }
 
 start_servers() {
@@ -213,6 +218,12 @@ program_weft() {  # program_weft S
     { log "weft-policybench program failed: see $RUN_DIR/policybench.log"; exit 1; }
   echo "$line" >>"$CELLS"
   log "size $1: weft programmed: $line"
+  # The same datapath's cost per packet (BPF_PROG_TEST_RUN): not noisy.
+  line=$(nsx "$NS_W" "$PBENCH" costs --pin-root "$PIN" --node "$NODE" --client "$(client_ip $k)" \
+    --server "$(server_ip $k)" 2>>"$RUN_DIR/policybench.log") ||
+    { log "weft-policybench costs failed: see $RUN_DIR/policybench.log"; exit 1; }
+  echo "{\"entries\":$1,${line#\{}" >>"$RUN_DIR/costs.jsonl"
+  log "size $1: weft per-packet costs: $line"
 }
 
 # The allowed sources of the iptables variants: the client plus synthetic peers
@@ -302,7 +313,7 @@ datapath() {
   for size in "${size_list[@]}"; do
     has_variant weft && program_weft "$size"
     program_iptables "$size"
-    for ((i = 1; i < n; i++)); do check_denied "$i"; done
+    for ((i = 1; i < n; i++)); do [[ ${VARIANTS[$i]} == none-again ]] || check_denied "$i"; done
     for ((i = 0; i < n; i++)); do
       line=$(run_cell "$i" "$size" crr check 0.3 0)
       [[ $(jq -r 'select(.errors == 0 and .requests > 0) | "ok"' <<<"$line") == ok ]] ||
@@ -337,4 +348,4 @@ has_variant iptables-set && program_ipset
 datapath
 "$BENCH" report --in "$CELLS" --json "$RUN_DIR/summary.json" --baseline none \
   --variants "$(IFS=,; echo "${VARIANTS[*]}")" --size-name entries
-log "results: $RUN_DIR/summary.json (cells: $CELLS)"
+log "results: $RUN_DIR/summary.json (cells: $CELLS; weft per-packet costs: $RUN_DIR/costs.jsonl)"

@@ -15,7 +15,8 @@
  * replies pass the other, enforced, direction); ALLOW creates the conntrack
  * entry, anything else goes through weft_drop().
  *
- * TCP: a SYN opens a flow (also over an existing entry: tuple reuse). A non-SYN packet without an entry (agent restart,
+ * TCP: a pure SYN opens a flow (never looked up in conntrack: over an
+ * existing entry it is tuple reuse). A non-SYN packet without an entry (agent restart,
  * LRU eviction) is evaluated like a new flow and, if allowed, re-creates the
  * entry: established connections survive. A RST without an entry passes
  * untouched: it cannot open anything, and it is how weft_drop() refuses a
@@ -136,13 +137,22 @@ static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 	peer_addr = dir == WEFT_DIR_EGRESS ? &p.daddr : &p.saddr;
 	rev = weft_policy_rev_now();
 
-	ct = weft_ct_lookup(&p, dir, &is_reply);
-	/* A pure SYN on an existing forward entry is a new connection reusing
-	 * the tuple: evaluate it again (the policy may have changed) and count
-	 * it. (A retransmitted SYN is therefore counted twice.) */
-	if (ct && !is_reply && p.proto == IPPROTO_TCP &&
-	    (p.tcp_flags & (WEFT_TCP_SYN | WEFT_TCP_ACK)) == WEFT_TCP_SYN)
+	/* A pure SYN opens a new connection: evaluated as a new flow in its own
+	 * direction, without a conntrack lookup (an entry of its tuple is a
+	 * reused tuple, and a SYN is no reply: a simultaneous open meets the
+	 * policy like any other). It is counted (a retransmitted SYN twice).
+	 * Other packets: replies travel against the enforced direction, so an
+	 * endpoint that enforces one direction looks for replies first in the
+	 * other (the same answer, one lookup fewer per reply). */
+	if (p.proto == IPPROTO_TCP && (p.tcp_flags & (WEFT_TCP_SYN | WEFT_TCP_ACK)) == WEFT_TCP_SYN) {
 		ct = NULL;
+		is_reply = 0;
+	} else {
+		int reply_first = dir == WEFT_DIR_EGRESS ? ep->enforce_ingress && !ep->enforce_egress
+							 : ep->enforce_egress && !ep->enforce_ingress;
+
+		ct = weft_ct_lookup(&p, dir, &is_reply, reply_first);
+	}
 	if (ct) {
 		/* A current entry knows the peer's identity (identity-cache
 		 * changes bump the revision); a stale one asks the cache. */

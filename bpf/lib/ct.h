@@ -229,19 +229,32 @@ static __always_inline void weft_ct_key_rev(struct weft_ct_key *k, const struct 
 }
 
 /* Looks up the packet's flow: *is_reply tells which way it matched. NULL: no
- * entry either way. Nothing is written: a packet of a known flow leaves its
- * entry's cache line clean (the LRU needs no timestamps). */
+ * entry either way. reply_first: try the reversed tuple first (where the
+ * caller expects replies): both are tried, only the cost differs. Nothing is
+ * written: a packet of a known flow leaves its entry's cache line clean (the
+ * LRU needs no timestamps). */
 static __always_inline struct weft_ct_val *weft_ct_lookup(const struct weft_pkt *p, __u8 dir,
-							  int *is_reply)
+							  int *is_reply, int reply_first)
 {
+	const __u8 odir = dir == WEFT_DIR_EGRESS ? WEFT_DIR_INGRESS : WEFT_DIR_EGRESS;
 	struct weft_ct_key key;
 	struct weft_ct_val *v;
 
+	if (reply_first) {
+		weft_ct_key_rev(&key, p, odir);
+		v = bpf_map_lookup_elem(&weft_ct, &key);
+		*is_reply = 1;
+		if (v)
+			return v;
+		weft_ct_key_fwd(&key, p, dir);
+		*is_reply = 0;
+		return bpf_map_lookup_elem(&weft_ct, &key);
+	}
 	weft_ct_key_fwd(&key, p, dir);
 	v = bpf_map_lookup_elem(&weft_ct, &key);
 	*is_reply = 0;
 	if (!v) {
-		weft_ct_key_rev(&key, p, dir == WEFT_DIR_EGRESS ? WEFT_DIR_INGRESS : WEFT_DIR_EGRESS);
+		weft_ct_key_rev(&key, p, odir);
 		v = bpf_map_lookup_elem(&weft_ct, &key);
 		*is_reply = 1;
 	}
