@@ -16,7 +16,8 @@
  * entry, anything else goes through weft_drop().
  *
  * TCP: a pure SYN opens a flow (never looked up in conntrack: over an
- * existing entry it is tuple reuse). A non-SYN packet without an entry (agent restart,
+ * existing entry it is tuple reuse); once a FIN went each way, the last ACK
+ * deletes the entry (weft_ct_tcp_closing). A non-SYN packet without an entry (agent restart,
  * LRU eviction) is evaluated like a new flow and, if allowed, re-creates the
  * entry: established connections survive. A RST without an entry passes
  * untouched: it cannot open anything, and it is how weft_drop() refuses a
@@ -87,11 +88,12 @@ static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 	struct weft_flow f = {};
 	struct weft_policy_res res = {};
 	struct weft_ct_val *ct;
+	struct weft_ct_key ct_key;
 	const struct weft_addr *peer_addr;
 	__u32 ep_id, ep_identity, peer;
 	__u8 enforce, flow_dir;
 	__u16 rev;
-	int parsed, is_reply;
+	int parsed, is_reply, syn;
 
 	if (!ep) {
 		if (trace)
@@ -144,14 +146,15 @@ static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 	 * Other packets: replies travel against the enforced direction, so an
 	 * endpoint that enforces one direction looks for replies first in the
 	 * other (the same answer, one lookup fewer per reply). */
-	if (p.proto == IPPROTO_TCP && (p.tcp_flags & (WEFT_TCP_SYN | WEFT_TCP_ACK)) == WEFT_TCP_SYN) {
+	syn = p.proto == IPPROTO_TCP && (p.tcp_flags & (WEFT_TCP_SYN | WEFT_TCP_ACK)) == WEFT_TCP_SYN;
+	if (syn) {
 		ct = NULL;
 		is_reply = 0;
 	} else {
 		int reply_first = dir == WEFT_DIR_EGRESS ? ep->enforce_ingress && !ep->enforce_egress
 							 : ep->enforce_egress && !ep->enforce_ingress;
 
-		ct = weft_ct_lookup(&p, dir, &is_reply, reply_first);
+		ct = weft_ct_lookup(&p, dir, &is_reply, reply_first, &ct_key);
 	}
 	if (ct) {
 		/* A current entry knows the peer's identity (identity-cache
@@ -203,6 +206,9 @@ static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 		}
 		/* The hot path: one array element, no hash lookup. */
 		weft_flow_count(ct->flow_slot, p.len, 0);
+		/* A closed TCP connection gives its entry back (its last ACK). */
+		if (weft_ct_tcp_closing(ct, &p, is_reply))
+			bpf_map_delete_elem(&weft_ct, &ct_key);
 		return TC_ACT_OK;
 	}
 
@@ -233,8 +239,12 @@ static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 	if (res.verdict == WEFT_VERDICT_DENY)
 		return weft_drop(skb, res.reason, &f, &p, dir);
 
+	/* A connection is counted where it opens (a SYN; any new UDP flow), as
+	 * weft_drop() does: a TCP segment picked up without an entry (after a
+	 * restart, an eviction, or a close's stray ACK) is a flow again but not
+	 * another connection. */
 	weft_ct_create(&p, dir, res.policy_id, res.verdict, rev, peer,
-		       weft_flow_account(&f, p.proto, p.len, 1));
+		       weft_flow_account(&f, p.proto, p.len, p.proto != IPPROTO_TCP || syn));
 	weft_flow_emit(&f, &p);
 	return TC_ACT_OK;
 }

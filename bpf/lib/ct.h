@@ -234,31 +234,51 @@ static __always_inline void weft_ct_key_rev(struct weft_ct_key *k, const struct 
  * written: a packet of a known flow leaves its entry's cache line clean (the
  * LRU needs no timestamps). */
 static __always_inline struct weft_ct_val *weft_ct_lookup(const struct weft_pkt *p, __u8 dir,
-							  int *is_reply, int reply_first)
+							  int *is_reply, int reply_first,
+							  struct weft_ct_key *key)
 {
 	const __u8 odir = dir == WEFT_DIR_EGRESS ? WEFT_DIR_INGRESS : WEFT_DIR_EGRESS;
-	struct weft_ct_key key;
 	struct weft_ct_val *v;
 
 	if (reply_first) {
-		weft_ct_key_rev(&key, p, odir);
-		v = bpf_map_lookup_elem(&weft_ct, &key);
+		weft_ct_key_rev(key, p, odir);
+		v = bpf_map_lookup_elem(&weft_ct, key);
 		*is_reply = 1;
 		if (v)
 			return v;
-		weft_ct_key_fwd(&key, p, dir);
+		weft_ct_key_fwd(key, p, dir);
 		*is_reply = 0;
-		return bpf_map_lookup_elem(&weft_ct, &key);
+		return bpf_map_lookup_elem(&weft_ct, key);
 	}
-	weft_ct_key_fwd(&key, p, dir);
-	v = bpf_map_lookup_elem(&weft_ct, &key);
+	weft_ct_key_fwd(key, p, dir);
+	v = bpf_map_lookup_elem(&weft_ct, key);
 	*is_reply = 0;
 	if (!v) {
-		weft_ct_key_rev(&key, p, odir);
-		v = bpf_map_lookup_elem(&weft_ct, &key);
+		weft_ct_key_rev(key, p, odir);
+		v = bpf_map_lookup_elem(&weft_ct, key);
 		*is_reply = 1;
 	}
 	return v;
+}
+
+/* TCP close tracking on an allowed entry (include/weft/bpf_abi.h, enum
+ * weft_ct_flags): records a FIN per side (one write per FIN, none for other
+ * segments); returns 1 for the last ACK, after which the caller deletes the
+ * entry (key: the one it matched). */
+static __always_inline int weft_ct_tcp_closing(struct weft_ct_val *v, const struct weft_pkt *p, int is_reply)
+{
+	const __u8 both = WEFT_CT_FIN_FWD | WEFT_CT_FIN_REV;
+
+	if (p->proto != IPPROTO_TCP)
+		return 0;
+	if (p->tcp_flags & WEFT_TCP_FIN) {
+		__u8 bit = is_reply ? WEFT_CT_FIN_REV : WEFT_CT_FIN_FWD;
+
+		if (!(v->flags & bit))
+			v->flags |= bit;
+		return 0;
+	}
+	return (v->flags & both) == both && (p->tcp_flags & (WEFT_TCP_ACK | WEFT_TCP_SYN)) == WEFT_TCP_ACK;
 }
 
 static __always_inline void weft_ct_create(const struct weft_pkt *p, __u8 dir, __u32 policy_id,

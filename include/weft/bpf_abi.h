@@ -248,13 +248,22 @@ struct weft_ct_val {
 			   * per-packet write: the LRU ages entries out */
 	__u32 policy_id;  /* what allowed (or, verdict DENY: cut) it */
 	__u8  verdict;    /* ALLOW/STEER; DENY = a flow cut by a policy change (tombstone) */
-	__u8  flags;
+	__u8  flags;      /* enum weft_ct_flags */
 	__u16 policy_rev; /* low 16 bits of weft_policy_rev[0] when last evaluated */
 	__u32 peer_identity; /* the peer's identity under policy_rev: packets of a
 			      * current entry skip the identity cache (every
 			      * identity-cache change bumps the revision) */
 	__u32 flow_slot;  /* the flow's counters in weft_flow_ctr (set with
 			   * policy_rev); WEFT_FLOW_SLOT_NONE: not counted */
+};
+
+/* weft_ct_val.flags: a TCP connection's close. Once a FIN was seen each way,
+ * the next segment that acknowledges without SYN or FIN (the last ACK)
+ * deletes the entry: closed connections give their room back instead of
+ * waiting for LRU eviction (which would first push out idle live flows). */
+enum weft_ct_flags {
+	WEFT_CT_FIN_FWD = 1 << 0, /* FIN from the side that opened the flow */
+	WEFT_CT_FIN_REV = 1 << 1, /* FIN from the other side */
 };
 
 /* Exact flow aggregates, in two maps so that a packet of a known flow pays no

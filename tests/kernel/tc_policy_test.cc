@@ -580,6 +580,56 @@ TEST_F(TcPolicyTable, PolicyRevisionCutsEstablishedFlows) {
   EXPECT_EQ(PercpuArraySum(skel_->maps.weft_drop_stats, WEFT_DROP_POLICY_DEFAULT), 3u);
 }
 
+// A TCP connection gives its conntrack entry back with its last ACK: once a
+// FIN went each way, the next ACK (no SYN/FIN) deletes it; one FIN, a half
+// close's data or a RST keep it. A stray segment afterwards is a flow again
+// (allowed, a new entry) but not another connection.
+TEST_F(TcPolicyTable, ClosedConnectionGivesItsEntryBack) {
+  const uint8_t T = IPPROTO_TCP, I = WEFT_DIR_INGRESS;
+  Row r{"close", true, true, false, {Pol(kPeerId, 80, T, I, WEFT_VERDICT_ALLOW, 5)}, {}, 0};
+  Reset(r);
+  auto has_entry = [&](uint16_t sport) {
+    weft_ct_key k{};
+    ParseAbiAddr(kPeer, k.saddr);
+    ParseAbiAddr(kPod, k.daddr);
+    k.sport = htons(sport), k.dport = htons(80), k.proto = T, k.dir = I;
+    weft_ct_val v{};
+    return bpf_map_lookup_elem(bpf_map__fd(skel_->maps.weft_ct), &k, &v) == 0;
+  };
+  struct Step {
+    const char* what;
+    int prog;
+    std::vector<uint8_t> pkt;
+    uint16_t sport;  // the client port whose entry is checked
+    bool entry_after;
+  } steps[] = {
+      {"SYN", kToPod, In4().Tcp(40000, 80, kSyn).Build(), 40000, true},
+      {"SYN-ACK", kFromPod, Out4().Tcp(80, 40000, kSyn | kAck).Build(), 40000, true},
+      {"ACK", kToPod, In4().Tcp(40000, 80, kAck).Build(), 40000, true},
+      {"client FIN", kToPod, In4().Tcp(40000, 80, kAck | kFin).Build(), 40000, true},
+      {"server data after the half close", kFromPod, Out4().Tcp(80, 40000, kAck).Payload(100).Build(), 40000, true},
+      {"client ACK: one FIN so far", kToPod, In4().Tcp(40000, 80, kAck).Build(), 40000, true},
+      {"server FIN", kFromPod, Out4().Tcp(80, 40000, kAck | kFin).Build(), 40000, true},
+      {"client's last ACK", kToPod, In4().Tcp(40000, 80, kAck).Build(), 40000, false},
+      {"a stray ACK: a flow again", kToPod, In4().Tcp(40000, 80, kAck).Build(), 40000, true},
+      // The server closes first this time, on another port; a RST keeps it.
+      {"SYN 2", kToPod, In4().Tcp(40001, 80, kSyn).Build(), 40001, true},
+      {"server FIN 2", kFromPod, Out4().Tcp(80, 40001, kAck | kFin).Build(), 40001, true},
+      {"RST 2 passes, keeps the entry", kToPod, In4().Tcp(40001, 80, kRst).Build(), 40001, true},
+      {"client FIN 2", kToPod, In4().Tcp(40001, 80, kAck | kFin).Build(), 40001, true},
+      {"server's last ACK", kFromPod, Out4().Tcp(80, 40001, kAck).Build(), 40001, false},
+  };
+  for (auto& st : steps) {
+    SCOPED_TRACE(st.what);
+    EXPECT_EQ(TestRun(skel_.get(), st.prog, st.pkt).ret, TC_ACT_OK);
+    EXPECT_EQ(has_entry(st.sport), st.entry_after) << "port " << st.sport;
+  }
+  // Two connections opened (two SYNs), every segment counted.
+  const weft_flow_val f = FlowSum(skel_.get(), FlowKey(kPeerId, kPodId, 80, T, WEFT_VERDICT_ALLOW, 0, 5, I));
+  EXPECT_EQ(f.connections, 2u);
+  EXPECT_EQ(f.packets, 13u) << "all but the RST";
+}
+
 // Trace mode over conntrack: an established flow is reported from CT; with a
 // stale revision the policy is evaluated again and reported, and neither
 // changes the entry (no refresh, no revision update, no tombstone).
