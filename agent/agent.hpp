@@ -41,7 +41,7 @@ struct RunOptions {
 
 // Both return the process exit code.
 int Run(const RunOptions& opts);
-// Also removes the policy datapath's tc filters, program pins and
+// Also removes the policy datapath's tcx links (and older agents' tc filters), program pins and
 // <state_dir>/<node>/names.json.
 int Cleanup(const std::string& pin_root, const std::string& node,
             const std::string& state_dir = "/run/weft/agent", const std::string& netns = "");
