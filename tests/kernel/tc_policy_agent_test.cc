@@ -238,31 +238,9 @@ class PolicyAgentTest : public ::testing::Test {
  protected:
   void SetUp() override {
     WEFT_REQUIRE_KERNEL();
-    for (auto* ns : {&node_, &p1_, &p2_}) {
-      auto n = Netns::Create({});
-      ASSERT_TRUE(n.ok()) << n.status().message();
-      *ns = std::move(*n);
-    }
-    const std::string N = node_->name();
-    auto run = [](const std::vector<std::string>& argv) {
-      Status st = sys::Run(argv);
-      ASSERT_TRUE(st.ok()) << st.message();
-    };
-    run({"ip", "-n", N, "link", "add", "h1", "type", "veth", "peer", "name", "e1", "netns", p1_->name()});
-    run({"ip", "-n", N, "link", "add", "h2", "type", "veth", "peer", "name", "e2", "netns", p2_->name()});
-    run({"ip", "-n", N, "addr", "add", "10.77.1.1/24", "dev", "h1"});
-    run({"ip", "-n", N, "addr", "add", "10.77.2.1/24", "dev", "h2"});
-    run({"ip", "-n", N, "link", "set", "h1", "up"});
-    run({"ip", "-n", N, "link", "set", "h2", "up"});
-    run({"ip", "netns", "exec", N, "sysctl", "-qw", "net.ipv4.ip_forward=1"});
-    for (auto [ns, dev, addr, other] :
-         {std::tuple{p1_.get(), "e1", "10.77.1.2/24", "10.77.2.0/24 via 10.77.1.1"},
-          std::tuple{p2_.get(), "e2", "10.77.2.2/24", "10.77.1.0/24 via 10.77.2.1"}}) {
-      run({"ip", "-n", ns->name(), "addr", "add", addr, "dev", dev});
-      run({"ip", "-n", ns->name(), "link", "set", dev, "up"});
-      std::string o = other;
-      run({"ip", "-n", ns->name(), "route", "add", o.substr(0, o.find(' ')), "via", o.substr(o.rfind(' ') + 1)});
-    }
+    auto t = MakeTwoPodNode();
+    ASSERT_TRUE(t.ok()) << t.status().message();
+    node_ = std::move(t->node), p1_ = std::move(t->p1), p2_ = std::move(t->p2);
     {
       InNetns in(node_->path());
       h1_ = if_nametoindex("h1");

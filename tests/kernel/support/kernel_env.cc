@@ -599,4 +599,32 @@ void CloseRst(int fd) {
   close(fd);
 }
 
+Result<TwoPodNode> MakeTwoPodNode() {
+  TwoPodNode t;
+  for (auto* ns : {&t.node, &t.p1, &t.p2}) {
+    auto n = Netns::Create({});
+    if (!n.ok()) return n.status();
+    *ns = std::move(*n);
+  }
+  const std::string N = t.node->name(), P1 = t.p1->name(), P2 = t.p2->name();
+  const std::vector<std::vector<std::string>> steps = {
+      {"ip", "-n", N, "link", "add", "h1", "type", "veth", "peer", "name", "e1", "netns", P1},
+      {"ip", "-n", N, "link", "add", "h2", "type", "veth", "peer", "name", "e2", "netns", P2},
+      {"ip", "-n", N, "addr", "add", "10.77.1.1/24", "dev", "h1"},
+      {"ip", "-n", N, "addr", "add", "10.77.2.1/24", "dev", "h2"},
+      {"ip", "-n", N, "link", "set", "h1", "up"},
+      {"ip", "-n", N, "link", "set", "h2", "up"},
+      {"ip", "netns", "exec", N, "sysctl", "-qw", "net.ipv4.ip_forward=1"},
+      {"ip", "-n", P1, "addr", "add", "10.77.1.2/24", "dev", "e1"},
+      {"ip", "-n", P1, "link", "set", "e1", "up"},
+      {"ip", "-n", P1, "route", "add", "10.77.2.0/24", "via", "10.77.1.1"},
+      {"ip", "-n", P2, "addr", "add", "10.77.2.2/24", "dev", "e2"},
+      {"ip", "-n", P2, "link", "set", "e2", "up"},
+      {"ip", "-n", P2, "route", "add", "10.77.1.0/24", "via", "10.77.2.1"},
+  };
+  for (const auto& argv : steps)
+    if (Status st = sys::Run(argv); !st.ok()) return st.Wrap("two-pod node");
+  return t;
+}
+
 }  // namespace weft::ktest

@@ -58,6 +58,16 @@ class Netns {
   bool live_ = true;
 };
 
+// Two pods behind a node, for the TC policy tests: netns `node` forwards
+// between host veth h1 (10.77.1.1/24) <-> e1 in `p1` (10.77.1.2/24) and h2
+// (10.77.2.1/24) <-> e2 in `p2` (10.77.2.2/24); each pod routes the other's
+// /24 via the node. The links are created inside `node` and moved straight
+// into the pods: nothing ever exists in the host namespace.
+struct TwoPodNode {
+  std::unique_ptr<Netns> node, p1, p2;
+};
+Result<TwoPodNode> MakeTwoPodNode();
+
 // <cgroup2>/weft-ktest-<pid>-<n>.
 class Cgroup {
  public:
