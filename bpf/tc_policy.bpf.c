@@ -162,12 +162,6 @@ static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 		int current = ct->policy_rev == rev && ct->verdict != WEFT_VERDICT_DENY;
 
 		peer = current ? ct->peer_identity : weft_identity_of(peer_addr);
-		/* The flow's own direction: a reply travels against it. */
-		flow_dir = is_reply ? (dir == WEFT_DIR_EGRESS ? WEFT_DIR_INGRESS : WEFT_DIR_EGRESS) : dir;
-		f.dir = flow_dir;
-		f.src_identity = flow_dir == WEFT_DIR_EGRESS ? ep_identity : peer;
-		f.dst_identity = flow_dir == WEFT_DIR_EGRESS ? peer : ep_identity;
-		f.dport = bpf_ntohs(is_reply ? p.sport : p.dport);
 		/* RSTs pass: they only close (and are how we answer). */
 		if (p.proto == IPPROTO_TCP && (p.tcp_flags & WEFT_TCP_RST)) {
 			if (trace)
@@ -176,7 +170,15 @@ static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 			return TC_ACT_OK;
 		}
 		if (!current) {
-			/* Evaluated under another policy revision, or cut: again. */
+			/* Evaluated under another policy revision, or cut: again,
+			 * in the flow's own direction (a reply travels against it).
+			 * Only here is the flow described: a current entry's packet
+			 * needs nothing but its slot. */
+			flow_dir = is_reply ? (dir == WEFT_DIR_EGRESS ? WEFT_DIR_INGRESS : WEFT_DIR_EGRESS) : dir;
+			f.dir = flow_dir;
+			f.src_identity = flow_dir == WEFT_DIR_EGRESS ? ep_identity : peer;
+			f.dst_identity = flow_dir == WEFT_DIR_EGRESS ? peer : ep_identity;
+			f.dport = bpf_ntohs(is_reply ? p.sport : p.dport);
 			weft_flow_eval(ep, peer, f.dport, p.proto, flow_dir, &res);
 			f.verdict = res.verdict;
 			f.policy_id = res.policy_id;
