@@ -158,7 +158,9 @@ fi
 PORT=$(free_port)
 ADDR=127.0.0.1:$PORT
 log "weft-controller on $ADDR, data dir $DATA"
-"$CONTROLLER" --data-dir "$DATA/data" --listen "$ADDR" --admin-socket "$DATA/controller.sock" \
+# --init: a new store. The VIPs (10.96.0.1 + i) pass 10.96.0.0/16 at 100,000 services: a /14.
+"$CONTROLLER" --data-dir "$DATA/data" --init --service-cidr 10.96.0.0/14 --listen "$ADDR" \
+  --admin-socket "$DATA/controller.sock" \
   >>"$RUN_DIR/controller.log" 2>&1 &
 CTL_PID=$!
 for ((i = 0; i < 100; i++)); do

@@ -409,7 +409,7 @@ class UpRun {
     // before any namespace exists.
     WEFT_RETURN_IF_ERROR(control::PlanController(st_));
     WEFT_RETURN_IF_ERROR(Save());
-    WEFT_RETURN_IF_ERROR(control::StartController(st_));
+    WEFT_RETURN_IF_ERROR(control::StartController(st_, /*init=*/true));
     WEFT_RETURN_IF_ERROR(Save());
     auto deadline = Clock::now() + std::chrono::seconds(o_.timeout_s);
     WEFT_RETURN_IF_ERROR(control::WaitControllerReady(st_, deadline));
@@ -798,7 +798,7 @@ int DoRestartController(const std::string& lab, bool force_kill, double down_for
   InstallSignalHandlers();
   if (down_for_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(down_for_s));
   // Same data dir, socket and port: the agents reconnect to the address they were given.
-  if (auto s = control::StartController(*st); !s.ok()) return Fail(kExitEnv, s.message());
+  if (auto s = control::StartController(*st, /*init=*/false); !s.ok()) return Fail(kExitEnv, s.message());
   if (auto s = SaveState(*st); !s.ok()) return Fail(kExitEnv, s.message());
   auto s = control::WaitControllerReady(*st, Clock::now() + std::chrono::seconds(timeout_s));
   if (!s.ok()) return Fail(kExitEnv, s.message());
