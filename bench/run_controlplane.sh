@@ -186,7 +186,7 @@ if [[ $DO_KERNEL == 1 ]]; then
   APORT=$(free_port)
   log "weft-agent --node $NODE --cgroup $CG --pin-root $PIN"
   "$AGENT" run --node "$NODE" --cgroup "$CG" --controller "$ADDR" --pin-root "$PIN" \
-    --metrics "127.0.0.1:$APORT" >>"$RUN_DIR/agent.log" 2>&1 &
+    --metrics "127.0.0.1:$APORT" --service-cidr 10.96.0.0/14 --state-dir "$DATA/agent" >>"$RUN_DIR/agent.log" 2>&1 &
   AGENT_PID=$!
   "$BENCH" kernel --controller "$ADDR" "${SCALE[@]}" --node "$NODE" --maps "$PIN/$NODE/maps" \
     --reps "$KERNEL_REPS" >>"$RESULTS" || log "kernel: some changes not visible (see results.jsonl)"

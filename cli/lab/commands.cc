@@ -114,7 +114,10 @@ std::vector<std::string> AgentArgv(const LabState& st, const NodeState& n) {
                                    "--pin-root",          st.pin_root,  "--metrics", n.agent.metrics,
                                    // The pods' host-side veths live in the node's netns; names.json for weftctl.
                                    "--netns",             "/run/netns/" + n.netns,
-                                   "--state-dir",         st.state_dir + "/agents"};
+                                   "--state-dir",         st.state_dir + "/agents",
+                                   // The VIPs the lab's controller allocates: anything else is refused.
+                                   "--service-cidr",      control::kServiceCidr,
+                                   "--service-cidr-v6",   control::kServiceCidrV6};
   argv.insert(argv.end(), st.agent_args.begin(), st.agent_args.end());
   return argv;
 }
