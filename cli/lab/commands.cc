@@ -635,7 +635,7 @@ int DoStatus(const std::string& lab, bool json) {
   bool healthy = st->phase == "ready";
   nlohmann::json j = nlohmann::json::parse(StateToJson(*st));
   bool ctl_alive = sys::ProcessMatches(st->controller.pid, "weft-controller");
-  std::map<std::string, std::string> sync;  // node -> SYNCED/STALE/NACKED/DISCONNECTED
+  std::map<std::string, std::string> sync;  // node -> SYNCED/STALE/NACKED/BEHIND/DISCONNECTED
   std::map<std::string, std::string> nack;
   if (ctl_alive) {
     if (auto ss = control::SyncStatus(*st); ss.ok()) {

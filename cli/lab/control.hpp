@@ -50,7 +50,7 @@ CallResult Apply(const LabState& st, const std::vector<NamedText>& files);
 CallResult DeleteWorkloads(const LabState& st, const std::vector<std::pair<std::string, std::string>>& ns_names);
 // Every Service's VIPs, as the controller stored them.
 Result<std::vector<ServiceVips>> ReadVips(const LabState& st);
-// Per-node sync state (SYNCED/STALE/NACKED/DISCONNECTED).
+// Per-node sync state (SYNCED/STALE/NACKED/BEHIND/DISCONNECTED).
 Result<weft::v1::StatusResponse> SyncStatus(const LabState& st);
 
 }  // namespace weft::cli::lab::control
