@@ -98,7 +98,8 @@ Result<std::vector<config::Resource>> ParseFiles(const google::protobuf::Repeate
 }  // namespace
 
 struct AdminService::Impl : public v1::Admin::CallbackService {
-  Impl(Store& s, ConfigHub& h, NodeRegistry& n) : store(s), hub(h), nodes(n) {}
+  Impl(Store& s, ConfigHub& h, NodeRegistry& n, std::string id)
+      : store(s), hub(h), nodes(n), store_id(std::move(id)) {}
 
   template <typename Req, typename Resp>
   using Handler = grpc::Status (Impl::*)(const Req&, Resp&);
@@ -314,6 +315,7 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
 
   grpc::Status DoStatus(const v1::StatusRequest&, v1::StatusResponse& resp) {
     resp.set_revision(store.Revision());
+    resp.set_store_id(store_id);
     for (const auto& n : nodes.All()) {
       auto* out = resp.add_nodes();
       out->set_node(n.node);
@@ -325,6 +327,9 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
       out->set_nack_reason(n.nack_reason);
       out->set_agent_version(n.agent_version);
       out->set_last_seen_unix_ms(n.last_seen_unix_ms);
+      out->set_agent_applied_version(n.agent_applied_version);
+      out->set_agent_store_id(n.agent_store_id);
+      out->set_state_reason(n.state_reason);
     }
     return grpc::Status::OK;
   }
@@ -339,14 +344,15 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
   Store& store;
   ConfigHub& hub;
   NodeRegistry& nodes;
+  const std::string store_id;
   std::mutex write_mu;
   std::atomic<uint64_t> analyzed_epoch{0};  // +1 per write that touches an analyzed kind
   std::mutex warnings_mu;
   std::optional<WarningsCache> warnings_cache;
 };
 
-AdminService::AdminService(Store& store, ConfigHub& hub, NodeRegistry& nodes)
-    : impl_(std::make_unique<Impl>(store, hub, nodes)) {}
+AdminService::AdminService(Store& store, ConfigHub& hub, NodeRegistry& nodes, std::string store_id)
+    : impl_(std::make_unique<Impl>(store, hub, nodes, std::move(store_id))) {}
 AdminService::~AdminService() = default;
 grpc::Service* AdminService::service() { return impl_.get(); }
 

@@ -340,7 +340,7 @@ void Register(CLI::App& root, int* exit_code) {
 
   auto st = std::make_shared<StatusArgs>();
   CLI::App* c_status = root.add_subcommand(
-      "status", "per node: NODE STATE (SYNCED|STALE|NACKED|DISCONNECTED) SENT ACKED AGENT-VERSION NACK-REASON");
+      "status", "per node: NODE STATE (SYNCED|STALE|NACKED|BEHIND|DISCONNECTED) SENT ACKED AGENT-VERSION REASON");
   c_status->add_option("-o,--output", st->output, "json: one JSON object");
   with_controller(c_status);
   c_status->callback([g, st, exit_code] { *exit_code = DoStatus(*g, *st); });

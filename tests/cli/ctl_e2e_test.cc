@@ -80,7 +80,7 @@ class CtlE2E : public ::testing::Test {
     sock_ = dir_ + "/admin.sock";
     weft::sys::SpawnOptions o;
     o.log_path = dir_ + "/controller.log";
-    auto pid = weft::sys::Spawn({WEFT_CONTROLLER_BIN, "--data-dir", dir_ + "/data", "--listen",
+    auto pid = weft::sys::Spawn({WEFT_CONTROLLER_BIN, "--data-dir", dir_ + "/data", "--init", "--listen",
                                  "127.0.0.1:" + std::to_string(FreePort()), "--admin-socket", sock_},
                                 o);
     ASSERT_TRUE(pid.ok()) << pid.status().message();

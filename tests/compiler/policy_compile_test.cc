@@ -437,7 +437,7 @@ TEST(PolicyCompile, NumbersSurviveRecompileAndReopen) {
   {
     auto vips = VipAllocator::Create("10.96.0.0/16", "fd00:96::/112");
     ASSERT_TRUE(vips.ok());
-    auto store = SqliteStore::Open(dir.string(), std::move(*vips));
+    auto store = SqliteStore::Open(dir.string(), std::move(*vips), /*init=*/true);
     ASSERT_TRUE(store.ok()) << store.status().message();
     CompilerOptions o;
     o.state = store->get();
