@@ -3,6 +3,7 @@
 #include <cctype>
 #include <charconv>
 
+#include "config/limits.hpp"
 #include "config/names.hpp"
 #include "config/resource_parsers.hpp"
 #include "weft/ip.hpp"
@@ -40,6 +41,20 @@ std::string CheckHost(std::string_view host) {
     if (!ok) return "must be a host name (DNS labels of letters, digits and '-') or a wildcard (\"*\", \"*.example.com\")";
     if (dot == std::string_view::npos) return "";
     start = dot + 1;
+  }
+}
+
+void CheckAnnotationSize(FieldReader& r, const YAML::Node& annotations, const std::string& path) {
+  if (!annotations.IsMap()) return;
+  size_t total = 0;
+  for (const auto& kv : annotations) {
+    if (kv.first.IsScalar()) total += kv.first.Scalar().size();
+    if (kv.second.IsScalar()) total += kv.second.Scalar().size();
+  }
+  if (total > kMaxAnnotationBytes) {
+    r.Error(annotations, path,
+            "annotations total " + std::to_string(total) + " bytes, more than " + FormatBytes(kMaxAnnotationBytes) +
+                " (the limit, as Kubernetes')");
   }
 }
 

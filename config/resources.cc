@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 
+#include "config/input_scan.hpp"
 #include "config/names.hpp"
 #include "config/resource_parsers.hpp"
 #include "config/resources.hpp"
@@ -108,6 +109,7 @@ std::optional<Metadata> ParseMetadata(FieldReader& r, const YAML::Node& doc, con
     if (auto v = r.LabelMap(*labels, "metadata.labels")) meta.labels = std::move(*v);
   }
   if (auto annotations = FieldReader::Find(*node, "annotations")) {
+    CheckAnnotationSize(r, *annotations, "metadata.annotations");
     if (auto v = r.StringMap(*annotations, "metadata.annotations")) {
       meta.annotations = std::move(*v);
       meta.annotations_node = *annotations;
@@ -194,8 +196,16 @@ Location MarkLocation(const YAML::Mark& m) { return Location{std::max(m.line, 0)
 
 }  // namespace
 
-Result<std::vector<Resource>> ParseResources(std::string_view text, std::string_view filename) {
+Status CheckText(std::string_view text, std::string_view filename) {
   Diagnostics diags(filename);
+  ScanEncoding(text, diags);
+  return diags.ToStatus();
+}
+
+Result<std::vector<Resource>> ParseResources(std::string_view text, std::string_view filename,
+                                             const ParseOptions& options) {
+  Diagnostics diags(filename);
+  if (!ScanEncoding(text, diags) || !ScanStructure(text, diags, options.max_documents)) return diags.ToStatus();
   Loaded loaded;
   std::vector<YAML::Node> docs;
   try {
