@@ -467,9 +467,13 @@ const Node* GatewayBody() {
   return body;
 }
 
-void ParseWorkloadEntryDoc(FieldReader& r, const YAML::Node& doc, const Metadata& meta, ParsedDocs&) {
+void ParseWorkloadEntryDoc(FieldReader& r, const YAML::Node& doc, const Metadata& meta, ParsedDocs& out) {
   r.ExpectMap(doc, "", {"apiVersion", "kind", "metadata", "spec"});
-  ParseWorkloadEntry(r, doc, meta);
+  if (auto w = ParseWorkloadEntry(r, doc, meta); w && !w->addresses.empty()) {
+    auto spec = FieldReader::Find(doc, "spec");
+    auto address = spec ? FieldReader::Find(*spec, "address") : std::nullopt;
+    out.workloads.push_back({w->ns, w->name, w->addresses.front(), address ? LocationOf(*address) : LocationOf(doc)});
+  }
   // weft.io/node: the node the workload runs on (the controller sends it to that node's agent).
   if (auto node = meta.annotations.find("weft.io/node"); node != meta.annotations.end()) {
     if (std::string why = CheckDns1123Subdomain(node->second); !why.empty()) {

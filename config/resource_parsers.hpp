@@ -39,9 +39,17 @@ struct ParsedService {
 std::optional<ParsedService> ParseService(FieldReader& reader, const YAML::Node& doc, const Metadata& meta);
 std::optional<Workload> ParseWorkloadEntry(FieldReader& reader, const YAML::Node& doc, const Metadata& meta);
 
+// Where a WorkloadEntry's address was written, to report an address claimed twice.
+struct ParsedWorkload {
+  std::string ns, name;
+  IpAddr address;
+  Location at;  // spec.address
+};
+
 // What hand-written parsers hand back for checks across documents.
 struct ParsedDocs {
-  std::vector<ParsedService> services;  // VIPs claimed twice
+  std::vector<ParsedService> services;    // VIPs claimed twice
+  std::vector<ParsedWorkload> workloads;  // addresses claimed twice
 };
 
 // One kind: where it is valid and how its body (everything but apiVersion,

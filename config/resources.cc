@@ -192,6 +192,22 @@ void CheckVipConflicts(const Loaded& loaded, Diagnostics& diags) {
   }
 }
 
+// An address is one workload's: the kernel's identity cache maps it to one
+// identity, so a second claimant would take the first one's identity (or lose
+// its own) silently. The first in the file keeps it.
+void CheckAddressConflicts(const Loaded& loaded, Diagnostics& diags) {
+  std::map<IpAddr, const ParsedWorkload*> owners;
+  for (const auto& w : loaded.parsed.workloads) {
+    auto [it, inserted] = owners.emplace(w.address, &w);
+    if (inserted) continue;
+    FieldReader r(diags, "WorkloadEntry " + w.ns + "/" + w.name);
+    r.Error(w.at, "spec.address",
+            "address " + w.address.ToString() + " is already the address of WorkloadEntry " + it->second->ns + "/" +
+                it->second->name + " (line " + std::to_string(it->second->at.line + 1) +
+                "): one address, one workload");
+  }
+}
+
 Location MarkLocation(const YAML::Mark& m) { return Location{std::max(m.line, 0), std::max(m.column, 0)}; }
 
 }  // namespace
@@ -227,6 +243,7 @@ Result<std::vector<Resource>> ParseResources(std::string_view text, std::string_
     }
   }
   CheckVipConflicts(loaded, diags);
+  CheckAddressConflicts(loaded, diags);
   if (!diags.empty()) return diags.ToStatus();
   return std::move(loaded.resources);
 }

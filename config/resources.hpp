@@ -30,7 +30,7 @@ struct ParseOptions {
 // limits.hpp (CheckText, then documents, nesting, alias expansion and object
 // size counted without building anything), then strict validation (types,
 // enums, required and unknown fields, names, Istio's semantic rules,
-// duplicates of kind/ns/name within the text). On any error
+// duplicates of kind/ns/name and of addresses within the text). On any error
 // the Status lists every error, one per line, in file order:
 // "<file>:<line>:<col>: <Kind> <ns>/<name>: <field>: <problem>"; control
 // characters in a message are escaped (\x00), so a line is never cut short.

@@ -16,6 +16,7 @@
 #include "config/resources.hpp"
 #include "controller/kinds.hpp"
 #include "controller/memory_trim.hpp"
+#include "controller/workload_addresses.hpp"
 #include "controller/unified_diff.hpp"
 #include "weft/v1/admin.grpc.pb.h"
 
@@ -219,8 +220,10 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
     auto parsed = ParseFiles(req.files());
     if (!parsed.ok()) return ToGrpc(parsed.status());
     std::unique_lock lock(write_mu);
+    if (weft::Status st = Addresses().Check(*parsed); !st.ok()) return ToGrpc(st);
     auto res = store.Apply(*parsed, req.dry_run());
     if (!res.ok()) return ToGrpc(res.status());
+    if (!req.dry_run()) addresses.Update(*res);
     // Push first, analyze after: the warnings only go back to the caller, so
     // the agents never wait for a whole-store analysis. After a real apply the
     // store already holds `parsed`; for a dry run Warnings() overlays it.
@@ -263,6 +266,7 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
     std::lock_guard lock(write_mu);
     auto res = store.Delete(keys, req.dry_run());
     if (!res.ok()) return ToGrpc(res.status());
+    if (!req.dry_run()) Addresses().Update(*res);
     if (!req.dry_run() && res->changed()) {
       hub.Publish(res->revision, res->upserted, res->deleted);
       NoteWrite(*res);
@@ -307,6 +311,10 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
   grpc::Status DoDiffFiles(const v1::DiffRequest& req, v1::DiffResponse& resp) {
     auto parsed = ParseFiles(req.files());
     if (!parsed.ok()) return ToGrpc(parsed.status());
+    {
+      std::lock_guard lock(write_mu);
+      if (weft::Status st = Addresses().Check(*parsed); !st.ok()) return ToGrpc(st);
+    }
     for (const auto& d : Warnings(*parsed, /*stored=*/false)) ToProto(d, resp.add_warnings());
     // The dry-run admission gives the objects as they would be stored (VIPs).
     auto res = store.Apply(*parsed, /*dry_run=*/true);
@@ -360,10 +368,17 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
     return ns.empty() ? "default" : ns;
   }
 
+  // The WorkloadEntry address index, read from the store on first use (under write_mu).
+  WorkloadAddresses& Addresses() {
+    if (!addresses.loaded()) addresses.Load(store.List("WorkloadEntry", ""));
+    return addresses;
+  }
+
   Store& store;
   ConfigHub& hub;
   NodeRegistry& nodes;
   std::mutex write_mu;
+  WorkloadAddresses addresses;  // one address, one workload (workload_addresses.hpp)
   MemoryTrimmer trimmer;
   std::atomic<uint64_t> analyzed_epoch{0};  // +1 per write that touches an analyzed kind
   std::mutex warnings_mu;

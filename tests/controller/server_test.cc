@@ -784,5 +784,68 @@ TEST_F(ControllerTest, AdminRefusesUnboundedOrInvalidInput) {
   EXPECT_EQ(Status().revision(), revision);
 }
 
+// Issue 9 item 7: one address, one workload. A WorkloadEntry that takes an
+// address another one holds is refused naming both; moving addresses in one
+// apply, or reusing one after a delete, is fine. Before: every step was
+// accepted, and the identity of 10.1.0.5 went to whichever name sorted first.
+TEST_F(ControllerTest, AWorkloadAddressBelongsToOneWorkload) {
+  Start();
+  auto entry = [](const std::string& ns, const std::string& name, const std::string& address) {
+    return "apiVersion: networking.istio.io/v1\nkind: WorkloadEntry\nmetadata: {name: " + name + ", namespace: " + ns +
+           "}\nspec: {address: " + address + ", serviceAccount: " + name + "}\n";
+  };
+  auto remove = [&](const std::string& ns, const std::string& name) {
+    v1::DeleteRequest dq;
+    auto* ref = dq.add_refs();
+    ref->set_kind("WorkloadEntry");
+    ref->set_namespace_(ns);
+    ref->set_name(name);
+    v1::DeleteResponse resp;
+    grpc::ClientContext ctx;
+    return admin_->Delete(&ctx, dq, &resp);
+  };
+  struct Step {
+    std::string name, yaml;
+    bool dry_run = false;
+    std::string want;  // "" accepted
+  };
+  const std::vector<Step> steps = {
+      {"the first claimant", entry("shop", "vm-a", "10.1.0.5")},
+      {"another namespace, same address", entry("other", "impostor", "10.1.0.5"), false,
+       "test.yaml:1:1: WorkloadEntry other/impostor: spec.address: address 10.1.0.5 is already the address of "
+       "WorkloadEntry shop/vm-a (stored): one address, one workload"},
+      {"the same, dry run", entry("other", "impostor", "10.1.0.5"), true, "test.yaml:1:1: WorkloadEntry other/impostor"},
+      {"IPv6 written another way", entry("shop", "v6-a", "fd00::5") + "---\n" + entry("shop", "v6-b", "fd00:0::5"),
+       false,
+       "test.yaml:9:17: WorkloadEntry shop/v6-b: spec.address: address fd00::5 is already the address of "
+       "WorkloadEntry shop/v6-a (line 4)"},
+      {"vm-a moves, impostor takes its old address", entry("shop", "vm-a", "10.1.0.7") + "---\n" +
+                                                          entry("other", "impostor", "10.1.0.5")},
+      {"vm-b on vm-a's new address", entry("shop", "vm-b", "10.1.0.7"), false,
+       "test.yaml:1:1: WorkloadEntry shop/vm-b: spec.address: address 10.1.0.7 is already the address of "
+       "WorkloadEntry shop/vm-a (stored)"},
+      {"re-applying vm-a unchanged", entry("shop", "vm-a", "10.1.0.7")},
+  };
+  for (const auto& step : steps) {
+    auto st = Apply(step.yaml, nullptr, step.dry_run);
+    if (step.want.empty()) {
+      EXPECT_TRUE(st.ok()) << step.name << ": " << st.error_message();
+    } else {
+      EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << step.name;
+      EXPECT_EQ(st.error_message().rfind(step.want, 0), 0u) << step.name << ": " << st.error_message();
+    }
+  }
+  ASSERT_TRUE(remove("shop", "vm-a").ok());
+  EXPECT_TRUE(Apply(entry("shop", "vm-b", "10.1.0.7")).ok()) << "an address is free again after a delete";
+
+  // After a restart the index is read back from the store.
+  server_->Shutdown();
+  server_.reset();
+  Start();
+  auto st = Apply(entry("shop", "vm-c", "10.1.0.7"));
+  EXPECT_EQ(st.error_code(), grpc::StatusCode::INVALID_ARGUMENT) << st.error_message();
+  EXPECT_NE(st.error_message().find("WorkloadEntry shop/vm-b (stored)"), std::string::npos) << st.error_message();
+}
+
 }  // namespace
 }  // namespace weft::controller
