@@ -75,11 +75,13 @@ std::string CheckIp(std::string_view text);
 std::string CheckIpOrCidr(std::string_view text);
 std::string CheckPortString(std::string_view text);  // "8080"
 std::string CheckHost(std::string_view host);        // FQDN, short name or wildcard ("*", "*.example.com")
+std::string CheckHeaderName(std::string_view name);        // an HTTP token (RFC 7230 tchars)
+std::string CheckStrictHeaderName(std::string_view name);  // letters, digits, '-' and '_' (Istio's strict form)
 // Annotations (a mapping of strings) larger than kMaxAnnotationBytes, keys and
 // values together, as apimachinery's ValidateAnnotations counts them.
 void CheckAnnotationSize(FieldReader& r, const YAML::Node& annotations, const std::string& path);
 // selector: {matchLabels} as Istio's WorkloadSelector.
 const schema::Node* WorkloadSelector();
-const schema::Node* ExportTo();
+const schema::Node* ExportTo(bool service_entry = false);
 
 }  // namespace weft::config

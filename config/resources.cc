@@ -105,6 +105,7 @@ std::optional<Metadata> ParseMetadata(FieldReader& r, const YAML::Node& doc, con
     r.Error(*ns_node, "metadata.namespace", std::string(kind.kind) + " is cluster-scoped: no namespace");
   }
   r.set_resource(ResourceKey{std::string(kind.kind), meta.ns, meta.name}.ToString());
+  r.set_namespace(meta.ns);
   if (auto labels = FieldReader::Find(*node, "labels")) {
     if (auto v = r.LabelMap(*labels, "metadata.labels")) meta.labels = std::move(*v);
   }

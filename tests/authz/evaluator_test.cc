@@ -179,7 +179,9 @@ TEST(AuthzSemantics, Table) {
     - source:
         principals: ["*/sa/sleep"])");
   const std::string allow_nothing = Ap("foo", "allow-nothing", "  {}");
-  const std::string deny_nothing = Ap("foo", "deny-nothing", "  action: DENY");
+  // (A DENY without rules is refused at admission, as istiod refuses it:
+  // tests/testdata/resources/invalid/authorizationpolicy-istio-rules.yaml.)
+  const std::string deny_everything = Ap("foo", "deny-all", "  action: DENY\n  rules:\n  - {}");
   const std::string empty_rule = Ap("foo", "allow-all", "  rules:\n  - {}");
   const std::string l7_source_allow = Ap("foo", "jwt", R"(  rules:
   - from:
@@ -267,7 +269,7 @@ TEST(AuthzSemantics, Table) {
       {"allow-nothing", allow_nothing, kHttpbin, sleep_foo, 80, kDefaultDeny},
       {"allow-nothing beside an ALLOW", allow_nothing + allow_sleep_foo, kHttpbin, sleep_foo, 80,
        Allow("foo/allow-sleep")},
-      {"DENY without rules denies nothing", deny_nothing, kHttpbin, sleep_foo, 80, kNoAllow},
+      {"DENY with an empty rule denies everything", deny_everything, kHttpbin, sleep_foo, 80, Deny("foo/deny-all")},
       {"empty rule matches everything", empty_rule, kHttpbin, unknown, 80, Allow("foo/allow-all")},
       {"ALLOW rule with an L7 source never matches", l7_source_allow, kHttpbin, sleep_foo, 80, kDefaultDeny},
       {"DENY L7 operation keeps its L4 part: port 80", l7_deny_port, kHttpbin, sleep_foo, 80,
