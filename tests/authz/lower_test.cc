@@ -162,9 +162,10 @@ class Gen {
   }
   json Condition() {
     json c = json::object();
-    int k = Int(0, 5);
-    static const char* const kKeys[] = {"source.ip", "source.namespace", "source.principal",
-                                        "destination.port", "destination.ip", "request.headers[x-token]"};
+    int k = Int(0, 6);
+    static const char* const kKeys[] = {"source.ip",      "source.namespace", "source.principal",
+                                        "destination.port", "destination.ip",   "request.headers[x-token]",
+                                        "source.serviceAccount"};
     c["key"] = kKeys[k];
     auto values = [&]() -> json {
       switch (k) {
@@ -173,6 +174,7 @@ class Gen {
         case 2: return Principals();
         case 3: return Ports();
         case 4: return Some(u_.workload_ips);
+        case 6: return ServiceAccounts();
         default: return json::array({"admin"});
       }
     };
