@@ -302,6 +302,26 @@ struct ExpectedRow {
   bool allowed;
 };
 
+// The mesh with `policies`: each row's connection on port 9080, looked up in
+// its destination node's entries as the kernel does.
+void ExpectKernelVerdicts(std::vector<config::Resource> policies, const std::vector<ExpectedRow>& rows) {
+  std::vector<config::Resource> all = Mesh();
+  for (auto& r : policies) all.push_back(std::move(r));
+  Compiler compiler;
+  compiler.Reset(all);
+  std::map<std::string, IpAddr> ips;
+  for (const auto& p : Peers()) ips[p.name] = p.ip;
+  for (const auto& row : rows) {
+    std::string node;
+    for (const auto& p : BookinfoPodTable()) {
+      if (p.name() == row.to) node = p.node;
+    }
+    v1::NodeConfig cfg = compiler.Snapshot(node);
+    Verdict v = KernelLookup(FindWorkload(cfg, row.to), ResolveIdentity(cfg, ips[row.from]), 9080, v1::TCP);
+    EXPECT_EQ(v.verdict == v1::ALLOW, row.allowed) << row.from << " -> " << row.to << ": " << v;
+  }
+}
+
 TEST(PolicyCompile, AuthzHttpL4MatchesExpected) {
   // EXPECTED.md security/authz-http.yaml with the L7 (methods) part removed:
   // principals decide.
@@ -313,27 +333,14 @@ TEST(PolicyCompile, AuthzHttpL4MatchesExpected) {
       {"reviews-v1", "ratings-v1", true},          {"reviews-v3", "ratings-v1", true},
       {"productpage-v1", "ratings-v1", false},     {"details-v1", "ratings-v1", false},
   };
-  std::vector<config::Resource> all = Mesh();
-  for (auto& r : AuthzHttpL4()) all.push_back(std::move(r));
-  Compiler compiler;
-  compiler.Reset(all);
-  std::map<std::string, v1::NodeConfig> snaps;
-  for (const auto& n : kNodes) snaps[n] = compiler.Snapshot(n);
+  ExpectKernelVerdicts(AuthzHttpL4(), rows);
   std::map<std::string, IpAddr> ips;
   for (const auto& p : Peers()) ips[p.name] = p.ip;
-  for (const auto& row : rows) {
-    std::string node;
-    for (const auto& p : BookinfoPodTable()) {
-      if (p.name() == row.to) node = p.node;
-    }
-    const v1::NodeConfig& cfg = snaps[node];
-    Verdict v = KernelLookup(FindWorkload(cfg, row.to), ResolveIdentity(cfg, ips[row.from]), 9080, v1::TCP);
-    EXPECT_EQ(v.verdict == v1::ALLOW, row.allowed) << row.from << " -> " << row.to << ": " << v;
-  }
   // As written (methods: GET), no ALLOW rule can match at L4: every Bookinfo
   // connection is denied by default until the L7 proxy exists.
-  all = Mesh();
+  std::vector<config::Resource> all = Mesh();
   for (auto& r : AuthzHttp()) all.push_back(std::move(r));
+  Compiler compiler;
   compiler.Reset(all);
   for (const auto& row : rows) {
     std::string node;
@@ -358,21 +365,7 @@ TEST(PolicyCompile, ServiceAccountsResolveInThePolicyNamespace) {
       {"outsider", "productpage-v1", true},    {"sleep", "reviews-v1", true},
       {"productpage-v1", "reviews-v3", true},  {"details-v1", "reviews-v2", false},
   };
-  std::vector<config::Resource> all = Mesh();
-  for (auto& r : ParseYaml(kServiceAccountPolicies)) all.push_back(std::move(r));
-  Compiler compiler;
-  compiler.Reset(all);
-  std::map<std::string, IpAddr> ips;
-  for (const auto& p : Peers()) ips[p.name] = p.ip;
-  for (const auto& row : rows) {
-    std::string node;
-    for (const auto& p : BookinfoPodTable()) {
-      if (p.name() == row.to) node = p.node;
-    }
-    v1::NodeConfig cfg = compiler.Snapshot(node);
-    Verdict v = KernelLookup(FindWorkload(cfg, row.to), ResolveIdentity(cfg, ips[row.from]), 9080, v1::TCP);
-    EXPECT_EQ(v.verdict == v1::ALLOW, row.allowed) << row.from << " -> " << row.to << ": " << v;
-  }
+  ExpectKernelVerdicts(ParseYaml(kServiceAccountPolicies), rows);
 }
 
 // --- allow-nothing --------------------------------------------------------------------------

@@ -8,6 +8,7 @@
 
 #include <chrono>
 #include <condition_variable>
+#include <fstream>
 #include <functional>
 #include <mutex>
 #include <sstream>
@@ -752,20 +753,13 @@ TEST(Transport, ExplainLimitNamesTheLimit) {
 TEST_F(ControllerTest, AdminRefusesUnboundedOrInvalidInput) {
   Start();
   ASSERT_TRUE(Apply(ServiceYaml("reviews")).ok());
-  std::string bomb = "apiVersion: apps/v1\nkind: Deployment\nmetadata: {name: bomb}\nspec:\n"
-                     "  selector: {matchLabels: {app: b}}\n  template:\n    metadata: {labels: {app: b}}\n"
-                     "    spec:\n      containers: [{name: c}]\n      affinity:\n        a0: &a0 [x,x,x,x,x,x,x,x,x]\n";
-  for (int i = 1; i < 7; ++i) {
-    std::string prev = "*a" + std::to_string(i - 1);
-    bomb += "        a" + std::to_string(i) + ": &a" + std::to_string(i) + " [";
-    for (int k = 0; k < 9; ++k) bomb += (k ? "," : "") + prev;
-    bomb += "]\n";
-  }
+  std::ifstream in(WEFT_TESTDATA_DIR "/resources/invalid/deployment-alias-bomb.yaml");
+  const std::string bomb((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
   struct Row {
     std::string name, file, text, want;
   };
   const std::vector<Row> rows = {
-      {"alias bomb", "bomb.yaml", bomb, "bomb.yaml:15:18: document 1: alias *a3 expands to 7381 nodes"},
+      {"alias bomb", "bomb.yaml", bomb, "bomb.yaml:16:18: document 1: alias *a3 expands to 7381 nodes"},
       {"not UTF-8", "latin1.yaml", ServiceYaml("caf\xe9"), "latin1.yaml:4:12: input: invalid UTF-8 (byte 0xe9)"},
       {"a NUL", "nul.yaml", ServiceYaml(std::string("a\0b", 3)),
        "nul.yaml:4:10: input: control character U+0000 (NUL) is not allowed in YAML text"},
