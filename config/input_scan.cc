@@ -158,8 +158,7 @@ class StructureScan : public YAML::EventHandler {
     doc_.nodes += c.nodes;
     doc_.bytes += c.bytes;
     if (doc_.bytes > kMaxObjectBytes) {
-      Refuse(doc_start_, "larger than " + FormatBytes(kMaxObjectBytes) +
-                             " with its aliases expanded (the limit per object)");
+      Refuse(doc_start_, TooLargeMessage());
     }
   }
 
@@ -171,7 +170,7 @@ class StructureScan : public YAML::EventHandler {
 
   void Open(const YAML::Mark& mark, YAML::anchor_t anchor) {
     if (static_cast<int>(open_.size()) >= kMaxDepth) {
-      Refuse(mark, "nested more than " + std::to_string(kMaxDepth) + " levels deep (the limit)");
+      Refuse(mark, TooDeepMessage());
     }
     Define(anchor, std::nullopt);  // in progress: an alias to it now would be a cycle
     open_.push_back({anchor, doc_});
@@ -197,6 +196,24 @@ class StructureScan : public YAML::EventHandler {
 };
 
 }  // namespace
+
+std::string TooDeepMessage() { return "nested more than " + std::to_string(kMaxDepth) + " levels deep (the limit)"; }
+
+std::string TooLargeMessage() {
+  return "larger than " + FormatBytes(kMaxObjectBytes) + " with its aliases expanded (the limit per object)";
+}
+
+bool NeedsStructureScan(std::string_view text, size_t max_documents) {
+  if (text.find('&') != std::string_view::npos) return true;
+  size_t markers = 1;  // documents are at most the markers + 1
+  for (size_t at = 0; at < text.size(); at = text.find('\n', at) + 1) {
+    std::string_view line = text.substr(at, 3);
+    if (line == "---" || line == "...") ++markers;
+    if (markers > max_documents) return true;
+    if (text.find('\n', at) == std::string_view::npos) break;
+  }
+  return false;
+}
 
 std::string FormatBytes(size_t bytes) {
   auto fmt = [](double v, const char* unit) {

@@ -5,6 +5,7 @@
 #pragma once
 
 #include <cstddef>
+#include <string>
 #include <string_view>
 
 #include "config/diagnostics.hpp"
@@ -22,5 +23,17 @@ bool ScanEncoding(std::string_view text, Diagnostics& diags);
 // with its aliases expanded (kMaxObjectBytes); refuses an alias to a node that
 // contains it (a cycle). Syntax errors are left to the loader.
 bool ScanStructure(std::string_view text, Diagnostics& diags, size_t max_documents);
+
+// Whether ScanStructure can find anything the loader would not: only with an
+// anchor ('&' somewhere: without one there is no alias), or with more
+// document markers ("---"/"..." at a line start) than `max_documents`. The
+// loader itself enforces depth (YamlToJson, TooDeep) and the exact object
+// size (the canonical JSON), with the same messages; the scan costs a second
+// parse (~70% of yaml-cpp's LoadAll), paid only by texts that need it.
+bool NeedsStructureScan(std::string_view text, size_t max_documents);
+
+// The messages of the depth and size limits, wherever they are enforced.
+std::string TooDeepMessage();
+std::string TooLargeMessage();
 
 }  // namespace weft::config

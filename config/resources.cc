@@ -163,12 +163,22 @@ void LoadDocument(const YAML::Node& doc, size_t index, std::string_view file, Di
   Resource res;
   res.api_version = *api_version;
   res.key = std::move(key);
-  res.object = YamlToJson(doc);
-  if (kind->spec.namespaced) res.object["metadata"]["namespace"] = meta->ns;
   try {
-    (void)res.object.dump();  // the store and weftctl serialize it: JSON strings must be UTF-8
+    res.object = YamlToJson(doc);
+  } catch (const TooDeep& e) {  // in a field Weft accepts without modelling (the schema walks only its own)
+    diags.Add(Location{std::max(e.mark.line, 0), std::max(e.mark.column, 0)}, doc_name, TooDeepMessage());
+    return;
+  }
+  if (kind->spec.namespaced) res.object["metadata"]["namespace"] = meta->ns;
+  size_t bytes = 0;
+  try {
+    bytes = res.object.dump().size();  // the store and weftctl serialize it: JSON strings must be UTF-8
   } catch (const nlohmann::json::exception&) {
     r.Error(doc, "", "contains text that is not valid UTF-8");
+    return;
+  }
+  if (bytes > kMaxObjectBytes) {
+    diags.Add(LocationOf(doc), doc_name, TooLargeMessage());
     return;
   }
   Location at = LocationOf(doc);
@@ -222,7 +232,10 @@ Status CheckText(std::string_view text, std::string_view filename) {
 Result<std::vector<Resource>> ParseResources(std::string_view text, std::string_view filename,
                                              const ParseOptions& options) {
   Diagnostics diags(filename);
-  if (!ScanEncoding(text, diags) || !ScanStructure(text, diags, options.max_documents)) return diags.ToStatus();
+  if (!ScanEncoding(text, diags)) return diags.ToStatus();
+  if (NeedsStructureScan(text, options.max_documents) && !ScanStructure(text, diags, options.max_documents)) {
+    return diags.ToStatus();
+  }
   Loaded loaded;
   std::vector<YAML::Node> docs;
   try {

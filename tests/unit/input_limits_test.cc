@@ -90,6 +90,10 @@ const std::vector<Row>& Rows() {
        ""},
       {"NestingOverTheLimit", [] { return Deployment(std::string(kMaxDepth, '[') + std::string(kMaxDepth, ']')); },
        "t.yaml:11:113: document 1: nested more than 100 levels deep (the limit)"},
+      // The same with an anchor: counted by the event scan instead of the loader, same message.
+      {"NestingOverTheLimitWithAnAnchor",
+       [] { return Deployment("&deep " + std::string(kMaxDepth, '[') + std::string(kMaxDepth, ']')); },
+       "t.yaml:11:119: document 1: nested more than 100 levels deep (the limit)"},
       // Documents per request: the caller's share.
       {"DocumentsAtTheLimit", [] { return Documents(3); }, "", 3},
       {"DocumentsOverTheLimit", [] { return Documents(4); },
