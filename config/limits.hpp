@@ -1,7 +1,9 @@
 // Bounds on every input the resource layer accepts, as the Kubernetes API
 // server bounds its own (the figure it uses where it has one, Weft's where it
-// does not). Each is enforced before the input costs more than its own size:
-// a refusal names the file, line and column and changes nothing.
+// does not). Each is enforced before the input costs more than a constant
+// times its own size (an alias is counted, never expanded, before the tree it
+// points into is walked): a refusal names the file, line and column and
+// changes nothing.
 //
 // Where each is enforced:
 //  - CheckText / ParseResources (config/resources.cc, config/input_scan.cc):

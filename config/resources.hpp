@@ -27,8 +27,10 @@ struct ParseOptions {
 };
 
 // Multi-document YAML -> Resources, in file order. First the bounds of
-// limits.hpp (CheckText, then documents, nesting, alias expansion and object
-// size counted without building anything), then strict validation (types,
+// limits.hpp (CheckText; with an anchor in the text, documents, nesting,
+// alias expansion and object size counted without building anything;
+// nesting and the exact size again on each document's JSON), then strict
+// validation (types,
 // enums, required and unknown fields, names, Istio's semantic rules,
 // duplicates of kind/ns/name and of addresses within the text). On any error
 // the Status lists every error, one per line, in file order:
