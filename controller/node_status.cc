@@ -1,6 +1,7 @@
 #include "controller/node_status.hpp"
 
 #include <algorithm>
+#include <tuple>
 #include <chrono>
 #include <vector>
 
@@ -51,18 +52,20 @@ NodeRegistry::NodeRegistry(NodeRegistryOptions opts) : opts_(std::move(opts)) {}
 int64_t NodeRegistry::Now() const { return opts_.now_unix_ms ? opts_.now_unix_ms() : NowUnixMs(); }
 
 void NodeRegistry::Prune(int64_t now) const {
-  std::vector<std::pair<int64_t, std::string>> gone;  // (last seen, node) of disconnected nodes
+  // (last seen, disconnect order, node) of disconnected nodes: the oldest go first,
+  // and two in the same millisecond in the order they went (not by name).
+  std::vector<std::tuple<int64_t, uint64_t, std::string>> gone;
   for (auto it = nodes_.begin(); it != nodes_.end();) {
     if (!it->second.connected && now - it->second.last_seen_unix_ms >= opts_.forget_disconnected.count()) {
       it = nodes_.erase(it);
       continue;
     }
-    if (!it->second.connected) gone.emplace_back(it->second.last_seen_unix_ms, it->first);
+    if (!it->second.connected) gone.emplace_back(it->second.last_seen_unix_ms, it->second.disconnect_order, it->first);
     ++it;
   }
   if (gone.size() <= opts_.max_disconnected) return;
   std::sort(gone.begin(), gone.end());
-  for (size_t i = 0; i < gone.size() - opts_.max_disconnected; ++i) nodes_.erase(gone[i].second);
+  for (size_t i = 0; i < gone.size() - opts_.max_disconnected; ++i) nodes_.erase(std::get<2>(gone[i]));
 }
 
 void NodeRegistry::Connected(const weft::v1::NodeHello& hello, uint64_t session) {
@@ -127,6 +130,7 @@ void NodeRegistry::Disconnected(const std::string& node, uint64_t session) {
   if (it == nodes_.end() || it->second.session != session) return;
   it->second.connected = false;
   it->second.last_seen_unix_ms = Now();
+  it->second.disconnect_order = ++disconnects_;
   Prune(it->second.last_seen_unix_ms);
 }
 

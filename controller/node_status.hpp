@@ -61,6 +61,7 @@ struct NodeRecord {
   std::string latest_nonce;
   enum class Answer { kNone, kAck, kNack } latest_answer = Answer::kNone;
   int64_t last_seen_unix_ms = 0;
+  uint64_t disconnect_order = 0;  // the registry's count of disconnects when this one happened
   NodeState state() const;
 };
 
@@ -99,6 +100,7 @@ class NodeRegistry {
   NodeRegistryOptions opts_;
   mutable std::mutex mu_;
   mutable std::map<std::string, NodeRecord> nodes_;
+  uint64_t disconnects_ = 0;  // orders disconnects within one millisecond
 };
 
 int64_t NowUnixMs();

@@ -1008,6 +1008,25 @@ TEST(NodeRegistryBounds, ForgetsDisconnectedNodesAfterTheTime) {
   EXPECT_EQ(r.All().size(), 1u);
 }
 
+// Disconnects within one millisecond are forgotten in the order they happened,
+// not by name ("spam-9" sorts after "spam-15").
+TEST(NodeRegistryBounds, SameMillisecondDisconnectsGoOldestFirst) {
+  NodeRegistryOptions o;
+  o.max_disconnected = 2;
+  o.now_unix_ms = [] { return int64_t{1'000'000}; };
+  NodeRegistry r(o);
+  v1::NodeHello h;
+  for (int i : {9, 15, 16}) {
+    h.set_node("spam-" + std::to_string(i));
+    r.Connected(h, static_cast<uint64_t>(i));
+    r.Disconnected(h.node(), static_cast<uint64_t>(i));
+  }
+  auto all = r.All();
+  ASSERT_EQ(all.size(), 2u);
+  EXPECT_EQ(all[0].node, "spam-15");
+  EXPECT_EQ(all[1].node, "spam-16");
+}
+
 // A 1 MiB agent_version and NACK reason are kept capped, on one line.
 TEST_F(ControllerTest, AgentVersionAndNackReasonAreCapped) {
   Start();
