@@ -514,12 +514,9 @@ Result<Certificate> TrustBundle::Verify(const std::vector<Certificate>& chain, T
   if (X509_verify_cert(ctx.get()) != 1) {
     int err = X509_STORE_CTX_get_error(ctx.get());
     ERR_clear_error();
-    return Status::Error("certificate \"" + chain[0].Subject() + "\" (" +
-                             [&] {
-                               auto u = chain[0].UriSans();
-                               return u.empty() ? std::string("no URI SAN") : u[0];
-                             }() +
-                             "): " + X509_verify_cert_error_string(err),
+    auto uris = chain[0].UriSans();
+    std::string who = !uris.empty() ? uris[0] : chain[0].Subject().empty() ? "without a name" : chain[0].Subject();
+    return Status::Error("certificate " + who + ": " + X509_verify_cert_error_string(err),
                          EACCES);
   }
   return chain[0];

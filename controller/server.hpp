@@ -3,9 +3,12 @@
 // the in-process tests use this.
 #pragma once
 
+#include <chrono>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "controller/ca.hpp"
 #include "controller/node_status.hpp"
 #include "controller/store.hpp"
 #include "weft/status.hpp"
@@ -13,11 +16,19 @@
 namespace weft::controller {
 
 struct ServerOptions {
-  std::string data_dir;
-  std::string listen = "127.0.0.1:15012";            // "" = no TCP listener; port 0 picks one
-  std::string admin_socket = "/run/weft/controller.sock";  // "" = no unix socket
+  std::string data_dir;  // 0700; weft.db 0600 (it holds the CA key)
+  std::string listen = "127.0.0.1:15012";  // mutual TLS; "" = no TCP listener; port 0 picks one
+  // Root-only: the socket is 0600 in a directory of its own (0700). "" = no unix socket.
+  std::string admin_socket = "/run/weft/controller/admin.sock";
   std::string service_cidr = "10.96.0.0/16";
   std::string service_cidr_v6 = "fd00:96::/112";
+  // The CA (trust domain, --ca-cert/--ca-key, lifetimes): controller/ca.hpp.
+  CaOptions ca;
+  // Extra SANs of the serving certificate (IP literals or DNS names), besides
+  // the listen host.
+  std::vector<std::string> server_sans;
+  // How often the serving credentials (<data-dir>/tls) are re-read.
+  std::chrono::seconds tls_refresh{60};
 };
 
 class ControllerServer {
@@ -30,6 +41,7 @@ class ControllerServer {
   std::string tcp_target() const;  // "127.0.0.1:<port>" style, for Dial
   Store& store();
   NodeRegistry& nodes();
+  ClusterCa& ca();
   size_t streams() const;  // connected ConfigDiscovery streams
   // Graceful: finishes every stream (UNAVAILABLE), waits up to 2 s for calls
   // in flight, closes the store. Idempotent.

@@ -9,6 +9,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -16,6 +17,7 @@
 #include "controller/compiler.hpp"
 #include "controller/server.hpp"
 #include "test_util.hpp"
+#include "tests/support/tls_util.hpp"
 #include "weft/transport.hpp"
 #include "weft/v1/admin.grpc.pb.h"
 #include "weft/v1/config.grpc.pb.h"
@@ -54,11 +56,32 @@ class ControllerTest : public ::testing::Test {
     auto s = ControllerServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status().message();
     server_ = std::move(*s);
-    auto ch = transport::Dial(server_->tcp_target());
-    ASSERT_TRUE(ch.ok());
+    // Admin over TCP: an admin certificate from the controller's CA.
+    auto& ca = server_->ca();
+    auto admin = weft::testing::IdentityFromCsr(
+        [&](const std::string& csr) { return ca.IssueAdmin("test", csr, std::chrono::hours(1)); }, ca.Bundle());
+    ASSERT_TRUE(admin.ok()) << admin.status().message();
+    transport::ClientTls tls;
+    tls.certs = transport::StaticCertificates(*admin);
+    tls.server_spiffe_id = pki::ControllerId(ca.trust_domain());
+    auto ch = transport::Dial(server_->tcp_target(), transport::TlsChannelCredentials(tls));
+    ASSERT_TRUE(ch.ok()) << ch.status().message();
     channel_ = *ch;
     admin_ = v1::Admin::NewStub(channel_);
-    config_ = v1::ConfigDiscovery::NewStub(channel_);
+    node_stubs_.clear();
+  }
+  // ConfigDiscovery over TCP as `node`: that node's certificate (one channel per node).
+  v1::ConfigDiscovery::Stub& NodeStub(const std::string& node) {
+    auto& stub = node_stubs_[node];
+    if (!stub) {
+      auto& ca = server_->ca();
+      auto id = weft::testing::IdentityFromCsr([&](const std::string& csr) { return ca.IssueNode(node, csr); },
+                                               ca.Bundle());
+      EXPECT_TRUE(id.ok()) << id.status().message();
+      stub = v1::ConfigDiscovery::NewStub(weft::testing::TlsChannel(server_->tcp_target(), &*id, ca.Bundle(),
+                                                                    pki::ControllerId(ca.trust_domain())));
+    }
+    return *stub;
   }
   void TearDown() override {
     if (server_) server_->Shutdown();
@@ -93,7 +116,7 @@ class ControllerTest : public ::testing::Test {
   std::unique_ptr<ControllerServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Admin::Stub> admin_;
-  std::unique_ptr<v1::ConfigDiscovery::Stub> config_;
+  std::map<std::string, std::unique_ptr<v1::ConfigDiscovery::Stub>> node_stubs_;
 };
 
 // A synchronous fake agent: one stream, blocking reads with a deadline.
@@ -342,7 +365,7 @@ TEST_F(ControllerTest, StreamProtocol) {
   Start();
   ASSERT_TRUE(Apply(ServiceYaml("reviews")).ok());
 
-  SyncAgent a(*config_, "node-a");
+  SyncAgent a(NodeStub("node-a"), "node-a");
   auto snap = a.Read();
   ASSERT_TRUE(snap.has_snapshot());
   EXPECT_EQ(snap.version(), 1u);
@@ -410,9 +433,9 @@ TEST_F(ControllerTest, StreamProtocol) {
 
 TEST_F(ControllerTest, NewStreamOfTheSameNodeSupersedesTheOld) {
   Start();
-  auto first = std::make_unique<SyncAgent>(*config_, "node-a");
+  auto first = std::make_unique<SyncAgent>(NodeStub("node-a"), "node-a");
   auto s1 = first->Read();
-  SyncAgent second(*config_, "node-a");
+  SyncAgent second(NodeStub("node-a"), "node-a");
   auto s2 = second.Read();
   EXPECT_NE(s1.nonce(), s2.nonce());
   // The old stream is ended; its end does not mark the node disconnected.
@@ -432,7 +455,7 @@ TEST_F(ControllerTest, RestartServesTheSameRevisionAndConfig) {
   ASSERT_TRUE(Apply(ServiceYaml("details")).ok());
   v1::NodeConfig before;
   {
-    SyncAgent a(*config_, "node-a");
+    SyncAgent a(NodeStub("node-a"), "node-a");
     auto snap = a.Read();
     EXPECT_EQ(snap.version(), 2u);
     before = snap.snapshot();
@@ -443,7 +466,7 @@ TEST_F(ControllerTest, RestartServesTheSameRevisionAndConfig) {
   EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/run/controller.sock"));
   Start();
   EXPECT_EQ(Status().revision(), 2u);
-  SyncAgent a(*config_, "node-a");
+  SyncAgent a(NodeStub("node-a"), "node-a");
   auto snap = a.Read();
   EXPECT_EQ(snap.version(), 2u);
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(before, snap.snapshot()))
@@ -533,9 +556,12 @@ TEST_F(ControllerTest, ThousandAgentsConvergeAfterAnApply) {
   std::vector<std::unique_ptr<v1::ConfigDiscovery::Stub>> stubs;
   for (int c = 0; c < kChannels; ++c) {
     grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one TCP connection per channel
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one connection per channel
     args.SetInt("weft.test.channel", c);
-    channels.push_back(grpc::CreateCustomChannel(server_->tcp_target(), transport::ClientCredentials(), args));
+    // Many nodes on one connection: only the root-only unix socket allows
+    // that (over TCP a connection is one node's, by its certificate).
+    channels.push_back(grpc::CreateCustomChannel("unix:" + dir_.path() + "/run/controller.sock",
+                                                 grpc::experimental::LocalCredentials(UDS), args));
     stubs.push_back(v1::ConfigDiscovery::NewStub(channels.back()));
   }
   auto t0 = std::chrono::steady_clock::now();
@@ -674,7 +700,7 @@ TEST_F(ControllerTest, NodesGetSharedServicesAndTheirOwnWorkloads) {
   ASSERT_TRUE(Apply(ServiceYaml("reviews") + "---\n" + we("r1", "10.0.0.1", "node-a") + "---\n" +
                     we("r2", "10.0.0.2", "node-b"))
                   .ok());
-  SyncAgent a(*config_, "node-a"), b(*config_, "node-b");
+  SyncAgent a(NodeStub("node-a"), "node-a"), b(NodeStub("node-b"), "node-b");
   auto sa = a.Read(), sb = b.Read();
   ASSERT_TRUE(sa.has_snapshot() && sb.has_snapshot());
   EXPECT_EQ(sa.version(), 1u);
@@ -703,7 +729,7 @@ TEST_F(ControllerTest, NodesGetSharedServicesAndTheirOwnWorkloads) {
   EXPECT_EQ(db.delta().upserted_workloads_size(), 0);
   // A reconnecting node gets the new version's snapshot (shared part rebuilt).
   b.Ack(db);
-  SyncAgent b2(*config_, "node-b");
+  SyncAgent b2(NodeStub("node-b"), "node-b");
   auto sb2 = b2.Read();
   ASSERT_TRUE(sb2.has_snapshot());
   EXPECT_EQ(sb2.version(), 2u);
