@@ -28,6 +28,7 @@ namespace weft::controller {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::Eventually;
 using testing::TempDir;
 namespace v1 = weft::v1;
 
@@ -41,14 +42,6 @@ std::string WorkloadYaml(const std::string& name, const std::string& addr, const
          "\n  labels:\n    app: web\n";
 }
 
-bool Eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 20s) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return pred();
-}
 
 unsigned Mode(const std::string& path) {
   struct stat st {};

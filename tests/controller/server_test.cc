@@ -26,6 +26,7 @@ namespace weft::controller {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::Eventually;
 using testing::TempDir;
 namespace v1 = weft::v1;
 
@@ -35,15 +36,6 @@ std::string ServiceYaml(const std::string& name, int port = 9080, const std::str
          std::to_string(port) + "\n" + extra_spec;
 }
 
-// Polls `pred` until true or ~20 s.
-bool Eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 20s) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return pred();
-}
 
 class ControllerTest : public ::testing::Test {
  protected:
