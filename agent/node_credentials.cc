@@ -142,7 +142,10 @@ Status NodeCredentials::Store(const std::string& chain_pem, const std::string& b
   std::lock_guard lock(mu_);
   ready_ = true;
   not_after_ = leaf->NotAfter();
-  renew_at_ = leaf->NotBefore() + (not_after_ - leaf->NotBefore()) / 2;
+  // Half the lifetime, and never sooner than a second from now (no busy loop
+  // on a certificate that is already half gone).
+  renew_at_ = std::max(leaf->NotBefore() + (not_after_ - leaf->NotBefore()) / 2,
+                       pki::Clock::now() + std::chrono::seconds(1));
   return Status::Ok();
 }
 

@@ -167,12 +167,24 @@ Status AddExt(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
   return Status::Ok();
 }
 
-Status SetValidity(X509* cert, TimePoint not_before, std::chrono::seconds lifetime) {
+// The validity window: [not_before, not_before + lifetime], or by default
+// [now - skew, now + lifetime] where skew (a peer whose clock is a little
+// behind still accepts a certificate issued just now) is 5 minutes, at most a
+// tenth of the lifetime: a short-lived certificate is not born half expired.
+struct Window {
+  TimePoint not_before, not_after;
+};
+Result<Window> ValidityWindow(TimePoint not_before, std::chrono::seconds lifetime) {
   if (lifetime.count() <= 0) return Status::Error("certificate lifetime must be positive", EINVAL);
-  if (not_before == TimePoint{}) not_before = Clock::now() - std::chrono::minutes(5);
-  time_t nb = Clock::to_time_t(not_before);
-  time_t na = Clock::to_time_t(not_before + lifetime);
-  if (!ASN1_TIME_set(X509_getm_notBefore(cert), nb) || !ASN1_TIME_set(X509_getm_notAfter(cert), na))
+  if (not_before != TimePoint{}) return Window{not_before, not_before + lifetime};
+  const auto now = Clock::now();
+  auto skew = std::min<Clock::duration>(std::chrono::minutes(5), lifetime / 10);
+  return Window{now - skew, now + lifetime};
+}
+
+Status SetValidity(X509* cert, const Window& w) {
+  if (!ASN1_TIME_set(X509_getm_notBefore(cert), Clock::to_time_t(w.not_before)) ||
+      !ASN1_TIME_set(X509_getm_notAfter(cert), Clock::to_time_t(w.not_after)))
     return SslError("set validity");
   return Status::Ok();
 }
@@ -372,7 +384,9 @@ Result<CertificateAuthority> CertificateAuthority::CreateRoot(const PrivateKey& 
   auto cert = OwnCert(X509_new());
   if (!cert || X509_set_version(cert.get(), 2) != 1) return SslError("create CA certificate");
   WEFT_RETURN_IF_ERROR(SetRandomSerial(cert.get()));
-  WEFT_RETURN_IF_ERROR(SetValidity(cert.get(), not_before, lifetime));
+  auto window = ValidityWindow(not_before, lifetime);
+  if (!window.ok()) return window.status();
+  WEFT_RETURN_IF_ERROR(SetValidity(cert.get(), *window));
   X509_NAME* name = X509_get_subject_name(cert.get());
   WEFT_RETURN_IF_ERROR(SetCommonName(name, "weft CA " + std::string(trust_domain).substr(0, 40)));
   if (X509_NAME_add_entry_by_txt(name, "O", MBSTRING_UTF8, reinterpret_cast<const unsigned char*>("weft"), -1, -1,
@@ -438,17 +452,17 @@ Result<Certificate> CertificateAuthority::IssueFor(EVP_PKEY* pub, const IssueOpt
   for (const auto& u : opts.uri_sans)
     if (u.rfind("spiffe://", 0) == 0) WEFT_RETURN_IF_ERROR(ValidateSpiffeId(u));
   const X509* issuer = certificate().get();
-  // A leaf outlives neither its CA nor its validity start.
-  TimePoint nb = opts.not_before == TimePoint{} ? Clock::now() - std::chrono::minutes(5) : opts.not_before;
-  auto lifetime = opts.lifetime;
-  auto ca_end = certificate().NotAfter();
-  if (nb + lifetime > ca_end) lifetime = std::chrono::duration_cast<std::chrono::seconds>(ca_end - nb);
-  if (lifetime.count() <= 0) return Status::Error("issue certificate: the CA \"" + certificate().Subject() + "\" has expired", EINVAL);
+  // A leaf does not outlive its CA.
+  auto window = ValidityWindow(opts.not_before, opts.lifetime);
+  if (!window.ok()) return window.status();
+  window->not_after = std::min(window->not_after, certificate().NotAfter());
+  if (window->not_after <= window->not_before)
+    return Status::Error("issue certificate: the CA \"" + certificate().Subject() + "\" has expired", EINVAL);
 
   auto cert = OwnCert(X509_new());
   if (!cert || X509_set_version(cert.get(), 2) != 1) return SslError("create certificate");
   WEFT_RETURN_IF_ERROR(SetRandomSerial(cert.get()));
-  WEFT_RETURN_IF_ERROR(SetValidity(cert.get(), nb, lifetime));
+  WEFT_RETURN_IF_ERROR(SetValidity(cert.get(), *window));
   WEFT_RETURN_IF_ERROR(SetCommonName(X509_get_subject_name(cert.get()), opts.common_name));
   if (X509_set_issuer_name(cert.get(), X509_get_subject_name(issuer)) != 1 || X509_set_pubkey(cert.get(), pub) != 1)
     return SslError("certificate names");

@@ -117,8 +117,9 @@ struct IssueOptions {
   std::vector<std::string> dns_sans;
   std::vector<std::string> ip_sans;  // textual IPv4 / IPv6
   std::chrono::seconds lifetime{24 * 3600};
-  // Default (epoch): now - 5 minutes, so a peer whose clock is a little
-  // behind accepts a certificate issued just now.
+  // Default (epoch): valid from now - min(5 minutes, lifetime / 10) (a peer
+  // whose clock is a little behind accepts a certificate issued just now)
+  // until now + lifetime. Given: from not_before until not_before + lifetime.
   TimePoint not_before{};
   Usage usage = Usage::kClient;
 };
