@@ -193,6 +193,10 @@ Status Agent::Start() {
     ControllerSourceOptions co;
     co.address = opts_.controller;
     co.node = opts_.node;
+    co.credentials_dir =
+        opts_.credentials_dir.empty() ? opts_.state_dir + "/" + opts_.node + "/credentials" : opts_.credentials_dir;
+    co.join_token_file = opts_.join_token_file;
+    co.trust_domain = opts_.trust_domain;
     co.agent_version = WEFT_VERSION;
     co.capabilities = ProbeCapabilities(!opts_.no_batch);
     co.state_dir = opts_.state_dir;

@@ -27,6 +27,10 @@ struct RunOptions {
   std::string cgroup;
   std::string config;      // --config FILE, or
   std::string controller;  // --controller ADDR (exactly one of the two)
+  // TCP controller: mutual TLS with the node's identity (agent/node_credentials.hpp).
+  std::string credentials_dir;   // "" = <state-dir>/<node>/credentials
+  std::string join_token_file;   // a one-time token, for a node without credentials
+  std::string trust_domain = "cluster.local";
   std::string pin_root = "/sys/fs/bpf/weft";
   std::string metrics = "127.0.0.1:9464";  // "" disables the metrics server
   // <state-dir>/<node>/: names.json (policy names for weftctl), applied.json

@@ -96,6 +96,11 @@ std::unique_ptr<ConfigSource> MakeFileSource(std::string path, AgentMetrics& met
 struct ControllerSourceOptions {
   std::string address;  // as accepted by transport::GrpcTarget
   std::string node;
+  // TCP only (agent/node_credentials.hpp): the node's credentials dir, the
+  // one-time join token for a node without an identity, the trust domain.
+  std::string credentials_dir;
+  std::string join_token_file;
+  std::string trust_domain = "cluster.local";
   std::string agent_version;
   NodeCapabilities capabilities;
   // <state-dir>/<node>/applied.json: the version applied, kept across

@@ -16,6 +16,7 @@
 #include "agent/applied_state.hpp"
 #include "agent/config_source.hpp"
 #include "agent/metrics.hpp"
+#include "agent/node_credentials.hpp"
 #include "agent/proto_convert.hpp"
 #include "weft/transport.hpp"
 
@@ -64,21 +65,19 @@ std::string StatusText(const grpc::Status& st) {
 
 }  // namespace
 
-ControllerClient::ControllerClient(std::string address, std::shared_ptr<grpc::Channel> channel, v1::NodeHello hello,
+ControllerClient::ControllerClient(std::string address, Connector connect, v1::NodeHello hello,
                                    std::chrono::milliseconds backoff_min, std::chrono::milliseconds backoff_max)
     : address_(std::move(address)),
-      channel_(std::move(channel)),
-      stub_(v1::ConfigDiscovery::NewStub(channel_)),
+      connect_(std::move(connect)),
       hello_(std::move(hello)),
       backoff_(backoff_min, backoff_max),
       event_fd_(eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) {}
 
-Result<std::unique_ptr<ControllerClient>> ControllerClient::Create(const std::string& address, v1::NodeHello hello,
+Result<std::unique_ptr<ControllerClient>> ControllerClient::Create(const std::string& address, Connector connect,
+                                                                   v1::NodeHello hello,
                                                                    std::chrono::milliseconds backoff_min,
                                                                    std::chrono::milliseconds backoff_max) {
-  auto channel = transport::Dial(address);
-  if (!channel.ok()) return channel.status();
-  auto c = std::make_unique<ControllerClient>(address, *channel, std::move(hello), backoff_min, backoff_max);
+  auto c = std::make_unique<ControllerClient>(address, std::move(connect), std::move(hello), backoff_min, backoff_max);
   if (!c->event_fd_) return Status::Errno("controller client: eventfd", errno);
   return c;
 }
@@ -126,6 +125,25 @@ bool ControllerClient::Send(uint64_t epoch, const v1::AgentMessage& msg) {
 void ControllerClient::Run() {
   uint64_t epoch = 0;
   int failures = 0;  // attempts in a row that got no message
+  while (!stub_) {
+    auto ch = connect_();
+    if (ch.ok()) {
+      channel_ = std::move(*ch);
+      stub_ = v1::ConfigDiscovery::NewStub(channel_);
+      break;
+    }
+    if (ch.status().err() == EACCES) {
+      Push({Event::kFatal, 0, {}, ch.status().message()});
+      return;
+    }
+    if (failures++ == 0)
+      spdlog::warn("controller {}: {}; retrying with backoff", address_, ch.status().message());
+    else
+      spdlog::debug("controller {}: attempt {}: {}", address_, failures, ch.status().message());
+    if (!WaitBeforeRetry(backoff_.Next())) return;
+  }
+  failures = 0;
+  backoff_.Reset();
   for (;;) {
     grpc::ClientContext ctx;  // no deadline: keepalive (transport::Dial) notices a dead controller
     {
@@ -175,9 +193,33 @@ void ControllerClient::Run() {
     } else {
       spdlog::debug("controller {}: attempt {} failed: {}", address_, failures, why);
     }
-    auto delay = backoff_.Next();
-    std::unique_lock lk(state_mu_);
-    if (stop_cv_.wait_for(lk, delay, [&] { return stopping_; })) return;
+    if (!WaitBeforeRetry(backoff_.Next())) return;
+  }
+}
+
+bool ControllerClient::WaitBeforeRetry(std::chrono::milliseconds delay) {
+  // A synchronous gRPC client makes progress only while a thread polls the
+  // channel; otherwise only gRPC's backup poller runs, every 5 s, and a TLS
+  // handshake needs several round trips: a restarted controller took 20 s and
+  // more to be reached. So the backoff waits on the channel itself (asking it
+  // to connect), and ends early once it is READY.
+  const auto until = std::chrono::steady_clock::now() + delay;
+  for (;;) {
+    {
+      std::lock_guard lk(state_mu_);
+      if (stopping_) return false;
+    }
+    auto now = std::chrono::steady_clock::now();
+    if (now >= until) return true;
+    if (!channel_) {
+      std::unique_lock lk(state_mu_);
+      if (stop_cv_.wait_for(lk, until - now, [&] { return stopping_; })) return false;
+      return true;
+    }
+    grpc_connectivity_state st = channel_->GetState(/*try_to_connect=*/true);
+    if (st == GRPC_CHANNEL_READY) return true;
+    auto slice = std::min<std::chrono::steady_clock::duration>(until - now, std::chrono::milliseconds(100));
+    channel_->WaitForStateChange(st, std::chrono::system_clock::now() + slice);
   }
 }
 
@@ -224,7 +266,29 @@ class ControllerSource : public ConfigSource {
     caps->set_sk_storage(opts_.capabilities.sk_storage);
     caps->set_map_batch_ops(opts_.capabilities.map_batch_ops);
     caps->set_ktls(opts_.capabilities.ktls);
-    auto client = ControllerClient::Create(opts_.address, std::move(hello), opts_.backoff_min, opts_.backoff_max);
+    ControllerClient::Connector connect;
+    const std::string address = opts_.address;
+    if (auto t = transport::GrpcTarget(address); !t.ok()) return t.status();
+    if (transport::IsUnixAddress(address)) {  // the root-only socket: no certificates
+      connect = [address] { return transport::Dial(address); };
+    } else {
+      NodeCredentialsOptions no;
+      no.controller = address;
+      no.node = opts_.node;
+      no.trust_domain = opts_.trust_domain;
+      no.dir = opts_.credentials_dir;
+      no.join_token_file = opts_.join_token_file;
+      auto creds = NodeCredentials::Open(std::move(no));
+      if (!creds.ok()) return creds.status();
+      creds_ = std::move(*creds);
+      connect = [address, c = creds_.get()]() -> Result<std::shared_ptr<grpc::Channel>> {
+        if (!c->ready()) WEFT_RETURN_IF_ERROR(c->Join());
+        c->StartRenewal();
+        return transport::Dial(address, c->ChannelCredentials());
+      };
+    }
+    auto client = ControllerClient::Create(opts_.address, std::move(connect), std::move(hello), opts_.backoff_min,
+                                           opts_.backoff_max);
     if (!client.ok()) return client.status();
     client_ = std::move(*client);
     metrics_.EnableControllerMetrics();
@@ -270,6 +334,8 @@ class ControllerSource : public ConfigSource {
         case ControllerClient::Event::kMessage:
           if (auto u = Handle(ev)) return u;
           break;
+        case ControllerClient::Event::kFatal:
+          return Status::Error(ev.error, EACCES);
       }
     }
     return std::optional<ConfigUpdate>();
@@ -321,6 +387,7 @@ class ControllerSource : public ConfigSource {
 
   void Stop() override {
     if (client_) client_->Stop();
+    creds_.reset();  // stops the renewal thread
   }
 
  private:
@@ -405,6 +472,7 @@ class ControllerSource : public ConfigSource {
 
   ControllerSourceOptions opts_;
   AgentMetrics& metrics_;
+  std::unique_ptr<NodeCredentials> creds_;  // TCP: the node's identity (outlives client_'s thread)
   std::unique_ptr<ControllerClient> client_;
   std::deque<ControllerClient::Event> events_;
   uint64_t epoch_ = 0;                 // stream of the last Connected event

@@ -8,6 +8,11 @@
 //         ▲  stream error / Read false / controller gone           │
 //         └──── BACKOFF (100 ms .. 5 s, x2 per failure, ±20 %) ◀───┘
 //
+// Before the first stream the thread asks its Connector for the channel (in
+// TCP mode: join with the token if the node has no identity yet, then mutual
+// TLS with the node certificate); a refusal that cannot change (a bad token)
+// is a kFatal event, anything else is retried with the backoff.
+//
 // Every stream is a new "epoch". Its events (Connected on the first message,
 // each Message, Disconnected with the gRPC status) go, in order, into a queue
 // that the main thread drains when the eventfd fd() is readable. The main
@@ -26,6 +31,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <deque>
+#include <functional>
 #include <memory>
 #include <mutex>
 #include <random>
@@ -59,22 +65,26 @@ class Backoff {
 class ControllerClient {
  public:
   struct Event {
-    enum Kind { kConnected, kMessage, kDisconnected } kind;
+    enum Kind { kConnected, kMessage, kDisconnected, kFatal } kind;
     uint64_t epoch = 0;
     v1::ControllerMessage msg;  // kMessage
-    std::string error;          // kDisconnected: the stream's end status
+    std::string error;          // kDisconnected: the stream's end status; kFatal: why the agent cannot go on
   };
+
+  // The channel to the controller, made on the controller thread. An error
+  // with err() EACCES is fatal; any other is retried with backoff.
+  using Connector = std::function<Result<std::shared_ptr<grpc::Channel>>()>;
 
   // `hello` is sent first on every stream, with applied_version and store_id
   // updated from SetApplied.
-  ControllerClient(std::string address, std::shared_ptr<grpc::Channel> channel, v1::NodeHello hello,
+  ControllerClient(std::string address, Connector connect, v1::NodeHello hello,
                    std::chrono::milliseconds backoff_min, std::chrono::milliseconds backoff_max);
   ~ControllerClient();
   ControllerClient(const ControllerClient&) = delete;
   ControllerClient& operator=(const ControllerClient&) = delete;
 
-  static Result<std::unique_ptr<ControllerClient>> Create(const std::string& address, v1::NodeHello hello,
-                                                          std::chrono::milliseconds backoff_min,
+  static Result<std::unique_ptr<ControllerClient>> Create(const std::string& address, Connector connect,
+                                                          v1::NodeHello hello, std::chrono::milliseconds backoff_min,
                                                           std::chrono::milliseconds backoff_max);
 
   void Start();
@@ -95,10 +105,13 @@ class ControllerClient {
  private:
   void Run();
   void Push(Event ev);
+  // The backoff between attempts, polling the channel meanwhile; false if stopping.
+  bool WaitBeforeRetry(std::chrono::milliseconds delay);
 
   const std::string address_;
-  std::shared_ptr<grpc::Channel> channel_;
-  std::unique_ptr<v1::ConfigDiscovery::Stub> stub_;
+  Connector connect_;
+  std::shared_ptr<grpc::Channel> channel_;               // controller thread only
+  std::unique_ptr<v1::ConfigDiscovery::Stub> stub_;      // controller thread only
   std::mutex applied_mu_;  // hello_ (SetApplied on the main thread, read by Run)
   v1::NodeHello hello_;
   Backoff backoff_;

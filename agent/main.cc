@@ -2,6 +2,7 @@
 // from weft-controller.
 //
 //   weft-agent run --node NAME --cgroup PATH (--config FILE | --controller ADDR)
+//                  [--join-token-file FILE] [--credentials-dir DIR] [--trust-domain TD]
 //                  [--pin-root DIR] [--metrics HOST:PORT] [--max-services N]
 //                  [--max-backends N] [--max-slots N] [--state-dir DIR] [--netns PATH]
 //                  [--service-cidr CIDR] [--service-cidr-v6 CIDR] [--service-entry-cidr CIDR]
@@ -19,6 +20,7 @@
 #include "weft/transport.hpp"
 
 int main(int argc, char** argv) {
+  weft::transport::RestrictToTls13();  // before any thread
   weft::agent::RunOptions run;
   uint32_t max_services = 0, max_backends = 0, max_slots = 0;
 
@@ -35,6 +37,14 @@ int main(int argc, char** argv) {
       "weft-controller address (host:port, [v6]:port or unix:/path): stream the config from it");
   o_config->excludes(o_controller);
   o_controller->excludes(o_config);
+  run_cmd->add_option("--join-token-file", run.join_token_file,
+                      "File holding a one-time join token (weftctl node join-token NODE) for a node without "
+                      "credentials; never pass a token on the command line")
+      ->check(CLI::ExistingFile);
+  run_cmd->add_option("--credentials-dir", run.credentials_dir,
+                      "The node's key, certificate and CA bundle (default <state-dir>/<node>/credentials, 0700)");
+  run_cmd->add_option("--trust-domain", run.trust_domain, "SPIFFE trust domain of the controller and this node")
+      ->capture_default_str();
   run_cmd->add_option("--pin-root", run.pin_root, "bpffs directory for the pins")->capture_default_str();
   run_cmd->add_option("--metrics", run.metrics, "HOST:PORT serving GET /metrics and /healthz (\"\" disables)")
       ->capture_default_str();

@@ -10,6 +10,14 @@
 //   weft-cpbench kernel  --controller ADDR --services S --endpoints E --node NODE --maps DIR --reps R
 //       one endpoint change per rep, then polls the real agent's pinned maps
 //       until the new backend address is visible
+//   weft-cpbench ca      --out DIR
+//       a CA (DIR/ca.pem, DIR/ca.key 0600) for weft-controller --ca-cert/--ca-key
+//
+// With a TCP --controller, apply/fanout/kernel need --ca-cert/--ca-key (the
+// controller's CA): the bench issues itself an admin certificate and each
+// simulated agent a node certificate in process, and talks mutual TLS, one
+// connection per simulated agent (a connection is one node's). With a unix
+// socket (root-only) no certificates are involved.
 //
 // Every subcommand prints one JSON line on stdout (progress goes to stderr).
 // The config: S services svc-<i> in namespaces cpb-<i/100>, clusterIP
@@ -31,6 +39,7 @@
 #include <cstring>
 #include <functional>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <string>
 #include <thread>
@@ -42,6 +51,8 @@
 #include "config/resources.hpp"
 #include "controller/compiler.hpp"
 #include "weft/bpf_abi.h"
+#include "weft/credentials.hpp"
+#include "weft/pki.hpp"
 #include "weft/transport.hpp"
 #include "weft/v1/admin.grpc.pb.h"
 #include "weft/v1/config.grpc.pb.h"
@@ -108,8 +119,37 @@ std::vector<std::string> Documents(const Scale& s) {
   return docs;
 }
 
+// The controller's CA (--ca-cert/--ca-key): client certificates issued in process.
+struct BenchPki {
+  std::optional<weft::pki::CertificateAuthority> ca;
+  std::string trust_domain = "cluster.local";
+  // TLS credentials presenting a fresh certificate for `spiffe_id` (nullptr without a CA).
+  std::shared_ptr<grpc::ChannelCredentials> Creds(const std::string& spiffe_id) const {
+    if (!ca) return nullptr;
+    auto key = weft::pki::PrivateKey::Generate();
+    weft::pki::IssueOptions o;
+    o.uri_sans = {spiffe_id};
+    o.lifetime = std::chrono::hours(24);
+    auto cert = key.ok() ? ca->Issue(*key, o) : weft::Result<weft::pki::Certificate>(key.status());
+    if (!cert.ok()) {
+      std::fprintf(stderr, "issue %s: %s\n", spiffe_id.c_str(), cert.status().message().c_str());
+      std::exit(1);
+    }
+    weft::transport::ClientTls tls;
+    std::vector<weft::pki::Certificate> chain{*cert};
+    for (const auto& c : ca->IssuerChain()) chain.push_back(c);
+    tls.certs = weft::transport::StaticCertificates(
+        weft::credentials::Identity{*key, chain, weft::pki::TrustBundle(ca->Roots())});
+    tls.server_spiffe_id = weft::pki::ControllerId(trust_domain);
+    tls.roots = [roots = weft::pki::TrustBundle(ca->Roots())]() -> weft::Result<weft::pki::TrustBundle> { return roots; };
+    return weft::transport::TlsChannelCredentials(tls);
+  }
+};
+BenchPki g_pki;
+
 std::unique_ptr<v1::Admin::Stub> AdminStub(const std::string& addr) {
-  auto ch = weft::transport::Dial(addr);
+  auto ch = weft::transport::Dial(
+      addr, weft::transport::IsUnixAddress(addr) ? nullptr : g_pki.Creds(weft::pki::AdminId(g_pki.trust_domain, "cpbench")));
   if (!ch.ok()) {
     std::fprintf(stderr, "dial %s: %s\n", addr.c_str(), ch.status().message().c_str());
     std::exit(1);
@@ -350,14 +390,24 @@ int CmdFanout(const std::string& addr, const Scale& s, int agents, int reps, int
   auto target = weft::transport::GrpcTarget(addr);
   if (!target.ok()) return 1;
   uint64_t base = Revision(*admin);
+  // TCP: one connection per agent, each with its node's certificate (issued
+  // here, before the clock starts). Unix socket: `channels` shared connections.
+  const bool tcp = !weft::transport::IsUnixAddress(addr);
+  if (tcp) channels = agents;
   std::vector<std::shared_ptr<grpc::Channel>> chans;
   std::vector<std::unique_ptr<v1::ConfigDiscovery::Stub>> stubs;
   for (int c = 0; c < channels; ++c) {
     grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one TCP connection per channel
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one connection per channel
     args.SetInt("weft.cpbench.channel", c);
     args.SetMaxReceiveMessageSize(256 * 1024 * 1024);
-    chans.push_back(grpc::CreateCustomChannel(*target, weft::transport::ClientCredentials(), args));
+    auto creds = tcp ? g_pki.Creds(weft::pki::NodeId(g_pki.trust_domain, "cpb-sim-" + std::to_string(c)))
+                     : grpc::experimental::LocalCredentials(UDS);
+    if (!creds) {
+      std::fprintf(stderr, "fanout: a TCP controller needs --ca-cert/--ca-key\n");
+      return 2;
+    }
+    chans.push_back(grpc::CreateCustomChannel(*target, creds, args));
     stubs.push_back(v1::ConfigDiscovery::NewStub(chans.back()));
   }
   std::vector<std::unique_ptr<SimAgent>> sims;
@@ -577,6 +627,7 @@ int CmdKernel(const std::string& addr, const Scale& s, const std::string& node, 
 }  // namespace
 
 int main(int argc, char** argv) {
+  weft::transport::RestrictToTls13();  // as the controller and agents do
   CLI::App app{"weft-cpbench: control-plane benchmark (see bench/README.md)", "weft-cpbench"};
   app.require_subcommand(1, 1);
   Scale s;
@@ -614,9 +665,44 @@ int main(int argc, char** argv) {
   kernel->add_option("--reps", reps)->capture_default_str();
   kernel->add_option("--sync-timeout", sync_timeout, "Seconds to wait for the agent's first ACK")
       ->capture_default_str();
+  std::string ca_cert, ca_key, ca_out;
+  for (auto* c : {apply, fanout, kernel}) {
+    c->add_option("--ca-cert", ca_cert, "The controller's CA certificate (TCP: certificates are issued from it)");
+    c->add_option("--ca-key", ca_key, "Its private key");
+    c->add_option("--trust-domain", g_pki.trust_domain)->capture_default_str();
+  }
+  auto* ca_cmd = app.add_subcommand("ca", "Write a CA for weft-controller --ca-cert/--ca-key");
+  ca_cmd->add_option("--out", ca_out, "Directory for ca.pem and ca.key")->required();
   CLI11_PARSE(app, argc, argv);
   if (s.services < 1 || s.endpoints < s.services || s.services > 65000) {
     std::fprintf(stderr, "need 1 <= services <= 65000 and endpoints >= services\n");
+    return 2;
+  }
+  if (*ca_cmd) {
+    auto key = weft::pki::PrivateKey::Generate();
+    if (!key.ok()) return 1;
+    auto ca = weft::pki::CertificateAuthority::CreateRoot(*key, g_pki.trust_domain, std::chrono::hours(24 * 30));
+    if (!ca.ok() || !weft::credentials::EnsurePrivateDir(ca_out).ok() ||
+        !weft::credentials::WriteFileAtomic(ca_out + "/ca.pem", ca->certificate().ToPem(), 0600).ok() ||
+        !weft::credentials::WriteFileAtomic(ca_out + "/ca.key", key->ToPem(), 0600).ok()) {
+      std::fprintf(stderr, "ca: cannot write %s\n", ca_out.c_str());
+      return 1;
+    }
+    return 0;
+  }
+  if (!ca_cert.empty() || !ca_key.empty()) {
+    auto cert = weft::credentials::ReadSmallFile(ca_cert);
+    auto key = weft::credentials::ReadSmallFile(ca_key);
+    auto ca = cert.ok() && key.ok() ? weft::pki::CertificateAuthority::Load(*cert, *key)
+                                    : weft::Result<weft::pki::CertificateAuthority>(
+                                          weft::Status::Error("read --ca-cert/--ca-key"));
+    if (!ca.ok()) {
+      std::fprintf(stderr, "--ca-cert/--ca-key: %s\n", ca.status().message().c_str());
+      return 2;
+    }
+    g_pki.ca = std::move(*ca);
+  } else if ((*apply || *fanout || *kernel) && !weft::transport::IsUnixAddress(controller)) {
+    std::fprintf(stderr, "a TCP --controller is mutual TLS: pass --ca-cert/--ca-key (the controller's CA)\n");
     return 2;
   }
   if (*compile) return CmdCompile(s, reset_reps, update_reps);

@@ -7,6 +7,11 @@
 # /work/main/build-cpb): bench/weft-cpbench, controller/weft-controller,
 # agent/weft-agent. Needs root (the real agent loads BPF programs).
 #
+# The control plane is mutual TLS (issue 9): the script makes a CA
+# (weft-cpbench ca), starts the controller with it (--ca-cert/--ca-key), the
+# bench issues its admin and simulated agents' certificates in process, and the
+# real agent joins with a one-time token (weftctl node join-token).
+#
 # Safety: no data-plane traffic at all; gRPC only on 127.0.0.1; the agent's
 # programs attach only to a cgroup this script creates (no process is ever put
 # in it); pins live under /sys/fs/bpf/weft-cpbench-<id>; the controller's data
@@ -71,11 +76,12 @@ done
 BENCH=${WEFT_CPBENCH:-$BUILD/bench/weft-cpbench}
 CONTROLLER=${WEFT_CONTROLLER:-$BUILD/controller/weft-controller}
 AGENT=${WEFT_AGENT:-$BUILD/agent/weft-agent}
+WEFTCTL=${WEFT_WEFTCTL:-$BUILD/cli/weftctl}
 for b in "$BENCH" "$CONTROLLER"; do
-  [[ -x $b ]] || { echo "run_controlplane.sh: $b not built (ninja -C $BUILD weft-cpbench weft-controller weft-agent)" >&2; exit 1; }
+  [[ -x $b ]] || { echo "run_controlplane.sh: $b not built (ninja -C $BUILD weft-cpbench weft-controller weft-agent weftctl)" >&2; exit 1; }
 done
-if [[ $DO_KERNEL == 1 && ! -x $AGENT ]]; then
-  echo "run_controlplane.sh: $AGENT not built: kernel phase skipped" >&2
+if [[ $DO_KERNEL == 1 && (! -x $AGENT || ! -x $WEFTCTL) ]]; then
+  echo "run_controlplane.sh: $AGENT or $WEFTCTL not built: kernel phase skipped" >&2
   DO_KERNEL=0
 fi
 [[ $DO_KERNEL == 0 || $(id -u) == 0 ]] || { echo "run_controlplane.sh: the kernel phase needs root (or --no-kernel)" >&2; exit 1; }
@@ -113,7 +119,7 @@ cleanup() {
   stop_pid "$AGENT_PID" weft-agent
   stop_pid "$CTL_PID" weft-controller
   if [[ -x $AGENT && -d $PIN ]]; then
-    "$AGENT" cleanup --node "$NODE" --pin-root "$PIN" >>"$RUN_DIR/agent.log" 2>&1
+    "$AGENT" cleanup --node "$NODE" --pin-root "$PIN" --state-dir "$DATA/agent-state" >>"$RUN_DIR/agent.log" 2>&1
   fi
   [[ -d $PIN ]] && rm -rf "$PIN"
   [[ -n $CG && -d $CG ]] && rmdir "$CG"
@@ -157,10 +163,12 @@ fi
 # ---- controller + apply -----------------------------------------------------------
 PORT=$(free_port)
 ADDR=127.0.0.1:$PORT
-log "weft-controller on $ADDR, data dir $DATA"
+"$BENCH" ca --out "$DATA/ca"
+CA=(--ca-cert "$DATA/ca/ca.pem" --ca-key "$DATA/ca/ca.key")
+log "weft-controller on $ADDR (mutual TLS, CA $DATA/ca), data dir $DATA"
 # --init: a new store. The VIPs (10.96.0.1 + i) pass 10.96.0.0/16 at 100,000 services: a /14.
 "$CONTROLLER" --data-dir "$DATA/data" --init --service-cidr 10.96.0.0/14 --listen "$ADDR" \
-  --admin-socket "$DATA/controller.sock" \
+  --admin-socket "$DATA/controller.sock" "${CA[@]}" \
   >>"$RUN_DIR/controller.log" 2>&1 &
 CTL_PID=$!
 for ((i = 0; i < 100; i++)); do
@@ -170,7 +178,7 @@ for ((i = 0; i < 100; i++)); do
 done
 record_rss empty
 log "apply: $SERVICES Services + $ENDPOINTS WorkloadEntries"
-"$BENCH" apply --controller "$ADDR" "${SCALE[@]}" >>"$RESULTS"
+"$BENCH" apply --controller "$ADDR" "${CA[@]}" "${SCALE[@]}" >>"$RESULTS"
 record_rss after_apply
 
 # ---- (2) one real agent: apply -> visible in its BPF maps --------------------------
@@ -185,10 +193,12 @@ if [[ $DO_KERNEL == 1 ]]; then
   mkdir "$CG"
   APORT=$(free_port)
   log "weft-agent --node $NODE --cgroup $CG --pin-root $PIN"
+  "$WEFTCTL" node join-token "$NODE" --controller "unix://$DATA/controller.sock" >"$DATA/join-token" 2>/dev/null
   "$AGENT" run --node "$NODE" --cgroup "$CG" --controller "$ADDR" --pin-root "$PIN" \
-    --metrics "127.0.0.1:$APORT" --service-cidr 10.96.0.0/14 --state-dir "$DATA/agent" >>"$RUN_DIR/agent.log" 2>&1 &
+    --metrics "127.0.0.1:$APORT" --service-cidr 10.96.0.0/14 --join-token-file "$DATA/join-token" \
+    --credentials-dir "$DATA/agent-credentials" --state-dir "$DATA/agent-state" >>"$RUN_DIR/agent.log" 2>&1 &
   AGENT_PID=$!
-  "$BENCH" kernel --controller "$ADDR" "${SCALE[@]}" --node "$NODE" --maps "$PIN/$NODE/maps" \
+  "$BENCH" kernel --controller "$ADDR" "${CA[@]}" "${SCALE[@]}" --node "$NODE" --maps "$PIN/$NODE/maps" \
     --reps "$KERNEL_REPS" >>"$RESULTS" || log "kernel: some changes not visible (see results.jsonl)"
   record_rss after_kernel
 fi
@@ -196,7 +206,7 @@ fi
 # ---- (3) fan-out to simulated agents (after the kernel phase: the real agent stays connected) ----------------------------------------------
 if [[ $DO_FANOUT == 1 ]]; then
   log "fan-out: $AGENTS simulated agents, $FANOUT_REPS changes"
-  "$BENCH" fanout --controller "$ADDR" "${SCALE[@]}" --agents "$AGENTS" --reps "$FANOUT_REPS" --wave 25 >>"$RESULTS" ||
+  "$BENCH" fanout --controller "$ADDR" "${CA[@]}" "${SCALE[@]}" --agents "$AGENTS" --reps "$FANOUT_REPS" --wave 25 >>"$RESULTS" ||
     log "fan-out: not every agent synced or converged (see results.jsonl)"
   record_rss after_fanout
 fi

@@ -7,8 +7,10 @@
 #include "cli/flows/flows.hpp"
 #include "cli/lab/lab.hpp"
 #include "cli/trace/trace.hpp"
+#include "weft/transport.hpp"
 
 int main(int argc, char** argv) {
+  weft::transport::RestrictToTls13();  // before any thread
   CLI::App app{"weftctl: operate Weft, the eBPF service mesh\n"
                "exit codes: 0 ok, 1 rejected input (bad flags or files, INVALID_ARGUMENT/NOT_FOUND from the "
                "controller), 2 controller unreachable or environment failure (diff: see weftctl diff --help)"};

@@ -14,6 +14,7 @@
 
 #include "config/limits.hpp"
 #include "config/resources.hpp"
+#include "controller/auth.hpp"
 #include "controller/kinds.hpp"
 #include "controller/memory_trim.hpp"
 #include "controller/workload_addresses.hpp"
@@ -112,39 +113,81 @@ Result<std::vector<config::Resource>> ParseFiles(const google::protobuf::Repeate
 }  // namespace
 
 struct AdminService::Impl : public v1::Admin::CallbackService {
-  Impl(Store& s, ConfigHub& h, NodeRegistry& n, std::string id)
-      : store(s), hub(h), nodes(n), store_id(std::move(id)) {}
+  Impl(Store& s, ConfigHub& h, NodeRegistry& n, ClusterCa& c, std::string id)
+      : store(s), hub(h), nodes(n), ca(c), store_id(std::move(id)) {}
 
   template <typename Req, typename Resp>
   using Handler = grpc::Status (Impl::*)(const Req&, Resp&);
 
+  // Every call is authorized first (controller/auth.hpp): the unix socket or
+  // an admin certificate; IssueAdminCertificate the unix socket only.
+  enum class Who { kAdmin, kLocalOnly };
   template <typename Req, typename Resp>
-  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const Req* req, Resp* resp,
-                                grpc::Status (Impl::*fn)(const Req&, Resp&)) {
+  grpc::ServerUnaryReactor* Run(grpc::CallbackServerContext* ctx, const char* rpc, const Req* req, Resp* resp,
+                                grpc::Status (Impl::*fn)(const Req&, Resp&), Who who = Who::kAdmin) {
     auto* reactor = ctx->DefaultReactor();
+    Caller caller = Identify(*ctx, ca.trust_domain());
+    grpc::Status auth = who == Who::kLocalOnly ? RequireLocal(caller, rpc)
+                                               : RequireAdmin(caller, rpc, ca.trust_domain());
+    if (!auth.ok()) {
+      spdlog::warn("{}", auth.error_message());
+      reactor->Finish(auth);
+      return reactor;
+    }
     reactor->Finish((this->*fn)(*req, *resp));
     return reactor;
   }
 
   grpc::ServerUnaryReactor* Apply(grpc::CallbackServerContext* c, const v1::ApplyRequest* q,
                                   v1::ApplyResponse* r) override {
-    return Run(c, q, r, &Impl::DoApply);
+    return Run(c, "Admin.Apply", q, r, &Impl::DoApply);
   }
   grpc::ServerUnaryReactor* Delete(grpc::CallbackServerContext* c, const v1::DeleteRequest* q,
                                    v1::DeleteResponse* r) override {
-    return Run(c, q, r, &Impl::DoDelete);
+    return Run(c, "Admin.Delete", q, r, &Impl::DoDelete);
   }
   grpc::ServerUnaryReactor* Get(grpc::CallbackServerContext* c, const v1::GetRequest* q,
                                 v1::GetResponse* r) override {
-    return Run(c, q, r, &Impl::DoGet);
+    return Run(c, "Admin.Get", q, r, &Impl::DoGet);
   }
   grpc::ServerUnaryReactor* Diff(grpc::CallbackServerContext* c, const v1::DiffRequest* q,
                                  v1::DiffResponse* r) override {
-    return Run(c, q, r, &Impl::DoDiff);
+    return Run(c, "Admin.Diff", q, r, &Impl::DoDiff);
   }
   grpc::ServerUnaryReactor* Status(grpc::CallbackServerContext* c, const v1::StatusRequest* q,
                                    v1::StatusResponse* r) override {
-    return Run(c, q, r, &Impl::DoStatus);
+    return Run(c, "Admin.Status", q, r, &Impl::DoStatus);
+  }
+  grpc::ServerUnaryReactor* CreateJoinToken(grpc::CallbackServerContext* c, const v1::JoinTokenRequest* q,
+                                            v1::JoinTokenResponse* r) override {
+    return Run(c, "Admin.CreateJoinToken", q, r, &Impl::DoCreateJoinToken);
+  }
+  grpc::ServerUnaryReactor* IssueAdminCertificate(grpc::CallbackServerContext* c,
+                                                  const v1::AdminCertificateRequest* q,
+                                                  v1::CertificateResponse* r) override {
+    return Run(c, "Admin.IssueAdminCertificate", q, r, &Impl::DoIssueAdminCertificate, Who::kLocalOnly);
+  }
+
+  grpc::Status DoCreateJoinToken(const v1::JoinTokenRequest& req, v1::JoinTokenResponse& resp) {
+    auto t = ca.CreateJoinToken(req.node(), std::chrono::seconds(req.ttl_seconds()), pki::Clock::now());
+    if (!t.ok()) return ToGrpc(t.status());
+    resp.set_token(t->token);
+    resp.set_expires_unix(std::chrono::duration_cast<std::chrono::seconds>(t->expires.time_since_epoch()).count());
+    resp.set_ca_sha256(ca.PinnedFingerprint());
+    return grpc::Status::OK;
+  }
+
+  grpc::Status DoIssueAdminCertificate(const v1::AdminCertificateRequest& req, v1::CertificateResponse& resp) {
+    auto chain = ca.IssueAdmin(req.name(), req.csr_pem(), std::chrono::seconds(req.ttl_seconds()));
+    if (!chain.ok()) return ToGrpc(chain.status());
+    resp.set_certificate_chain_pem(pki::ChainToPem(*chain));
+    resp.set_trust_bundle_pem(ca.Bundle().ToPem());
+    resp.set_not_after_unix(
+        std::chrono::duration_cast<std::chrono::seconds>(chain->front().NotAfter().time_since_epoch()).count());
+    auto id = chain->front().SpiffeId();
+    resp.set_spiffe_id(id.ok() ? *id : "");
+    spdlog::info("admin certificate issued: {} until {}", resp.spiffe_id(), resp.not_after_unix());
+    return grpc::Status::OK;
   }
 
   // Analyze over what the store would hold: stored objects with `applied`
@@ -382,6 +425,7 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
   Store& store;
   ConfigHub& hub;
   NodeRegistry& nodes;
+  ClusterCa& ca;
   const std::string store_id;
   std::mutex write_mu;
   WorkloadAddresses addresses;  // one address, one workload (workload_addresses.hpp)
@@ -391,8 +435,8 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
   std::optional<WarningsCache> warnings_cache;
 };
 
-AdminService::AdminService(Store& store, ConfigHub& hub, NodeRegistry& nodes, std::string store_id)
-    : impl_(std::make_unique<Impl>(store, hub, nodes, std::move(store_id))) {}
+AdminService::AdminService(Store& store, ConfigHub& hub, NodeRegistry& nodes, ClusterCa& ca, std::string store_id)
+    : impl_(std::make_unique<Impl>(store, hub, nodes, ca, std::move(store_id))) {}
 AdminService::~AdminService() = default;
 grpc::Service* AdminService::service() { return impl_.get(); }
 

@@ -7,12 +7,15 @@
 // parse errors and bad input INVALID_ARGUMENT (the full "file:line:col: ..."
 // list), absent resources NOT_FOUND, a clusterIP held by another Service
 // ALREADY_EXISTS, an exhausted service CIDR RESOURCE_EXHAUSTED, database
-// errors INTERNAL. A failed call changes nothing.
+// errors INTERNAL. A failed call changes nothing. Over TCP every call needs
+// an admin certificate (UNAUTHENTICATED without a certificate,
+// PERMISSION_DENIED with another identity); see controller/auth.hpp.
 #pragma once
 
 #include <memory>
 #include <string>
 
+#include "controller/ca.hpp"
 #include "controller/config_service.hpp"
 #include "controller/node_status.hpp"
 #include "controller/store.hpp"
@@ -25,7 +28,9 @@ namespace weft::controller {
 
 class AdminService {
  public:
-  AdminService(Store& store, ConfigHub& hub, NodeRegistry& nodes, std::string store_id = "");
+  // Every RPC is authorized (controller/auth.hpp); the CA issues join tokens
+  // and admin certificates.
+  AdminService(Store& store, ConfigHub& hub, NodeRegistry& nodes, ClusterCa& ca, std::string store_id = "");
   ~AdminService();
   grpc::Service* service();
 

@@ -128,6 +128,7 @@ struct ConfigHub::Impl : public RawConfigDiscovery {
   NodeRegistry& nodes;
   const HubOptions options;
   std::atomic<size_t> open_streams{0};  // Session objects alive
+  StreamAuthorizer authorize;  // set before serving
   uint64_t nonce_prefix = 0;
   std::atomic<uint64_t> nonce_seq{0};
   std::atomic<uint64_t> session_seq{0};
@@ -152,9 +153,17 @@ struct ConfigHub::Impl : public RawConfigDiscovery {
 
 class ConfigHub::Session : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer> {
  public:
-  Session(ConfigHub::Impl* hub, grpc::CallbackServerContext* ctx)
-      : hub_(hub), ctx_(ctx), id_(++hub->session_seq) {
+  Session(ConfigHub::Impl* hub, grpc::CallbackServerContext* ctx, const StreamAuth& auth)
+      : hub_(hub), ctx_(ctx), id_(++hub->session_seq), bound_node_(auth.node) {
     ++hub_->open_streams;
+    if (!auth.ok) {  // refused before reading anything: no hello is ever looked at
+      spdlog::warn("ConfigDiscovery.Stream: {}", auth.error);
+      closing_ = finished_ = true;
+      Finish(grpc::Status(auth.unauthenticated ? grpc::StatusCode::UNAUTHENTICATED
+                                               : grpc::StatusCode::PERMISSION_DENIED,
+                          auth.error));
+      return;
+    }
     StartRead(&raw_in_);
   }
 
@@ -218,6 +227,15 @@ class ConfigHub::Session : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
           Close(grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
                              "hello: node name \"" + CapText(in_.hello().node(), 64) +
                                  "\" is not a DNS-1123 subdomain: " + CapText(why, 256)));
+          return;
+        }
+        if (!bound_node_.empty() && in_.hello().node() != bound_node_) {
+          // Another node's name on a connection authenticated as this one:
+          // refused before the hub sees it (no snapshot, no displacement, no status).
+          std::string why = "hello as node \"" + in_.hello().node().substr(0, 253) +
+                            "\" on a connection authenticated as node \"" + bound_node_ + "\"";
+          spdlog::warn("ConfigDiscovery.Stream from {}: {}", ctx_->peer(), why);
+          Close(grpc::Status(grpc::StatusCode::PERMISSION_DENIED, why));
           return;
         }
         if (!node_.empty() && node_ != in_.hello().node()) {
@@ -289,6 +307,7 @@ class ConfigHub::Session : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
   const uint64_t id_;
   grpc::ByteBuffer raw_in_;
   AgentMessage in_;
+  const std::string bound_node_;  // the node of the client certificate; "" = any (unix socket)
   std::string node_;  // set by the first hello (read side only)
 
   std::mutex mu_;
@@ -301,10 +320,13 @@ class ConfigHub::Session : public grpc::ServerBidiReactor<grpc::ByteBuffer, grpc
 
 grpc::ServerBidiReactor<grpc::ByteBuffer, grpc::ByteBuffer>* ConfigHub::Impl::Stream(
     grpc::CallbackServerContext* ctx) {
-  auto* s = new Session(this, ctx);
+  const StreamAuth auth = authorize ? authorize(*ctx) : StreamAuth{};
+  auto* s = new Session(this, ctx, auth);
   const size_t open = open_streams.load();
   std::lock_guard lock(sessions_mu);
-  if (shutting_down) {
+  if (!auth.ok) {
+    // Already finished by its constructor: it never waits for a hello.
+  } else if (shutting_down) {
     s->Close(grpc::Status(grpc::StatusCode::UNAVAILABLE, "controller shutting down"));
   } else if (open > options.max_streams) {
     spdlog::warn("ConfigDiscovery stream from {} refused: {} streams open, the limit is {} (--max-streams)",
@@ -427,6 +449,7 @@ ConfigHub::ConfigHub(NodeRegistry& nodes, CompilerOptions opts, HubOptions hub)
 ConfigHub::~ConfigHub() = default;
 
 grpc::Service* ConfigHub::service() { return impl_.get(); }
+void ConfigHub::SetStreamAuthorizer(StreamAuthorizer auth) { impl_->authorize = std::move(auth); }
 
 void ConfigHub::Reset(const std::vector<config::Resource>& all, uint64_t revision) {
   std::unique_lock state(impl_->mu);

@@ -43,6 +43,7 @@
 #include <atomic>
 #include <chrono>
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -55,6 +56,7 @@
 
 namespace grpc {
 class Service;
+class CallbackServerContext;
 }
 
 namespace weft::controller {
@@ -64,6 +66,17 @@ struct HubOptions {
   std::chrono::milliseconds hello_timeout{5000};
   size_t max_streams = 10000;
 };
+// Who may open a stream, decided before it reads anything (controller/auth.hpp).
+struct StreamAuth {
+  bool ok = true;
+  bool unauthenticated = false;  // refused for lack of a credential (else: the wrong one)
+  std::string error;
+  // The node the caller's certificate names: a hello for any other node is
+  // refused (PERMISSION_DENIED, naming both) and changes nothing. "" = any
+  // node (the root-only unix socket).
+  std::string node;
+};
+using StreamAuthorizer = std::function<StreamAuth(const grpc::CallbackServerContext&)>;
 
 class ConfigHub {
  public:
@@ -86,6 +99,8 @@ class ConfigHub {
 
   // The ConfigDiscovery service to register on a grpc::ServerBuilder.
   grpc::Service* service();
+  // Before serving: who may open a stream (unset: anyone, as any node).
+  void SetStreamAuthorizer(StreamAuthorizer auth);
   // Finishes every stream with UNAVAILABLE and refuses new ones (shutdown).
   void Shutdown();
 

@@ -7,7 +7,9 @@
 #include <cstddef>
 #include <memory>
 #include <string>
+#include <vector>
 
+#include "controller/ca.hpp"
 #include "controller/node_status.hpp"
 #include "controller/store.hpp"
 #include "weft/status.hpp"
@@ -15,9 +17,10 @@
 namespace weft::controller {
 
 struct ServerOptions {
-  std::string data_dir;
-  std::string listen = "127.0.0.1:15012";            // "" = no TCP listener; port 0 picks one
-  std::string admin_socket = "/run/weft/controller.sock";  // "" = no unix socket
+  std::string data_dir;  // 0700; weft.db 0600 (it holds the CA key)
+  std::string listen = "127.0.0.1:15012";  // mutual TLS; "" = no TCP listener; port 0 picks one
+  // Root-only: the socket is 0600 in a directory of its own (0700). "" = no unix socket.
+  std::string admin_socket = "/run/weft/controller/admin.sock";
   std::string service_cidr = "10.96.0.0/16";
   std::string service_cidr_v6 = "fd00:96::/112";
   // ServiceEntry addresses (compiled as VIPs) must lie here (Istio's
@@ -32,6 +35,13 @@ struct ServerOptions {
   size_t max_streams = 10000;                            // concurrent ConfigDiscovery streams
   std::chrono::milliseconds forget_disconnected{3600 * 1000};  // status forgets a disconnected node after this
   size_t max_disconnected_nodes = 4096;                  // and keeps at most this many (the oldest go first)
+  // The CA (trust domain, --ca-cert/--ca-key, lifetimes): controller/ca.hpp.
+  CaOptions ca;
+  // Extra SANs of the serving certificate (IP literals or DNS names), besides
+  // the listen host.
+  std::vector<std::string> server_sans;
+  // How often the serving credentials (<data-dir>/tls) are re-read.
+  std::chrono::seconds tls_refresh{60};
 };
 
 class ControllerServer {
@@ -45,6 +55,7 @@ class ControllerServer {
   Store& store();
   const std::string& store_id() const;  // the store's identity (agents compare it)
   NodeRegistry& nodes();
+  ClusterCa& ca();
   size_t streams() const;  // connected ConfigDiscovery streams
   // Graceful: finishes every stream (UNAVAILABLE), waits up to 2 s for calls
   // in flight, closes the store. Idempotent.

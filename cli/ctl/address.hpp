@@ -1,13 +1,13 @@
 // Which controller weftctl talks to: --controller, else $WEFT_CONTROLLER,
 // else the admin socket of the one running lab (/run/weft/lab/*/state.json
-// with a controller), else unix:///run/weft/controller.sock.
+// with a controller), else unix:///run/weft/controller/admin.sock.
 #pragma once
 
 #include <string>
 
 namespace weft::cli::ctl {
 
-inline constexpr const char* kDefaultController = "unix:///run/weft/controller.sock";
+inline constexpr const char* kDefaultController = "unix:///run/weft/controller/admin.sock";
 inline constexpr const char* kLabRoot = "/run/weft/lab";
 
 struct ControllerChoice {

@@ -7,6 +7,7 @@
 
 #include <chrono>
 #include <memory>
+#include <mutex>
 #include <string>
 
 #include "weft/status.hpp"
@@ -16,12 +17,33 @@ namespace weft::cli::ctl {
 
 struct AdminConn {
   std::string address;  // as given (shown in messages)
+  // TCP: why the controller's certificate was refused, if it was (set from gRPC's threads).
+  std::shared_ptr<std::mutex> rejection_mu = std::make_shared<std::mutex>();
+  std::shared_ptr<std::string> rejection = std::make_shared<std::string>();
+  std::string Rejection() const {
+    std::lock_guard lock(*rejection_mu);
+    return *rejection;
+  }
   std::shared_ptr<grpc::Channel> channel;
   std::unique_ptr<weft::v1::Admin::Stub> stub;
 };
 
-// An error only for a malformed address (the channel connects lazily).
-Result<AdminConn> ConnectAdmin(const std::string& address);
+// weftctl's client identity for a TCP controller (mutual TLS): an admin
+// certificate, from --cert/--key/--ca or a credentials dir (key.pem,
+// cert.pem, ca.pem: weft/credentials.hpp) given by --credentials,
+// $WEFT_CREDENTIALS or ~/.weft/credentials. A unix socket needs none.
+struct ClientTlsOptions {
+  std::string credentials_dir;
+  std::string cert, key, ca;  // override the dir's files
+  std::string trust_domain = "cluster.local";
+};
+// The dir weftctl uses when none is given: $WEFT_CREDENTIALS, else $HOME/.weft/credentials.
+std::string DefaultCredentialsDir();
+
+// An error for a malformed address (err() EINVAL) or, for TCP, credentials
+// that are missing, unreadable or expired (err() EACCES: the message says
+// how to get an admin certificate). The channel connects lazily.
+Result<AdminConn> ConnectAdmin(const std::string& address, const ClientTlsOptions& tls = {});
 
 // A context whose deadline is `timeout` from now.
 std::unique_ptr<grpc::ClientContext> Context(std::chrono::milliseconds timeout);

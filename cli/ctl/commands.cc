@@ -1,15 +1,20 @@
-// weftctl apply | delete | get | diff | status: one Admin RPC each, printed
-// kubectl style. Exit codes (cli/command.hpp): 0 ok; 1 rejected input (bad
-// flags, unreadable files, INVALID_ARGUMENT / NOT_FOUND from the controller);
-// 2 the controller cannot be reached (UNAVAILABLE, DEADLINE_EXCEEDED). `diff`
+// weftctl apply | delete | get | diff | status | node join-token | admin-cert:
+// one Admin RPC each, printed kubectl style. Exit codes (cli/command.hpp): 0
+// ok; 1 rejected input (bad flags, unreadable files, INVALID_ARGUMENT /
+// NOT_FOUND from the controller); 2 the controller cannot be reached
+// (UNAVAILABLE, DEADLINE_EXCEEDED) or does not accept us (no or another
+// client certificate over TCP: UNAUTHENTICATED, PERMISSION_DENIED). `diff`
 // follows kubectl diff instead: 0 no differences, 1 differences, >1 error.
 #include <unistd.h>
 
+#include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
 #include <ctime>
 #include <iostream>
 #include <memory>
+#include <optional>
 #include <nlohmann/json.hpp>
 
 #include "cli/command.hpp"
@@ -19,6 +24,10 @@
 #include "cli/ctl/format.hpp"
 #include "cli/ctl/inputs.hpp"
 #include "cli/ctl/kinds.hpp"
+#include "weft/credentials.hpp"
+#include "weft/duration.hpp"
+#include "weft/pki.hpp"
+#include "weft/transport.hpp"
 
 namespace weft::cli::ctl {
 
@@ -31,6 +40,7 @@ constexpr int kDiffNone = 0, kDiffFound = 1, kDiffUnreachable = 2, kDiffBadInput
 
 struct Global {
   std::string controller;  // --controller
+  ClientTlsOptions tls;    // --credentials, --cert, --key, --ca, --trust-domain (TCP only)
 };
 
 int Fail(int code, const std::string& msg) {
@@ -41,16 +51,19 @@ int Fail(int code, const std::string& msg) {
 // Connects to the chosen controller; on a bad address prints why and sets *rc.
 std::unique_ptr<AdminConn> Connect(const Global& g, int* rc) {
   ControllerChoice c = ResolveController(g.controller, std::getenv("WEFT_CONTROLLER"));
-  auto conn = ConnectAdmin(c.address);
+  auto conn = ConnectAdmin(c.address, g.tls);
   if (!conn.ok()) {
-    *rc = Fail(kExitBadInput, conn.status().message() + " (from " + c.source + ")");
+    // No usable client certificate is "not accepted" (2), a bad address bad input (1).
+    *rc = Fail(conn.status().err() == EACCES ? kExitEnv : kExitBadInput,
+               conn.status().message() + " (from " + c.source + ")");
     return nullptr;
   }
   return std::make_unique<AdminConn>(std::move(*conn));
 }
 
-int RpcFail(const grpc::Status& s, const std::string& what, const std::string& address) {
-  std::string msg = DescribeRpcError(s, what, address);
+int RpcFail(const grpc::Status& s, const std::string& what, const AdminConn& conn) {
+  std::string msg = DescribeRpcError(s, what, conn.address);
+  if (std::string why = conn.Rejection(); !why.empty()) msg += "\n  TLS: " + why;
   if (IsRejectedInput(s.error_code())) {
     // Verbatim: the controller's "file:line:col: Kind ns/name: field: problem" lines.
     PrintMessage("", msg);
@@ -94,7 +107,7 @@ int DoApply(const Global& g, const ApplyArgs& a) {
   weft::v1::ApplyResponse resp;
   auto ctx = Context(60s);
   grpc::Status s = conn->stub->Apply(ctx.get(), req, &resp);
-  if (!s.ok()) return RpcFail(s, "apply", conn->address);
+  if (!s.ok()) return RpcFail(s, "apply", *conn);
   for (const auto& c : resp.changes()) std::printf("%s\n", FormatChange(c, a.dry_run).c_str());
   std::fflush(stdout);
   PrintWarnings(resp.warnings());
@@ -145,7 +158,7 @@ int DoDelete(const Global& g, const DeleteArgs& a) {
   grpc::Status s = conn->stub->Delete(ctx.get(), req, &resp);
   if (!s.ok()) {
     if (a.ignore_not_found && s.error_code() == grpc::StatusCode::NOT_FOUND) return kExitOk;
-    return RpcFail(s, "delete", conn->address);
+    return RpcFail(s, "delete", *conn);
   }
   for (const auto& c : resp.changes()) std::printf("%s\n", FormatChange(c, a.dry_run).c_str());
   return kExitOk;
@@ -178,7 +191,7 @@ int DoGet(const Global& g, const GetArgs& a) {
   weft::v1::GetResponse resp;
   auto ctx = Context(30s);
   grpc::Status s = conn->stub->Get(ctx.get(), req, &resp);
-  if (!s.ok()) return RpcFail(s, "get", conn->address);
+  if (!s.ok()) return RpcFail(s, "get", *conn);
   std::vector<weft::v1::Resource> rs(resp.resources().begin(), resp.resources().end());
   if (rs.empty()) {
     if (!a.name.empty())  // a controller that answers an empty list for a name
@@ -227,7 +240,7 @@ int DoDiff(const Global& g, const DiffArgs& a) {
   auto ctx = Context(60s);
   grpc::Status s = conn->stub->Diff(ctx.get(), req, &resp);
   if (!s.ok()) {
-    int code = RpcFail(s, "diff", conn->address);
+    int code = RpcFail(s, "diff", *conn);
     return code == kExitBadInput ? kDiffBadInput : kDiffUnreachable;
   }
   bool any = false;
@@ -262,7 +275,7 @@ int DoStatus(const Global& g, const StatusArgs& a) {
   weft::v1::StatusResponse resp;
   auto ctx = Context(15s);
   grpc::Status s = conn->stub->Status(ctx.get(), req, &resp);
-  if (!s.ok()) return RpcFail(s, "status", conn->address);
+  if (!s.ok()) return RpcFail(s, "status", *conn);
   if (a.output == "json") {
     nlohmann::json j = {{"revision", resp.revision()}, {"nodes", nlohmann::json::array()}};
     for (const auto& n : resp.nodes())
@@ -287,6 +300,98 @@ int DoStatus(const Global& g, const StatusArgs& a) {
   return kExitOk;
 }
 
+// ---------------------------------------------------------------- node join-token
+
+struct JoinTokenArgs {
+  std::string node;
+  std::string ttl = "1h";
+};
+
+int DoJoinToken(const Global& g, const JoinTokenArgs& a) {
+  auto ttl = ParseDuration(a.ttl);
+  if (!ttl.ok()) return Fail(kExitBadInput, "--ttl: " + ttl.status().message());
+  if (auto st = pki::ValidateName("node name", a.node); !st.ok()) return Fail(kExitBadInput, st.message());
+  int rc = 0;
+  auto conn = Connect(g, &rc);
+  if (!conn) return rc;
+  weft::v1::JoinTokenRequest req;
+  req.set_node(a.node);
+  req.set_ttl_seconds(static_cast<uint32_t>(ttl->count()));
+  weft::v1::JoinTokenResponse resp;
+  auto ctx = Context(15s);
+  grpc::Status s = conn->stub->CreateJoinToken(ctx.get(), req, &resp);
+  if (!s.ok()) return RpcFail(s, "node join-token", *conn);
+  std::printf("%s\n", resp.token().c_str());
+  std::fflush(stdout);
+  std::time_t until = static_cast<std::time_t>(resp.expires_unix());
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&until));
+  std::fprintf(stderr,
+               "join token for node %s: single use, expires %s, pins CA SHA-256 %s.\n"
+               "Give it to the node's agent in a file (mode 0600): weft-agent run --node %s --controller HOST:PORT "
+               "--join-token-file FILE ... (never on a command line)\n",
+               a.node.c_str(), when, resp.ca_sha256().c_str(), a.node.c_str());
+  return kExitOk;
+}
+
+// ---------------------------------------------------------------- admin-cert
+
+struct AdminCertArgs {
+  std::string name;
+  std::string out;  // default DefaultCredentialsDir()
+  std::string ttl = "24h";
+};
+
+// The key is made here and never leaves this machine; the controller signs a
+// CSR. Only on the controller's unix socket (root on its host).
+int DoAdminCert(const Global& g, const AdminCertArgs& a) {
+  auto ttl = ParseDuration(a.ttl);
+  if (!ttl.ok()) return Fail(kExitBadInput, "--ttl: " + ttl.status().message());
+  if (auto st = pki::ValidateName("admin name", a.name); !st.ok()) return Fail(kExitBadInput, st.message());
+  ControllerChoice c = ResolveController(g.controller, std::getenv("WEFT_CONTROLLER"));
+  if (!transport::IsUnixAddress(c.address))
+    return Fail(kExitBadInput, "admin-cert: the controller's unix socket is needed (root on the controller's host), "
+                               "not " + c.address + " (from " + c.source + ")");
+  credentials::Paths p{a.out.empty() ? DefaultCredentialsDir() : a.out};
+  if (auto st = credentials::EnsurePrivateDir(p.dir); !st.ok()) return Fail(kExitEnv, st.message());
+  // A key already there is kept (a renewal); otherwise a new one.
+  std::optional<pki::PrivateKey> key;
+  if (auto pem = credentials::ReadSmallFile(p.key()); pem.ok()) {
+    auto k = pki::PrivateKey::FromPem(*pem);
+    if (!k.ok()) return Fail(kExitBadInput, p.key() + ": " + k.status().message() + " (remove it to make a new key)");
+    key = *k;
+  } else {
+    auto k = pki::PrivateKey::Generate();
+    if (!k.ok()) return Fail(kExitEnv, k.status().message());
+    if (auto st = credentials::WriteKey(p, *k); !st.ok()) return Fail(kExitEnv, st.message());
+    key = *k;
+  }
+  auto csr = pki::CertificateRequest::Create(*key, a.name);
+  if (!csr.ok()) return Fail(kExitEnv, csr.status().message());
+  int rc = 0;
+  auto conn = Connect(g, &rc);
+  if (!conn) return rc;
+  weft::v1::AdminCertificateRequest req;
+  req.set_name(a.name);
+  req.set_csr_pem(csr->ToPem());
+  req.set_ttl_seconds(static_cast<uint32_t>(std::min<int64_t>(ttl->count(), UINT32_MAX)));
+  weft::v1::CertificateResponse resp;
+  auto ctx = Context(15s);
+  grpc::Status s = conn->stub->IssueAdminCertificate(ctx.get(), req, &resp);
+  if (!s.ok()) return RpcFail(s, "admin-cert", *conn);
+  auto chain = pki::Certificate::ChainFromPem(resp.certificate_chain_pem());
+  auto bundle = pki::TrustBundle::FromPem(resp.trust_bundle_pem());
+  if (!chain.ok() || !bundle.ok() || !chain->front().Matches(*key))
+    return Fail(kExitEnv, "admin-cert: the controller's answer is not a certificate for our key");
+  if (auto st = credentials::WriteCertificates(p, *chain, *bundle); !st.ok()) return Fail(kExitEnv, st.message());
+  std::time_t until = static_cast<std::time_t>(resp.not_after_unix());
+  char when[32];
+  std::strftime(when, sizeof when, "%Y-%m-%dT%H:%M:%SZ", std::gmtime(&until));
+  std::printf("%s until %s in %s\nuse it: weftctl --controller HOST:PORT --credentials %s ...\n",
+              resp.spiffe_id().c_str(), when, p.dir.c_str(), p.dir.c_str());
+  return kExitOk;
+}
+
 void AddFileOptions(CLI::App* c, std::vector<std::string>* files, bool* recursive, bool required) {
   auto* o = c->add_option("-f,--filename", *files, "FILE, DIR (its *.yaml/*.yml/*.json, sorted) or - for stdin; repeatable");
   if (required) o->required();
@@ -300,9 +405,21 @@ void Register(CLI::App& root, int* exit_code) {
   // Global: before or after the subcommand (`weftctl --controller X get svc` or `weftctl get svc --controller X`).
   const char* ctl_help =
       "controller address: host:port, unix:///path or /path (default: $WEFT_CONTROLLER, else the admin socket of the "
-      "one running lab, else unix:///run/weft/controller.sock)";
-  root.add_option("--controller", g->controller, ctl_help);
-  auto with_controller = [&](CLI::App* c) { c->add_option("--controller", g->controller, ctl_help); };
+      "one running lab, else unix:///run/weft/controller/admin.sock)";
+  // Global: like --controller, before or after the subcommand.
+  auto add_global = [g, ctl_help](CLI::App* c) {
+    c->add_option("--controller", g->controller, ctl_help);
+    c->add_option("--credentials", g->tls.credentials_dir,
+                  "TCP controller: dir with key.pem, cert.pem, ca.pem (an admin certificate; default "
+                  "$WEFT_CREDENTIALS, else ~/.weft/credentials)");
+    c->add_option("--cert", g->tls.cert, "TCP controller: client certificate PEM (instead of the dir's)");
+    c->add_option("--key", g->tls.key, "TCP controller: client key PEM (instead of the dir's)");
+    c->add_option("--ca", g->tls.ca, "TCP controller: CA bundle PEM to verify the controller (instead of the dir's)");
+    c->add_option("--trust-domain", g->tls.trust_domain, "TCP controller: its SPIFFE trust domain")
+        ->capture_default_str();
+  };
+  add_global(&root);
+  auto with_controller = [&](CLI::App* c) { add_global(c); };
 
   auto ap = std::make_shared<ApplyArgs>();
   CLI::App* c_apply = root.add_subcommand(
@@ -350,6 +467,27 @@ void Register(CLI::App& root, int* exit_code) {
   c_status->add_option("-o,--output", st->output, "json: one JSON object");
   with_controller(c_status);
   c_status->callback([g, st, exit_code] { *exit_code = DoStatus(*g, *st); });
+
+  CLI::App* c_node = root.add_subcommand("node", "node bootstrap");
+  c_node->require_subcommand(1);
+  auto jt = std::make_shared<JoinTokenArgs>();
+  CLI::App* c_jt = c_node->add_subcommand(
+      "join-token", "print a one-time join token for NODE (single use, expiring, bound to NODE; pins the CA)\n"
+                    "needs admin rights: the unix socket, or an admin certificate over TCP");
+  c_jt->add_option("node", jt->node, "node name")->required();
+  c_jt->add_option("--ttl", jt->ttl, "lifetime: 90s, 30m, 1h, 7d (at most 7d)")->capture_default_str();
+  with_controller(c_jt);
+  c_jt->callback([g, jt, exit_code] { *exit_code = DoJoinToken(*g, *jt); });
+
+  auto ac = std::make_shared<AdminCertArgs>();
+  CLI::App* c_ac = root.add_subcommand(
+      "admin-cert", "get an admin client certificate for weftctl over TCP (spiffe://<td>/weft/admin/NAME): the key\n"
+                    "is made here, the controller signs it; only on the controller's unix socket (root)");
+  c_ac->add_option("name", ac->name, "admin name (a-z, 0-9, '-', '.')")->required();
+  c_ac->add_option("--out", ac->out, "credentials dir to write (default $WEFT_CREDENTIALS, else ~/.weft/credentials)");
+  c_ac->add_option("--ttl", ac->ttl, "lifetime: 8h, 24h, 7d (at most 7d)")->capture_default_str();
+  with_controller(c_ac);
+  c_ac->callback([g, ac, exit_code] { *exit_code = DoAdminCert(*g, *ac); });
 }
 
 }  // namespace weft::cli::ctl

@@ -39,6 +39,7 @@
 #include "cli/lab/probe.hpp"
 #include "cli/lab/spec.hpp"
 #include "cli/lab/state.hpp"
+#include "weft/credentials.hpp"
 #include "weft/sys.hpp"
 
 namespace fs = std::filesystem;
@@ -108,6 +109,13 @@ std::string Tail(const std::string& path, size_t lines) {
   return out;
 }
 
+// A node's one-time join token (0600, never on a command line) and the
+// agent's credentials dir (its default: <state-dir>/<node>/credentials).
+std::string JoinTokenFile(const LabState& st, const NodeState& n) { return st.state_dir + "/" + n.name + "/join-token"; }
+std::string AgentCredentials(const LabState& st, const NodeState& n) {
+  return st.state_dir + "/agents/" + n.name + "/credentials";
+}
+
 std::vector<std::string> AgentArgv(const LabState& st, const NodeState& n) {
   std::vector<std::string> argv = {st.agent_bin,          "run",        "--node",    n.name,
                                    "--cgroup",            n.cgroup,     "--controller", st.controller.listen,
@@ -117,7 +125,9 @@ std::vector<std::string> AgentArgv(const LabState& st, const NodeState& n) {
                                    "--state-dir",         st.state_dir + "/agents",
                                    // The VIPs the lab's controller allocates: anything else is refused.
                                    "--service-cidr",      control::kServiceCidr,
-                                   "--service-cidr-v6",   control::kServiceCidrV6};
+                                   "--service-cidr-v6",   control::kServiceCidrV6,
+                                   // Used only while the node has no credentials (first start).
+                                   "--join-token-file",   JoinTokenFile(st, n)};
   argv.insert(argv.end(), st.agent_args.begin(), st.agent_args.end());
   return argv;
 }
@@ -168,8 +178,21 @@ Status WriteHostsFiles(const LabState& st) {
   return Status::Ok();
 }
 
+// A node without credentials gets a fresh join token (as an operator would
+// run `weftctl node join-token`); one with credentials keeps them across
+// restarts and needs none.
+Status EnsureJoinToken(const LabState& st, const NodeState& n) {
+  std::error_code ec;
+  if (fs::exists(AgentCredentials(st, n) + "/cert.pem", ec) && fs::exists(JoinTokenFile(st, n), ec))
+    return Status::Ok();
+  auto token = control::CreateJoinToken(st, n.name);
+  if (!token.ok()) return token.status();
+  return credentials::WriteFileAtomic(JoinTokenFile(st, n), *token + "\n", 0600);
+}
+
 // Starts node's agent on a fresh metrics port and records it (caller saves).
 Status StartAgent(LabState& st, NodeState& n) {
+  WEFT_RETURN_IF_ERROR(EnsureJoinToken(st, n).Wrap("join token for " + n.name));
   auto port = probe::FreeLoopbackPort();
   if (!port.ok()) return port.status();
   n.agent.metrics = "127.0.0.1:" + std::to_string(*port);

@@ -10,6 +10,7 @@
 #include "cli/ctl/admin_client.hpp"
 #include "cli/ctl/format.hpp"
 #include "cli/lab/probe.hpp"
+#include "weft/credentials.hpp"
 #include "weft/sys.hpp"
 
 namespace fs = std::filesystem;
@@ -43,10 +44,9 @@ Status PlanController(LabState& st) {
   st.controller.admin_socket = dir + "/admin.sock";
   st.controller.data_dir = dir + "/data";
   st.controller.log = dir + "/controller.log";
-  std::error_code ec;
-  fs::create_directories(st.controller.data_dir, ec);
-  if (ec) return Status::Error("create " + st.controller.data_dir + ": " + ec.message());
-  return Status::Ok();
+  // The admin socket's directory and the store (the CA key): root's only.
+  WEFT_RETURN_IF_ERROR(credentials::EnsurePrivateDir(dir));
+  return credentials::EnsurePrivateDir(st.controller.data_dir);
 }
 
 std::vector<std::string> ControllerArgv(const LabState& st, bool init) {
@@ -169,6 +169,18 @@ Result<weft::v1::StatusResponse> SyncStatus(const LabState& st) {
   grpc::Status s = conn->stub->Status(ctx.get(), req, &resp);
   if (!s.ok()) return Status::Error(ctl::DescribeRpcError(s, "status", conn->address));
   return resp;
+}
+
+Result<std::string> CreateJoinToken(const LabState& st, const std::string& node) {
+  auto conn = ctl::ConnectAdmin(AdminAddress(st));
+  if (!conn.ok()) return conn.status();
+  weft::v1::JoinTokenRequest req;
+  req.set_node(node);
+  weft::v1::JoinTokenResponse resp;
+  auto ctx = ctl::Context(10s);
+  grpc::Status s = conn->stub->CreateJoinToken(ctx.get(), req, &resp);
+  if (!s.ok()) return Status::Error(ctl::DescribeRpcError(s, "join token for " + node, conn->address));
+  return resp.token();
 }
 
 }  // namespace weft::cli::lab::control

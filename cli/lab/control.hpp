@@ -52,5 +52,7 @@ CallResult DeleteWorkloads(const LabState& st, const std::vector<std::pair<std::
 Result<std::vector<ServiceVips>> ReadVips(const LabState& st);
 // Per-node sync state (SYNCED/STALE/NACKED/BEHIND/DISCONNECTED).
 Result<weft::v1::StatusResponse> SyncStatus(const LabState& st);
+// A one-time join token for `node` (Admin.CreateJoinToken on the admin socket).
+Result<std::string> CreateJoinToken(const LabState& st, const std::string& node);
 
 }  // namespace weft::cli::lab::control

@@ -2,7 +2,9 @@
 // (--controller): an in-process fake weft.v1.ConfigDiscovery server scripts
 // snapshots and deltas and records the agent's hello and ACK/NACKs; the maps
 // are read back through their pins (see agent_fixture.hpp for the cgroup, pins
-// and cleanup). The real controller is not involved.
+// and cleanup). The real controller is not involved: the fake one serves
+// mutual TLS with a controller certificate from a test CA, and the agent gets
+// a node identity from that CA in its --credentials-dir.
 #include <grpcpp/grpcpp.h>
 
 #include <sys/stat.h>
@@ -13,6 +15,9 @@
 #include <optional>
 
 #include "tests/agent/agent_fixture.hpp"
+#include "tests/support/tls_util.hpp"
+#include "weft/credentials.hpp"
+#include "weft/pki.hpp"
 #include "weft/transport.hpp"
 #include "weft/v1/config.grpc.pb.h"
 #include "weft/v1/config.pb.h"
@@ -190,11 +195,14 @@ class FakeController final : public v1::ConfigDiscovery::Service {
 // on the same port simulate a controller restart.
 class FakeServer {
  public:
-  FakeServer(FakeController& svc, uint16_t port) : svc_(svc), port_(port) {}
+  // Serves TLS as `identity` (its roots verify client certificates).
+  FakeServer(FakeController& svc, uint16_t port, credentials::Identity identity)
+      : svc_(svc), port_(port), identity_(std::move(identity)) {}
   ~FakeServer() { Kill(); }
   bool Start() {
     grpc::ServerBuilder b;
-    b.AddListeningPort("127.0.0.1:" + std::to_string(port_), transport::ServerCredentials());
+    b.AddListeningPort("127.0.0.1:" + std::to_string(port_),
+                       transport::TlsServerCredentials(transport::StaticCertificates(identity_)));
     b.RegisterService(&svc_);
     server_ = b.BuildAndStart();
     return server_ != nullptr;
@@ -211,19 +219,36 @@ class FakeServer {
  private:
   FakeController& svc_;
   uint16_t port_;
+  credentials::Identity identity_;
   std::unique_ptr<grpc::Server> server_;
 };
+
+const std::string kTrustDomain = "cluster.local";
 
 class ControllerTest : public AgentTest {
  protected:
   void SetUp() override {
     AgentTest::SetUp();
     if (IsSkipped() || HasFatalFailure()) return;
+    // The mesh's CA: the controller's serving certificate and the node's identity.
+    auto ca = pki::CertificateAuthority::CreateRoot(pki::PrivateKey::Generate().value(), kTrustDomain, 24h);
+    ASSERT_TRUE(ca.ok()) << ca.status().message();
+    ca_ = std::make_unique<pki::CertificateAuthority>(std::move(*ca));
+    creds_dir_ = tmp_ + "/credentials";
+    auto node = weft::testing::IssueIdentity(*ca_, pki::NodeId(kTrustDomain, kNode));
+    credentials::Paths paths{creds_dir_};
+    ASSERT_TRUE(credentials::EnsurePrivateDir(creds_dir_).ok());
+    ASSERT_TRUE(credentials::WriteKey(paths, node.key).ok());
+    ASSERT_TRUE(credentials::WriteCertificates(paths, node.chain, node.bundle).ok());
+
     svc_ = std::make_unique<FakeController>();
     ctl_port_ = FreePort();
-    server_ = std::make_unique<FakeServer>(*svc_, ctl_port_);
+    server_ = std::make_unique<FakeServer>(*svc_, ctl_port_, ControllerIdentity());
     ASSERT_TRUE(server_->Start()) << "fake controller on " << server_->address();
-    source_args_ = {"--controller", server_->address()};
+    source_args_ = {"--controller", server_->address(), "--credentials-dir", creds_dir_};
+  }
+  credentials::Identity ControllerIdentity() {
+    return weft::testing::IssueIdentity(*ca_, pki::ControllerId(kTrustDomain), pki::Usage::kServer);
   }
   void TearDown() override {
     KillAgent(SIGKILL);  // before the server: no reconnect noise in the log
@@ -245,6 +270,8 @@ class ControllerTest : public AgentTest {
   }
 
   uint16_t ctl_port_ = 0;
+  std::unique_ptr<pki::CertificateAuthority> ca_;
+  std::string creds_dir_;
   std::unique_ptr<FakeController> svc_;
   std::unique_ptr<FakeServer> server_;
 };
@@ -432,7 +459,7 @@ TEST_F(ControllerTest, ControllerRestartResyncsWithoutMapWrites) {
 
   svc_ = std::make_unique<FakeController>();  // a fresh controller process
   svc_->SetSnapshot(Snapshot(5, "b", {kEcho, kWeb}));
-  server_ = std::make_unique<FakeServer>(*svc_, ctl_port_);  // the same port
+  server_ = std::make_unique<FakeServer>(*svc_, ctl_port_, ControllerIdentity());  // the same port
   ASSERT_TRUE(server_->Start());
   auto r = svc_->WaitAck(5, "b", 20s);
   ASSERT_TRUE(r) << "no ACK after the controller came back";
@@ -563,6 +590,95 @@ TEST_F(ControllerTest, VipsOutsideTheServiceCidrsAreNacked) {
     EXPECT_EQ(Services(), before);
   }
   EXPECT_EQ(Metric("weft_reconcile_map_writes_total"), writes);
+}
+
+// Item 3 of issue 9: with the controller down, whoever binds its port is not
+// obeyed. An impostor with its own self-signed CA (the controller's SPIFFE
+// id, even its CA in the chain), or with a certificate from the real CA but
+// another identity (a node's key), pushes a version 999 that points a VIP at
+// an attacker: the agent refuses the handshake (logged with why, once per
+// attempt), the impostor never sees a hello, and the maps keep version 5.
+TEST_F(ControllerTest, ImpostorControllerIsNotObeyed) {
+  svc_->SetSnapshot(Snapshot(5, "real", {kEcho}));
+  StartAgent();
+  ASSERT_TRUE(svc_->WaitAck(5, "real"));
+  const auto services = Services();
+  server_->Kill();
+  ASSERT_TRUE(WaitFor([&] { return Metric("weft_controller_connected") == 0; }));
+
+  auto self_signed = pki::CertificateAuthority::CreateRoot(pki::PrivateKey::Generate().value(), kTrustDomain, 24h);
+  ASSERT_TRUE(self_signed.ok());
+  auto forged = weft::testing::IssueIdentity(*self_signed, pki::ControllerId(kTrustDomain), pki::Usage::kServer);
+  forged.chain.push_back(self_signed->certificate());
+  forged.bundle = pki::TrustBundle({self_signed->certificate(), ca_->certificate()});  // accepts our node cert
+  auto stolen_node = weft::testing::IssueIdentity(*ca_, pki::NodeId(kTrustDomain, "evil"), pki::Usage::kServerAndClient);
+  struct Row {
+    const char* name;
+    credentials::Identity identity;
+    const char* why;  // in the agent's log
+  };
+  const std::vector<Row> rows = {
+      {"self-signed impostor", forged, "refused"},
+      {"a node's certificate from the real CA", stolen_node, "is spiffe://cluster.local/weft/node/evil, expected "
+                                                             "spiffe://cluster.local/weft/controller"},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.name);
+    const size_t log_before = ReadFile(log_).size();
+    FakeController evil;
+    evil.SetSnapshot(Snapshot(999, "evil", {Svc("echo", "10.96.2.1", 7, {"10.66.6.6"}), kWeb}));
+    FakeServer impostor(evil, ctl_port_, row.identity);
+    ASSERT_TRUE(impostor.Start());
+    // Several reconnect attempts, each refused and logged.
+    ASSERT_TRUE(WaitFor(
+        [&] {
+          std::string log = ReadFile(log_).substr(log_before);
+          size_t n = 0;
+          for (size_t at = log.find(row.why); at != std::string::npos; at = log.find(row.why, at + 1)) ++n;
+          return n >= 2;
+        },
+        20s))
+        << ReadFile(log_).substr(log_before);
+    EXPECT_TRUE(evil.hellos().empty()) << "the impostor got a hello";
+    EXPECT_FALSE(evil.WaitReply([](const v1::AgentMessage&) { return true; }, 100ms)) << "the agent answered it";
+    EXPECT_EQ(Services(), services);
+    EXPECT_EQ(Metric("weft_config_version"), 5);
+    EXPECT_EQ(Metric("weft_controller_connected"), 0);
+    EXPECT_NE(ReadFile(log_).substr(log_before).find("nothing is taken from it"), std::string::npos);
+    impostor.Kill();
+  }
+  // The real controller comes back: obeyed again.
+  svc_ = std::make_unique<FakeController>();
+  svc_->SetSnapshot(Snapshot(6, "back", {kEcho, kDb}));
+  server_ = std::make_unique<FakeServer>(*svc_, ctl_port_, ControllerIdentity());
+  ASSERT_TRUE(server_->Start());
+  ASSERT_TRUE(svc_->WaitAck(6, "back", 20s));
+  EXPECT_EQ(Services().size(), 2u);
+}
+
+// Without credentials and without a token the agent says what to do; a
+// malformed token file is refused before anything is sent.
+TEST_F(ControllerTest, NoCredentialsNoTokenFailsClearly) {
+  fs::remove_all(creds_dir_);
+  std::string out;
+  auto rc = sys::RunCommand({WEFT_AGENT_BIN, "run", "--node", kNode, "--cgroup", cgroup_, "--controller",
+                             server_->address(), "--credentials-dir", creds_dir_, "--pin-root", pin_root_,
+                             "--metrics", "127.0.0.1:" + std::to_string(port_)},
+                            &out);
+  ASSERT_TRUE(rc.ok());
+  EXPECT_EQ(*rc, 1) << out;
+  EXPECT_NE(out.find("no node credentials in " + creds_dir_ + " and no --join-token-file"), std::string::npos) << out;
+  const std::string token = tmp_ + "/token";
+  ASSERT_TRUE(credentials::WriteFileAtomic(token, "not-a-token\n", 0600).ok());
+  rc = sys::RunCommand({WEFT_AGENT_BIN, "run", "--node", kNode, "--cgroup", cgroup_, "--controller",
+                        server_->address(), "--credentials-dir", creds_dir_, "--join-token-file", token, "--pin-root",
+                        pin_root_, "--metrics", "127.0.0.1:" + std::to_string(port_)},
+                       &out);
+  ASSERT_TRUE(rc.ok());
+  EXPECT_EQ(*rc, 1) << out;
+  EXPECT_NE(out.find("join token: malformed"), std::string::npos) << out;
+  EXPECT_EQ(out.find("not-a-token"), std::string::npos) << "the token's text is echoed: " << out;
+  EXPECT_TRUE(svc_->hellos().empty());
 }
 
 // The CLI: exactly one of --config / --controller, and a valid address.

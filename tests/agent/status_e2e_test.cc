@@ -8,8 +8,11 @@
 #include <grpcpp/grpcpp.h>
 #include <spdlog/spdlog.h>
 
+#include "controller/ca.hpp"
 #include "controller/server.hpp"
 #include "tests/agent/agent_fixture.hpp"
+#include "weft/pki.hpp"
+#include "weft/sys.hpp"
 #include "weft/transport.hpp"
 #include "weft/v1/admin.grpc.pb.h"
 
@@ -34,12 +37,19 @@ class StatusTest : public AgentTest {
     o.data_dir = tmp_ + "/controller";
     o.init = true;
     o.listen = "127.0.0.1:0";
-    o.admin_socket = "";
+    o.admin_socket = tmp_ + "/run/admin.sock";
     auto s = controller::ControllerServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status().message();
     server_ = std::move(*s);
-    source_args_ = {"--controller", server_->tcp_target()};
-    auto ch = transport::Dial(server_->tcp_target());
+    // The agent joins over mutual TLS with a one-time token, as in a cluster.
+    auto token = server_->ca().CreateJoinToken(kNode, std::chrono::hours(1), pki::Clock::now());
+    ASSERT_TRUE(token.ok()) << token.status().message();
+    const std::string token_file = tmp_ + "/join-token";
+    ASSERT_TRUE(sys::WriteFileAtomic(token_file, token->token + "\n").ok());
+    source_args_ = {"--controller", server_->tcp_target(), "--join-token-file", token_file, "--credentials-dir",
+                    tmp_ + "/credentials"};
+    // weftctl's Admin calls: the root-only unix socket.
+    auto ch = transport::Dial("unix:" + o.admin_socket);
     ASSERT_TRUE(ch.ok());
     admin_ = v1::Admin::NewStub(*ch);
   }

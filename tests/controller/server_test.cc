@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <fstream>
 #include <functional>
+#include <map>
 #include <mutex>
 #include <sstream>
 #include <thread>
@@ -18,6 +19,7 @@
 #include "controller/compiler.hpp"
 #include "controller/server.hpp"
 #include "test_util.hpp"
+#include "tests/support/tls_util.hpp"
 #include "weft/transport.hpp"
 #include "weft/v1/admin.grpc.pb.h"
 #include "weft/v1/config.grpc.pb.h"
@@ -26,6 +28,7 @@ namespace weft::controller {
 namespace {
 
 using namespace std::chrono_literals;
+using testing::Eventually;
 using testing::TempDir;
 namespace v1 = weft::v1;
 
@@ -35,15 +38,6 @@ std::string ServiceYaml(const std::string& name, int port = 9080, const std::str
          std::to_string(port) + "\n" + extra_spec;
 }
 
-// Polls `pred` until true or ~20 s.
-bool Eventually(const std::function<bool()>& pred, std::chrono::milliseconds limit = 20s) {
-  auto end = std::chrono::steady_clock::now() + limit;
-  while (std::chrono::steady_clock::now() < end) {
-    if (pred()) return true;
-    std::this_thread::sleep_for(5ms);
-  }
-  return pred();
-}
 
 class ControllerTest : public ::testing::Test {
  protected:
@@ -58,11 +52,44 @@ class ControllerTest : public ::testing::Test {
     auto s = ControllerServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status().message();
     server_ = std::move(*s);
-    auto ch = transport::Dial(server_->tcp_target());
-    ASSERT_TRUE(ch.ok());
+    // Admin over TCP: an admin certificate from the controller's CA.
+    auto& ca = server_->ca();
+    auto admin = weft::testing::IdentityFromCsr(
+        [&](const std::string& csr) { return ca.IssueAdmin("test", csr, std::chrono::hours(1)); }, ca.Bundle());
+    ASSERT_TRUE(admin.ok()) << admin.status().message();
+    transport::ClientTls tls;
+    tls.certs = transport::StaticCertificates(*admin);
+    tls.server_spiffe_id = pki::ControllerId(ca.trust_domain());
+    auto ch = transport::Dial(server_->tcp_target(), transport::TlsChannelCredentials(tls));
+    ASSERT_TRUE(ch.ok()) << ch.status().message();
     channel_ = *ch;
     admin_ = v1::Admin::NewStub(channel_);
-    config_ = v1::ConfigDiscovery::NewStub(channel_);
+    node_stubs_.clear();
+    local_stub_.reset();
+  }
+  // ConfigDiscovery over TCP as `node`: that node's certificate (one channel per node).
+  v1::ConfigDiscovery::Stub& NodeStub(const std::string& node) {
+    auto& stub = node_stubs_[node];
+    if (!stub) {
+      auto& ca = server_->ca();
+      auto id = weft::testing::IdentityFromCsr([&](const std::string& csr) { return ca.IssueNode(node, csr); },
+                                               ca.Bundle());
+      EXPECT_TRUE(id.ok()) << id.status().message();
+      stub = v1::ConfigDiscovery::NewStub(weft::testing::TlsChannel(server_->tcp_target(), &*id, ca.Bundle(),
+                                                                    pki::ControllerId(ca.trust_domain())));
+    }
+    return *stub;
+  }
+  // ConfigDiscovery on the root-only unix socket: any node name (the bounds on
+  // names, hellos and streams hold there too, and no certificate could name
+  // what they test).
+  v1::ConfigDiscovery::Stub& LocalStub() {
+    if (!local_stub_) {
+      auto ch = transport::Dial("unix:" + dir_.path() + "/run/controller.sock");
+      EXPECT_TRUE(ch.ok()) << ch.status().message();
+      local_stub_ = v1::ConfigDiscovery::NewStub(*ch);
+    }
+    return *local_stub_;
   }
   void TearDown() override {
     if (server_) server_->Shutdown();
@@ -108,7 +135,8 @@ class ControllerTest : public ::testing::Test {
   std::unique_ptr<ControllerServer> server_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::Admin::Stub> admin_;
-  std::unique_ptr<v1::ConfigDiscovery::Stub> config_;
+  std::map<std::string, std::unique_ptr<v1::ConfigDiscovery::Stub>> node_stubs_;
+  std::unique_ptr<v1::ConfigDiscovery::Stub> local_stub_;
 };
 
 // A synchronous fake agent: one stream, blocking reads with a deadline.
@@ -368,7 +396,7 @@ TEST_F(ControllerTest, StreamProtocol) {
   Start();
   ASSERT_TRUE(Apply(ServiceYaml("reviews")).ok());
 
-  SyncAgent a(*config_, "node-a");
+  SyncAgent a(NodeStub("node-a"), "node-a");
   auto snap = a.Read();
   ASSERT_TRUE(snap.has_snapshot());
   EXPECT_EQ(snap.version(), 1u);
@@ -453,9 +481,9 @@ TEST_F(ControllerTest, StreamProtocol) {
 
 TEST_F(ControllerTest, NewStreamOfTheSameNodeSupersedesTheOld) {
   Start();
-  auto first = std::make_unique<SyncAgent>(*config_, "node-a");
+  auto first = std::make_unique<SyncAgent>(NodeStub("node-a"), "node-a");
   auto s1 = first->Read();
-  SyncAgent second(*config_, "node-a");
+  SyncAgent second(NodeStub("node-a"), "node-a");
   auto s2 = second.Read();
   EXPECT_NE(s1.nonce(), s2.nonce());
   // The old stream is ended; its end does not mark the node disconnected.
@@ -475,7 +503,7 @@ TEST_F(ControllerTest, RestartServesTheSameRevisionAndConfig) {
   ASSERT_TRUE(Apply(ServiceYaml("details")).ok());
   v1::NodeConfig before;
   {
-    SyncAgent a(*config_, "node-a");
+    SyncAgent a(NodeStub("node-a"), "node-a");
     auto snap = a.Read();
     EXPECT_EQ(snap.version(), 2u);
     before = snap.snapshot();
@@ -486,7 +514,7 @@ TEST_F(ControllerTest, RestartServesTheSameRevisionAndConfig) {
   EXPECT_FALSE(std::filesystem::exists(dir_.path() + "/run/controller.sock"));
   Start();
   EXPECT_EQ(Status().revision(), 2u);
-  SyncAgent a(*config_, "node-a");
+  SyncAgent a(NodeStub("node-a"), "node-a");
   auto snap = a.Read();
   EXPECT_EQ(snap.version(), 2u);
   EXPECT_TRUE(google::protobuf::util::MessageDifferencer::Equals(before, snap.snapshot()))
@@ -576,9 +604,12 @@ TEST_F(ControllerTest, ThousandAgentsConvergeAfterAnApply) {
   std::vector<std::unique_ptr<v1::ConfigDiscovery::Stub>> stubs;
   for (int c = 0; c < kChannels; ++c) {
     grpc::ChannelArguments args;
-    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one TCP connection per channel
+    args.SetInt(GRPC_ARG_USE_LOCAL_SUBCHANNEL_POOL, 1);  // one connection per channel
     args.SetInt("weft.test.channel", c);
-    channels.push_back(grpc::CreateCustomChannel(server_->tcp_target(), transport::ClientCredentials(), args));
+    // Many nodes on one connection: only the root-only unix socket allows
+    // that (over TCP a connection is one node's, by its certificate).
+    channels.push_back(grpc::CreateCustomChannel("unix:" + dir_.path() + "/run/controller.sock",
+                                                 grpc::experimental::LocalCredentials(UDS), args));
     stubs.push_back(v1::ConfigDiscovery::NewStub(channels.back()));
   }
   auto t0 = std::chrono::steady_clock::now();
@@ -717,7 +748,7 @@ TEST_F(ControllerTest, NodesGetSharedServicesAndTheirOwnWorkloads) {
   ASSERT_TRUE(Apply(ServiceYaml("reviews") + "---\n" + we("r1", "10.0.0.1", "node-a") + "---\n" +
                     we("r2", "10.0.0.2", "node-b"))
                   .ok());
-  SyncAgent a(*config_, "node-a"), b(*config_, "node-b");
+  SyncAgent a(NodeStub("node-a"), "node-a"), b(NodeStub("node-b"), "node-b");
   auto sa = a.Read(), sb = b.Read();
   ASSERT_TRUE(sa.has_snapshot() && sb.has_snapshot());
   EXPECT_EQ(sa.version(), 1u);
@@ -746,7 +777,7 @@ TEST_F(ControllerTest, NodesGetSharedServicesAndTheirOwnWorkloads) {
   EXPECT_EQ(db.delta().upserted_workloads_size(), 0);
   // A reconnecting node gets the new version's snapshot (shared part rebuilt).
   b.Ack(db);
-  SyncAgent b2(*config_, "node-b");
+  SyncAgent b2(NodeStub("node-b"), "node-b");
   auto sb2 = b2.Read();
   ASSERT_TRUE(sb2.has_snapshot());
   EXPECT_EQ(sb2.version(), 2u);
@@ -843,7 +874,7 @@ TEST_F(ControllerTest, EmptiedStoreRefusesToStart) {
 TEST_F(ControllerTest, ControllerBehindANodeSaysSoAndDoesNotPush) {
   Start();
   ASSERT_TRUE(Apply(ServiceYaml("reviews")).ok());  // revision 1
-  SyncAgent ahead(*config_, "node-a", /*applied_version=*/2, server_->store_id());
+  SyncAgent ahead(LocalStub(), "node-a", /*applied_version=*/2, server_->store_id());
   ASSERT_TRUE(Eventually([&] { return Node("node-a") && Node("node-a")->state() == "BEHIND"; }));
   auto n = *Node("node-a");
   EXPECT_EQ(n.last_sent_version(), 0u);
@@ -865,7 +896,7 @@ TEST_F(ControllerTest, ControllerBehindANodeSaysSoAndDoesNotPush) {
   ASSERT_TRUE(Eventually([&] { return Node("node-a")->state() == "SYNCED"; }));
 
   // Another store: a reset, the snapshot comes at once.
-  SyncAgent other(*config_, "node-b", 99, "0123456789abcdef0123456789abcdef");
+  SyncAgent other(LocalStub(), "node-b", 99, "0123456789abcdef0123456789abcdef");
   auto s2 = other.Read();
   ASSERT_TRUE(s2.has_snapshot());
   EXPECT_EQ(s2.version(), 3u);
@@ -893,7 +924,7 @@ TEST_F(ControllerTest, NodeNamesMustBeDns1123Subdomains) {
   };
   for (const auto& [name, ok] : rows) {
     SCOPED_TRACE(name.substr(0, 40) + " (" + std::to_string(name.size()) + " bytes)");
-    SyncAgent a(*config_, name);
+    SyncAgent a(LocalStub(), name);
     v1::ControllerMessage m;
     if (ok) {
       EXPECT_TRUE(a.TryRead(&m));
@@ -916,7 +947,7 @@ TEST_F(ControllerTest, NodeNamesMustBeDns1123Subdomains) {
 TEST_F(ControllerTest, SilentStreamsAreClosedAfterTheHelloDeadline) {
   options_.hello_timeout = 300ms;
   Start();
-  SyncAgent silent(*config_);
+  SyncAgent silent(LocalStub());
   v1::ControllerMessage m;
   EXPECT_FALSE(silent.TryRead(&m));
   auto st = silent.Finish();
@@ -924,7 +955,7 @@ TEST_F(ControllerTest, SilentStreamsAreClosedAfterTheHelloDeadline) {
   EXPECT_NE(st.error_message().find("no hello within 300 ms"), std::string::npos) << st.error_message();
   ASSERT_TRUE(Eventually([&] { return server_->streams() == 0; }));
   // A stream that says hello in time is not touched by the deadline.
-  SyncAgent a(*config_, "node-a");
+  SyncAgent a(LocalStub(), "node-a");
   auto snap = a.Read();
   a.Ack(snap);
   std::this_thread::sleep_for(600ms);
@@ -938,11 +969,11 @@ TEST_F(ControllerTest, StreamsBeyondTheCapAreRefused) {
   Start();
   std::vector<std::unique_ptr<SyncAgent>> agents;
   for (int i = 0; i < 3; ++i) {
-    agents.push_back(std::make_unique<SyncAgent>(*config_, "node-" + std::to_string(i)));
+    agents.push_back(std::make_unique<SyncAgent>(LocalStub(), "node-" + std::to_string(i)));
     EXPECT_TRUE(agents.back()->Read().has_snapshot());
   }
   {
-    SyncAgent extra(*config_, "node-extra");
+    SyncAgent extra(LocalStub(), "node-extra");
     v1::ControllerMessage m;
     EXPECT_FALSE(extra.TryRead(&m));
     auto st = extra.Finish();
@@ -954,7 +985,7 @@ TEST_F(ControllerTest, StreamsBeyondTheCapAreRefused) {
   agents.erase(agents.begin());
   // The slot is free once the ended streams are gone.
   bool in = Eventually([&] {
-    SyncAgent again(*config_, "node-again");
+    SyncAgent again(LocalStub(), "node-again");
     v1::ControllerMessage m;
     if (again.TryRead(&m)) {
       again.Close();
@@ -972,7 +1003,7 @@ TEST_F(ControllerTest, DisconnectedNodesAreForgotten) {
   options_.max_disconnected_nodes = 5;
   Start();
   for (int i = 0; i < 20; ++i) {
-    SyncAgent a(*config_, "spam-" + std::to_string(i));
+    SyncAgent a(LocalStub(), "spam-" + std::to_string(i));
     a.Read();
     a.Close();
     ASSERT_TRUE(Eventually([&] {
@@ -1032,7 +1063,7 @@ TEST_F(ControllerTest, AgentVersionAndNackReasonAreCapped) {
   Start();
   grpc::ClientContext ctx;
   ctx.set_deadline(std::chrono::system_clock::now() + 30s);
-  auto stream = config_->Stream(&ctx);
+  auto stream = LocalStub().Stream(&ctx);
   v1::AgentMessage hello;
   hello.mutable_hello()->set_node("node-a");
   hello.mutable_hello()->set_agent_version(std::string(1 << 20, 'v'));

@@ -4,14 +4,28 @@
 
 #include <stdlib.h>
 
+#include <chrono>
 #include <filesystem>
+#include <functional>
 #include <string>
+#include <thread>
 
 #include <nlohmann/json.hpp>
 
 #include "config/resource.hpp"
 
 namespace weft::controller::testing {
+
+// Polls `pred` every 5 ms until true or `limit` (no timed assertion: a bound).
+inline bool Eventually(const std::function<bool()>& pred,
+                       std::chrono::milliseconds limit = std::chrono::seconds(20)) {
+  auto end = std::chrono::steady_clock::now() + limit;
+  while (std::chrono::steady_clock::now() < end) {
+    if (pred()) return true;
+    std::this_thread::sleep_for(std::chrono::milliseconds(5));
+  }
+  return pred();
+}
 
 class TempDir {
  public:

@@ -2,6 +2,7 @@
 // weftctl; traffic from inside pods with weft-loadgen. Each test owns a lab
 // with a unique name and tears it down on every path.
 #include <signal.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 #include <yaml-cpp/yaml.h>
@@ -197,6 +198,19 @@ TEST(Lab, AgentKill9DuringTrafficLosesNothing) {
   // The restarted agent adopted the pinned links instead of re-attaching.
   auto links_after = CgroupLinkIds(cgroup);
   std::string log = Slurp(agent_log);
+  // It joined once with its one-time token (issue 9) and reused its
+  // credentials after the kill: the key never left <state>/agents/<node>/credentials.
+  const fs::path node_dir = fs::path(agent_log).parent_path();
+  const std::string creds = (node_dir.parent_path() / "agents" / node / "credentials").string();
+  auto mode = [](const std::string& p) {
+    struct stat sb {};
+    return ::stat(p.c_str(), &sb) == 0 ? (sb.st_mode & 0777) : 0u;
+  };
+  EXPECT_EQ(mode(creds), 0700u);
+  EXPECT_EQ(mode(creds + "/key.pem"), 0600u);
+  EXPECT_EQ(mode((node_dir / "join-token").string()), 0600u);
+  EXPECT_NE(log.find("joined controller"), std::string::npos) << log;
+  EXPECT_NE(log.find("--join-token-file not needed"), std::string::npos) << "the restart joined again:\n" << log;
   EXPECT_TRUE(links_after == links_before || log.find("adopt") != std::string::npos)
       << "links changed and the log does not mention adoption:\n" << log;
 
