@@ -232,6 +232,7 @@ Result<std::unique_ptr<PolicyDatapath>> PolicyDatapath::Load(const PolicyOptions
   std::unique_ptr<PolicyDatapath> dp(new PolicyDatapath(opts));
   if (opts.pin_root == "/sys/fs/bpf" || opts.pin_root.rfind("/sys/fs/bpf/", 0) == 0)
     WEFT_RETURN_IF_ERROR(sys::EnsureBpffs("/sys/fs/bpf"));
+  WEFT_RETURN_IF_ERROR(datapath::SecurePinRoot(opts.pin_root, true));
   WEFT_RETURN_IF_ERROR(MakeDirs(dp->maps_dir_));
   WEFT_RETURN_IF_ERROR(MakeDirs(dp->progs_dir_));
   WEFT_RETURN_IF_ERROR(MakeDirs(dp->links_dir_));
@@ -738,6 +739,8 @@ Result<PolicyCleanupReport> CleanupPolicy(const std::string& pin_root, const std
     return Status::Error("node name '" + node + "': must be non-empty and contain no '/'");
   PolicyCleanupReport report;
   datapath::NodePaths paths(pin_root, node);
+  if (!Exists(pin_root)) return report;
+  WEFT_RETURN_IF_ERROR(datapath::SecurePinRoot(pin_root, false).Wrap("cleanup policy of node " + node));
   if (!Exists(paths.node_dir)) return report;
   auto lock = datapath::LockNode(paths);
   if (!lock.ok()) return lock.status().Wrap("cleanup policy of node " + node);
