@@ -15,6 +15,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "agent/datapath/abi.hpp"
 #include "weft/sock_lb.skel.h"
 #include "weft/sys.hpp"
 
@@ -309,6 +310,13 @@ Result<std::unique_ptr<Datapath>> Datapath::Load(const LoaderOptions& opts) {
   dp->skel_ = sock_lb__open_opts(&oo);
   if (!dp->skel_) return Status::Errno("open BPF object sock_lb", errno);
 
+  // The ABI version of the pins first (abi.hpp): a newer or unknown one is
+  // refused before anything is adopted.
+  auto abi = AbiMigration::Prepare(
+      dp->skel_->obj, p.maps_dir,
+      ": run `weft-agent cleanup --node " + opts.node + "` first (this drops the node's load-balancing state)");
+  if (!abi.ok()) return abi.status().Wrap("adopt the pins of node " + opts.node);
+  dp->abi_ = std::move(*abi);
   // Which maps are adopted is decided before load (after load all are pinned).
   std::vector<bool> pinned_before;
   bpf_map* map;
@@ -320,6 +328,7 @@ Result<std::unique_ptr<Datapath>> Datapath::Load(const LoaderOptions& opts) {
 
   if (int err = sock_lb__load(dp->skel_); err != 0)
     return Status::Errno("load BPF object sock_lb (maps pinned under " + p.maps_dir + ")", -err);
+  WEFT_RETURN_IF_ERROR(dp->abi_->Fill());
 
   size_t i = 0;
   bpf_object__for_each_map(map, dp->skel_->obj) {
@@ -330,8 +339,10 @@ Result<std::unique_ptr<Datapath>> Datapath::Load(const LoaderOptions& opts) {
     WEFT_RETURN_IF_ERROR(InfoByFd(bpf_map__fd(map), &info, "map " + s.name));
     s.id = info.id;
     s.max_entries = info.max_entries;
+    const char* pin = bpf_map__pin_path(map);
     spdlog::info("map {} (id {}, capacity {}): {} {}", s.name, s.id, s.max_entries,
-                 s.adopted ? "adopted pin" : "created and pinned at", bpf_map__pin_path(map));
+                 s.adopted ? "adopted pin" : pin ? "created and pinned at" : "created,",
+                 pin ? pin : "pinned once the node is stamped");
     dp->maps_.push_back(std::move(s));
   }
   WEFT_RETURN_IF_ERROR(dp->CheckPinnedLinks());
@@ -390,7 +401,8 @@ Status Datapath::Attach() {
     if (::unlink(e.path().c_str()) != 0) return Status::Errno("unpin stale link " + e.path().string(), errno);
     spdlog::info("removed stale link {} (no such program in this build)", e.path().string());
   }
-  return Status::Ok();
+  // The links run the new programs: maps of a new ABI layout replace the old pins.
+  return abi_->Finish();
 }
 
 Status Datapath::AttachOne(bpf_program* prog, int cgroup_fd, uint64_t cgroup_id) {

@@ -25,6 +25,8 @@ struct sock_lb;  // generated skeleton (weft/sock_lb.skel.h)
 
 namespace weft::datapath {
 
+class AbiMigration;
+
 // Routes libbpf's messages into the agent's log (debug lines only if verbose).
 void InstallLibbpfLogging(bool verbose);
 
@@ -106,6 +108,7 @@ class Datapath {
   std::vector<MapSummary> maps_;
   std::vector<LinkSummary> links_;
   std::vector<BpfLink> owned_links_;
+  std::unique_ptr<AbiMigration> abi_;
 };
 
 // Before an object is loaded: make its map definitions match what is pinned
