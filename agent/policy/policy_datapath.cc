@@ -482,6 +482,26 @@ Status PolicyDatapath::ApplyIdentityCacheDelta(const v1::NodeConfigDelta& delta,
   return Status::Ok();
 }
 
+size_t PolicyDatapath::unplaced_count() const {
+  size_t n = 0;
+  for (const auto& [name, u] : unplaced_) n += u.no_interface ? 1 : 0;
+  return n;
+}
+
+std::set<IpAddr> PolicyDatapath::unplaced_addresses() const {
+  std::set<IpAddr> out, placed;
+  if (!desired_) return out;
+  for (const auto& [name, p] : placement_) placed.insert(p.addresses.begin(), p.addresses.end());
+  for (const auto& [name, u] : unplaced_) {
+    if (!u.no_interface) continue;
+    auto it = desired_->endpoints.find(name);
+    if (it == desired_->endpoints.end()) continue;
+    for (const IpAddr& a : it->second.addresses)
+      if (!placed.count(a)) out.insert(a);
+  }
+  return out;
+}
+
 Status PolicyDatapath::Refresh() {
   if (!desired_) return Status::Ok();
   PolicyDesired d = *desired_;
@@ -663,6 +683,7 @@ Status PolicyDatapath::ApplyDesired(const PolicyDesired& desired, uint64_t versi
   for (const auto& [name, u] : unplaced) unplaced_changed |= !unplaced_.count(name);
   placement_ = std::move(placement);
   unplaced_ = std::move(unplaced);
+  unplaced_gauge_.store(unplaced_count(), std::memory_order_relaxed);
   notes_ = std::move(notes);
   endpoints_.clear();
   for (auto& [name, s] : status) endpoints_.push_back(s);
@@ -789,6 +810,7 @@ Result<agent::PolicyCounters> PolicyDatapath::ReadPolicyCounters() const {
       for (auto x : c) sum += x;
     out.drops.emplace_back(DropReasonName(r), sum);
   }
+  out.unplaced_workloads = unplaced_gauge_.load(std::memory_order_relaxed);
   uint32_t lost = WEFT_EVSTAT_LOST, full = WEFT_EVSTAT_FLOWS_FULL;
   if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.weft_ev_stats), &lost, c.data()) == 0)
     for (auto x : c) out.events_lost += x;

@@ -38,6 +38,7 @@
 // names snapshot swapped under a mutex.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -113,6 +114,13 @@ class PolicyDatapath : public agent::PolicyCountersSource {
   // after a failed Apply/ApplyDelta (NACK).
   Status Refresh();
   bool has_unplaced() const { return !unplaced_.empty(); }
+  // Local workloads with no interface on this node (no route to their first
+  // address, or not through a veth): not enforced; Refresh() retries them.
+  size_t unplaced_count() const;
+  // Their addresses, less those a placed endpoint holds: a backend at one of
+  // them is not served by this node (the agent withholds it from its load
+  // balancing until the workload is placed).
+  std::set<IpAddr> unplaced_addresses() const;
 
   // The lower level: program a desired state.
   Status ApplyDesired(const PolicyDesired& desired, uint64_t version);
@@ -158,6 +166,7 @@ class PolicyDatapath : public agent::PolicyCountersSource {
   };
   std::map<std::string, Unplaced> unplaced_;  // by workload
   std::map<std::string, std::string> notes_;  // other conditions reported once while they last
+  std::atomic<uint64_t> unplaced_gauge_{0};   // unplaced_count(), for the metrics thread
   std::vector<EndpointStatus> endpoints_;
   std::string last_names_;  // names.json as last written
 

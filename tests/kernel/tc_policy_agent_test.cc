@@ -825,6 +825,9 @@ TEST_F(PolicyAgentTest, WorkloadPlacedWhenItsInterfaceAppears) {
   ASSERT_TRUE(Apply(c, 2).ok());
   EXPECT_TRUE(dp_->has_unplaced());
   EXPECT_EQ(dp_->endpoints().size(), 2u);
+  EXPECT_EQ(dp_->unplaced_count(), 1u);
+  EXPECT_EQ(dp_->unplaced_addresses(), std::set<IpAddr>{*IpAddr::Parse("10.77.3.2")})
+      << "its backend is withheld by the agent";
   {
     // The agent's loop refreshes every second while something is unplaced:
     // that must not log every second (it was reported once, at the apply).
@@ -860,6 +863,7 @@ TEST_F(PolicyAgentTest, WorkloadPlacedWhenItsInterfaceAppears) {
     ASSERT_TRUE(st.ok()) << st.message();
   }
   EXPECT_FALSE(dp_->has_unplaced());
+  EXPECT_TRUE(dp_->unplaced_addresses().empty());
   ASSERT_EQ(dp_->endpoints().size(), 3u);
   uint32_t h3 = 0;
   for (const auto& e : dp_->endpoints())
