@@ -48,21 +48,6 @@ namespace {
 namespace fs = std::filesystem;
 using Clock = std::chrono::steady_clock;
 
-class InNetns {
- public:
-  explicit InNetns(const std::string& path) : self_(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) {
-    UniqueFd target(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    ok_ = self_ && target && setns(target.get(), CLONE_NEWNET) == 0;
-  }
-  ~InNetns() {
-    if (self_ && setns(self_.get(), CLONE_NEWNET) != 0) std::abort();  // never stay in a test netns
-  }
-  bool ok() const { return ok_; }
-
- private:
-  UniqueFd self_;
-  bool ok_ = false;
-};
 
 constexpr uint32_t kP1 = 2001, kP2 = 2002;
 constexpr const char* kIp1 = "10.77.1.2";
@@ -188,13 +173,7 @@ class AbiTest : public ::testing::Test {
     auto t = MakeTwoPodNode();
     ASSERT_TRUE(t.ok()) << t.status().message();
     node_ = std::move(t->node), p1_ = std::move(t->p1), p2_ = std::move(t->p2);
-    {
-      InNetns in(node_->path());
-      h1_ = if_nametoindex("h1");
-      h2_ = if_nametoindex("h2");
-    }
-    ASSERT_NE(h1_, 0u);
-    ASSERT_NE(h2_, 0u);
+    h1_ = t->h1, h2_ = t->h2;
     auto d = PinDir::Create();
     ASSERT_TRUE(d.ok()) << d.status().message();
     pins_ = std::move(*d);
