@@ -15,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 
 #include "agent/config_source.hpp"
@@ -113,6 +114,9 @@ class Agent {
   std::mutex state_mu_;
   bool attached_ = false;                    // Start attached the programs
   bool applied_ok_ = false;                  // some config was applied: with attached_, /healthz is 200
+  // Backend addresses left out of the LB maps (policy_->unplaced_addresses()
+  // at the last apply): reported when they start and stop being withheld.
+  std::set<IpAddr> withheld_;
   bool retry_ = false;                       // retry desired_ after a failed Apply
   std::optional<Clock::time_point> retry_at_;
   std::chrono::milliseconds backoff_{500};
@@ -239,10 +243,30 @@ Status Agent::Start() {
 
 Status Agent::ApplyDesired(const std::string& why) {
   auto t0 = Clock::now();
+  // Not programmed: a backend this node cannot serve. A backend on another
+  // node is load-balanced to (socket-LB connects across the fabric), but one
+  // whose workload the controller places on this node and that has no
+  // interface here (no pod yet, or an address routed elsewhere) would be
+  // neither reachable nor under policy: withheld until it is placed
+  // (docs/ARCHITECTURE.md), reported once and counted (weft_backends_withheld).
+  std::set<IpAddr> withheld = policy_ ? policy_->unplaced_addresses() : std::set<IpAddr>{};
+  for (const IpAddr& a : withheld)
+    if (!withheld_.count(a))
+      spdlog::warn("backend address {}: its workload is on this node but has no interface here: withheld from load "
+                   "balancing until it has one",
+                   a.ToString());
+  for (const IpAddr& a : withheld_)
+    if (!withheld.count(a))
+      spdlog::info("backend address {}: its workload is placed: load-balanced again", a.ToString());
+  withheld_ = withheld;
+  size_t n_withheld = 0;
+  std::optional<lb::DesiredState> filtered;
+  if (!withheld.empty()) filtered = lb::WithoutBackends(*desired_, withheld, &n_withheld);
+  metrics_->SetBackendsWithheld(n_withheld);
   // Under state_mu_: the metrics thread's topology builder reads the maps' mirror.
   auto st = [&] {
     std::lock_guard lk(state_mu_);
-    return reconciler_->Apply(*desired_);
+    return reconciler_->Apply(filtered ? *filtered : *desired_);
   }();
   double secs = std::chrono::duration<double>(Clock::now() - t0).count();
   metrics_->RecordReconcile(secs, st.ok());
@@ -352,6 +376,8 @@ int Agent::Loop() {
       Status st = ns.ok() ? policy_->Refresh() : ns.status();
       if (!st.ok()) spdlog::warn("policy refresh: {}", st.message());
       policy_refresh_at_ = now + std::chrono::seconds(1);
+      // A workload placed (or gone): its backends come back into the LB maps.
+      if (st.ok() && desired_ && policy_->unplaced_addresses() != withheld_) ApplyDesired("placement");
     }
   }
 }

@@ -159,6 +159,9 @@ std::string AgentMetrics::Render() const {
   Family(&out, "weft_reconcile_last_map_writes", "gauge",
          "LB map entries upserted or deleted by the last successful reconcile (0: nothing changed).");
   Sample(&out, "weft_reconcile_last_map_writes", "", last_map_writes_.load(std::memory_order_relaxed));
+  Family(&out, "weft_backends_withheld", "gauge",
+         "Backends left out of the LB maps because their workload is on this node but has no interface here.");
+  Sample(&out, "weft_backends_withheld", "", backends_withheld_.load(std::memory_order_relaxed));
 
   if (controller_mode_.load(std::memory_order_relaxed)) {
     Family(&out, "weft_controller_connected", "gauge",
@@ -193,6 +196,10 @@ std::string AgentMetrics::Render() const {
       Family(&out, "weft_flows_uncounted_total", "counter",
              "New flows left out of the aggregates because their table was full (its capacity of keys).");
       Sample(&out, "weft_flows_uncounted_total", "", pc->flows_uncounted);
+      Family(&out, "weft_workloads_unplaced", "gauge",
+             "Local workloads with no interface on this node (no route to their address, or not a veth): not "
+             "enforced, and their backends are withheld from load balancing.");
+      Sample(&out, "weft_workloads_unplaced", "", pc->unplaced_workloads);
     } else {
       out += "# weft_flows_total unavailable: " + pc.status().message() + "\n";
     }

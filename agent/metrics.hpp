@@ -63,6 +63,7 @@ struct PolicyCounters {
   std::vector<std::pair<std::string, uint64_t>> drops;  // reason -> count
   uint64_t events_lost = 0;
   uint64_t flows_uncounted = 0;  // new flows whose key found the aggregate table full
+  uint64_t unplaced_workloads = 0;  // local workloads with no interface on this node (not enforced)
 };
 class PolicyCountersSource {
  public:
@@ -108,6 +109,9 @@ class AgentMetrics {
   void SetControllerConnected(bool up) { controller_connected_.store(up, std::memory_order_relaxed); }
   void SetConfigVersion(uint64_t v) { config_version_.store(v, std::memory_order_relaxed); }
   void ConfigNack() { config_nacks_.fetch_add(1, std::memory_order_relaxed); }
+  // Backends left out of the LB maps: their workload is local but has no
+  // interface on this node (weft_backends_withheld).
+  void SetBackendsWithheld(uint64_t n) { backends_withheld_.store(n, std::memory_order_relaxed); }
   bool healthy() const { return healthy_.load(std::memory_order_acquire); }
   // The policy datapath's counters (nullptr: none); set before the server starts.
   void SetPolicySource(const PolicyCountersSource* src) { policy_.store(src, std::memory_order_release); }
@@ -131,7 +135,7 @@ class AgentMetrics {
   std::atomic<bool> healthy_{false};
   std::atomic<uint64_t> map_writes_total_{0}, last_map_writes_{0};
   std::atomic<bool> controller_mode_{false}, controller_connected_{false};
-  std::atomic<uint64_t> config_version_{0}, config_nacks_{0};
+  std::atomic<uint64_t> config_version_{0}, config_nacks_{0}, backends_withheld_{0};
   std::atomic<const PolicyCountersSource*> policy_{nullptr};
   Histogram reconcile_seconds_;
   mutable std::mutex topo_mu_;

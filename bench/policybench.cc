@@ -4,7 +4,8 @@
 //   weft-policybench program --pin-root R --node N --client IP --server IP
 //                            --entries S --identities M [--port 8080]
 //     The node config the controller would send for two local pods: the
-//     client (no policy applies: an endpoint, no programs attached) and the
+//     client (no policy applies: an endpoint with only weft_tc_from_pod, the
+//     source validation, attached) and the
 //     server (enforced ingress, S policy entries: S-1 ALLOW entries for other
 //     identities, then the one for the client's identity, port --port). The
 //     identity cache holds the two pods plus M other /32s (100.64.0.0/10,
@@ -19,8 +20,12 @@
 //     a known flow's packet entering the server (conntrack forward hit), its
 //     reply leaving the server (reply hit), a new flow's SYN (identity,
 //     policy, conntrack create, aggregate, event: distinct source ports, one
-//     run each), and the program on an endpoint that enforces nothing (entry
-//     + endpoint lookup; the agent attaches nothing there). One JSON line.
+//     run each), and the program on an endpoint that enforces nothing (its
+//     only program: endpoint lookup + source validation), the same with the
+//     source check off (the endpoint entry rewritten without addresses for
+//     the measurement, then restored: the check's own cost is the
+//     difference), and a packet with a forged source (the drop: flow record,
+//     event, counter). One JSON line.
 //     Run it in the node's network namespace, after `program`.
 //   weft-policybench cleanup --pin-root R --node N
 //     Detaches the tcx links and removes the pins (CleanupPolicy + maps).
@@ -29,6 +34,7 @@
 #include <linux/bpf.h>
 #include <linux/pkt_cls.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <filesystem>
@@ -219,6 +225,8 @@ int Costs(const CostOpts& o) {
     if (ep.identity == kServerIdentity) server_if = key;
   }
   if (!client_if || !server_if) Die("the client's or the server's endpoint is not in " WEFT_MAP_ENDPOINTS);
+  weft_endpoint client_ep{};
+  if (bpf_map_lookup_elem(eps.get(), &client_if, &client_ep) != 0) Die("read the client's endpoint");
   const uint16_t port = static_cast<uint16_t>(o.port);
   constexpr uint8_t kSyn = 0x02, kAck = 0x10;
   uint32_t rv = 0;
@@ -228,6 +236,19 @@ int Costs(const CostOpts& o) {
   const double fwd = RunNs(to.get(), server_if, TcpPacket(o.client, o.server, 40000, port, kAck, 64), o.repeat, &rv);
   const double rep = RunNs(from.get(), server_if, TcpPacket(o.server, o.client, port, 40000, kAck, 64), o.repeat, &rv);
   const double idle = RunNs(from.get(), client_if, TcpPacket(o.client, o.server, 40000, port, kAck, 64), o.repeat, &rv);
+  if (rv != TC_ACT_OK)
+    Die("the client's own packet does not pass its source check (return " + std::to_string(rv) + ")");
+  // The same with the source check off (n_addrs = 0), then restored.
+  weft_endpoint unchecked = client_ep;
+  unchecked.n_addrs = 0;
+  if (bpf_map_update_elem(eps.get(), &client_if, &unchecked, BPF_EXIST) != 0) Die("rewrite the client's endpoint");
+  const double idle_unchecked =
+      RunNs(from.get(), client_if, TcpPacket(o.client, o.server, 40000, port, kAck, 64), o.repeat, &rv);
+  if (bpf_map_update_elem(eps.get(), &client_if, &client_ep, BPF_EXIST) != 0) Die("restore the client's endpoint");
+  // A forged source: the server's address leaving the client (dropped and counted).
+  const double forged = RunNs(from.get(), client_if, TcpPacket(o.server, o.client, 40000, port, kAck, 64),
+                              std::min<uint32_t>(o.repeat, 20000), &rv);
+  if (rv != TC_ACT_SHOT) Die("a forged source passed (return " + std::to_string(rv) + ")");
   double sum = 0;
   for (uint32_t i = 0; i < o.new_flows; ++i)
     sum += RunNs(to.get(), server_if,
@@ -235,8 +256,9 @@ int Costs(const CostOpts& o) {
   const double fresh = o.new_flows ? sum / o.new_flows : 0;
   std::printf(
       "{\"kind\":\"policy_costs\",\"ns_known_flow_forward\":%.0f,\"ns_known_flow_reply\":%.0f,"
-      "\"ns_new_flow\":%.0f,\"ns_endpoint_enforcing_nothing\":%.0f,\"repeat\":%u,\"new_flows\":%u}\n",
-      fwd, rep, fresh, idle, o.repeat, o.new_flows);
+      "\"ns_new_flow\":%.0f,\"ns_endpoint_enforcing_nothing\":%.0f,\"ns_enforcing_nothing_unchecked\":%.0f,"
+      "\"ns_source_check\":%.0f,\"ns_forged_source_drop\":%.0f,\"repeat\":%u,\"new_flows\":%u}\n",
+      fwd, rep, fresh, idle, idle_unchecked, idle - idle_unchecked, forged, o.repeat, o.new_flows);
   return 0;
 }
 

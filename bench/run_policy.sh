@@ -7,7 +7,8 @@
 # forwards between, side by side in one run, for:
 #   none            no programs, no rules (the baseline)
 #   weft            Weft's TC policy (the agent's PolicyDatapath, programmed by
-#                   bench/weft-policybench): the server pod enforces ingress with
+#                   bench/weft-policybench; every pod's way out is source-validated,
+#                   the client's too): the server pod enforces ingress with
 #                   S policy entries (S-1 other identities, then the client's) and
 #                   the identity cache holds M (default 100,000) more addresses
 #   iptables-chain  the same allow-list as a plain chain: S rules `-s IP -p tcp

@@ -11,6 +11,7 @@
  * Logic lives in lib/{lb,revnat,stats}.h. */
 #include "lib/common.h"
 #include "lib/lb.h"
+#include "lib/meta.h"
 #include "lib/revnat.h"
 #include "lib/stats.h"
 

@@ -4,8 +4,12 @@
  *   weft_tc_from_pod  host veth INGRESS = leaving the pod  = pod EGRESS
  *   weft_tc_to_pod    host veth EGRESS  = entering the pod = pod INGRESS
  *
- * Per packet: endpoint by skb->ifindex (miss: not ours, pass; enforcing
- * neither direction: pass, nothing tracked) -> parse (direct packet access,
+ * Per packet: endpoint by skb->ifindex (miss: not ours, pass) -> leaving the
+ * pod: source validation (lib/source.h: a source that is not one of the pod's
+ * addresses is dropped as WEFT_DROP_SOURCE, whatever policy applies; this is
+ * all weft_tc_from_pod does on a pod that enforces nothing, the only program
+ * such a pod gets) -> enforcing neither direction: pass, nothing tracked ->
+ * parse (direct packet access,
  * copies when headers are not linear; not TCP/UDP: pass; truncated: drop
  * MALFORMED) -> conntrack (own tuple: known flow; reversed tuple, other
  * direction: reply; both pass and count in the flow aggregate; the entry
@@ -46,6 +50,8 @@
 #include "lib/ct.h"
 #include "lib/flows.h"
 #include "lib/drop.h"
+#include "lib/meta.h"
+#include "lib/source.h"
 
 static __always_inline int weft_is_trace(const struct __sk_buff *skb)
 {
@@ -80,6 +86,27 @@ static __always_inline void weft_flow_eval(const struct weft_endpoint *ep, __u32
 	}
 }
 
+/* A packet leaving the pod from an address that is not the pod's: counted
+ * as the pod's (its endpoint's identity is who really sent it) towards the
+ * destination's identity, and dropped (never answered with a RST: that would
+ * go to the forged address). */
+static __noinline int weft_src_drop(struct __sk_buff *skb, const struct weft_endpoint *ep, struct weft_pkt *p,
+				    int trace)
+{
+	struct weft_flow f = {};
+	__u32 peer = weft_identity_of(&p->daddr);
+
+	if (trace)
+		return weft_trace_out(skb, WEFT_VERDICT_DENY, WEFT_DROP_SOURCE, WEFT_TRACE_STAGE_SOURCE, 0, peer,
+				      ep->ep_id);
+	f.dir = WEFT_DIR_EGRESS;
+	f.src_identity = ep->identity;
+	f.dst_identity = peer;
+	f.dport = bpf_ntohs(p->dport);
+	f.verdict = WEFT_VERDICT_DENY;
+	return weft_drop(skb, WEFT_DROP_SOURCE, &f, p, WEFT_DIR_EGRESS);
+}
+
 static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 {
 	const struct weft_endpoint *ep = weft_endpoint_of(skb->ifindex);
@@ -102,6 +129,9 @@ static __always_inline int weft_tc_policy(struct __sk_buff *skb, __u8 dir)
 		return TC_ACT_OK;
 	}
 	ep_id = ep->ep_id;
+	/* Leaving the pod: its own source address first, whatever policy applies. */
+	if (dir == WEFT_DIR_EGRESS && weft_src_forged(skb, ep, &p))
+		return weft_src_drop(skb, ep, &p, trace);
 	if (!ep->enforce_ingress && !ep->enforce_egress) {
 		if (trace)
 			return weft_trace_out(skb, WEFT_VERDICT_ALLOW, WEFT_DROP_NONE,

@@ -1,11 +1,12 @@
-# bpf_object(NAME SRC [CPU v1|v2|v3] [DEPENDS headers...])
+# bpf_object(NAME SRC [CPU v1|v2|v3] [INCLUDES dirs...] [DEPENDS headers...])
 #
 # Compiles a BPF C source with clang -target bpf -O2 -g into the build tree and
 # generates its libbpf skeleton with `bpftool gen skeleton`. Exposes:
 #   - interface library <NAME>_skel: include "weft/<NAME>.skel.h", links libbpf;
 #   - variable <NAME>_BPF_OBJECT (cache): path of the built .bpf.o (for BTF tests).
 # CPU picks clang's -mcpu (default: clang's own); v3 (kernel >= 5.1) is needed
-# for atomic fetch-and-add whose result is used.
+# for atomic fetch-and-add whose result is used. INCLUDES come before the
+# source tree's include/ (tests/kernel/abi_v1 builds a frozen earlier ABI).
 # Nothing generated is ever written into the source tree.
 find_program(BPF_CLANG NAMES clang clang-16 clang-14 REQUIRED)
 find_program(BPFTOOL NAMES bpftool PATHS /usr/sbin /usr/local/sbin REQUIRED)
@@ -18,7 +19,11 @@ if(CMAKE_LIBRARY_ARCHITECTURE)
 endif()
 
 function(bpf_object name src)
-  cmake_parse_arguments(ARG "" "CPU" "DEPENDS" ${ARGN})
+  cmake_parse_arguments(ARG "" "CPU" "DEPENDS;INCLUDES" ${ARGN})
+  set(extra_includes)
+  foreach(dir ${ARG_INCLUDES})
+    list(APPEND extra_includes -I${dir})
+  endforeach()
   set(cpu_flag)
   if(ARG_CPU)
     set(cpu_flag -mcpu=${ARG_CPU})
@@ -29,7 +34,7 @@ function(bpf_object name src)
   add_custom_command(
     OUTPUT ${obj}
     COMMAND ${BPF_CLANG} -target bpf ${cpu_flag} -O2 -g -Wall -Werror -D__TARGET_ARCH_x86
-            -I${CMAKE_SOURCE_DIR}/include -I${CMAKE_CURRENT_SOURCE_DIR} ${WEFT_BPF_ARCH_INCLUDE}
+            ${extra_includes} -I${CMAKE_SOURCE_DIR}/include -I${CMAKE_CURRENT_SOURCE_DIR} ${WEFT_BPF_ARCH_INCLUDE}
             -c ${CMAKE_CURRENT_SOURCE_DIR}/${src} -o ${obj}
     DEPENDS ${CMAKE_CURRENT_SOURCE_DIR}/${src} ${lib_headers}
             ${CMAKE_SOURCE_DIR}/include/weft/bpf_abi.h ${ARG_DEPENDS}

@@ -3,6 +3,7 @@
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <fcntl.h>
+#include <pwd.h>
 #include <spdlog/spdlog.h>
 #include <sys/file.h>
 #include <sys/stat.h>
@@ -14,6 +15,7 @@
 #include <cstdio>
 #include <filesystem>
 
+#include "agent/datapath/abi.hpp"
 #include "weft/sock_lb.skel.h"
 #include "weft/sys.hpp"
 
@@ -55,16 +57,29 @@ bool Exists(const std::string& path) {
 }
 
 // Mounts bpffs at /sys/fs/bpf if the pin root lives there and it is missing,
-// then insists that the pin root is on a bpf filesystem.
+// secures the pin root, then insists that the pin root is on a bpf filesystem.
 Status EnsurePinRoot(const std::string& pin_root, const std::string& dir) {
   if (pin_root == "/sys/fs/bpf" || pin_root.rfind("/sys/fs/bpf/", 0) == 0)
     WEFT_RETURN_IF_ERROR(sys::EnsureBpffs("/sys/fs/bpf"));
+  WEFT_RETURN_IF_ERROR(SecurePinRoot(pin_root, true));
   WEFT_RETURN_IF_ERROR(MakeDirs(dir));
   struct statfs st {};
   if (::statfs(dir.c_str(), &st) != 0) return Status::Errno("statfs " + dir, errno);
   if (static_cast<long>(st.f_type) != kBpfFsMagic)
     return Status::Error("pin directory " + dir + " is not on a bpf filesystem (pin root " + pin_root + ")");
   return Status::Ok();
+}
+
+std::string Owner(uid_t uid) {
+  std::string s = "uid " + std::to_string(uid);
+  if (const passwd* pw = ::getpwuid(uid)) s += " (" + std::string(pw->pw_name) + ")";
+  return s;
+}
+
+std::string Mode(mode_t m) {
+  char b[8];
+  std::snprintf(b, sizeof(b), "%04o", static_cast<unsigned>(m & 07777));
+  return b;
 }
 
 template <typename Info>
@@ -118,6 +133,51 @@ Status PrepareMapsForPins(bpf_object* obj, const std::function<std::optional<uin
       if (int err = bpf_map__set_max_entries(map, info.max_entries); err != 0)
         return Status::Errno("set capacity of map " + name + " to the pinned " + std::to_string(info.max_entries), -err);
     }
+  }
+  return Status::Ok();
+}
+
+Status SecurePinRoot(const std::string& pin_root, bool create) {
+  if (pin_root.empty() || pin_root[0] != '/')
+    return Status::Error("pin root '" + pin_root + "': must be an absolute path");
+  std::string root = pin_root;
+  while (root.size() > 1 && root.back() == '/') root.pop_back();
+  const std::string parent = fs::path(root).parent_path().string();
+  const std::string fix =
+      "; check what it holds, then remove it (or make it root's: chown root:root and chmod 0700), or choose another "
+      "--pin-root";
+  struct stat pst {};
+  if (::lstat(parent.c_str(), &pst) != 0) return Status::Errno("stat " + parent + " (parent of the pin root)", errno);
+  if (!S_ISDIR(pst.st_mode))
+    return Status::Error("parent " + parent + " of the pin root is not a directory (a symlink?): refusing it");
+  if (pst.st_uid != 0 || ((pst.st_mode & (S_IWGRP | S_IWOTH)) && !(pst.st_mode & S_ISVTX)))
+    return Status::Error("parent " + parent + " of the pin root " + root + " is owned by " + Owner(pst.st_uid) +
+                         " with mode " + Mode(pst.st_mode) +
+                         ": someone other than root could rename the pin root and hide the pins from `weft-agent "
+                         "cleanup`; choose a --pin-root whose parent is root's and not writable by others (or sticky)");
+  if (create && ::mkdir(root.c_str(), 0700) != 0 && errno != EEXIST)
+    return Status::Errno("create pin root " + root, errno);
+  UniqueFd fd(::open(root.c_str(), O_RDONLY | O_DIRECTORY | O_NOFOLLOW | O_CLOEXEC));
+  if (!fd) {
+    if (errno == ELOOP || errno == ENOTDIR)
+      return Status::Error("pin root " + root + " is not a directory (a symlink?): refusing it" + fix, errno);
+    return Status::Errno("open pin root " + root, errno);
+  }
+  struct stat st {};
+  if (::fstat(fd.get(), &st) != 0) return Status::Errno("stat pin root " + root, errno);
+  if (st.st_uid != 0)
+    return Status::Error("pin root " + root + " is owned by " + Owner(st.st_uid) + " with mode " + Mode(st.st_mode) +
+                             ", not by root: refusing it (its owner could rename it, so that `weft-agent cleanup` "
+                             "finds nothing while the programs stay attached, or plant entries in it)" + fix,
+                         EPERM);
+  if (st.st_mode & (S_IWGRP | S_IWOTH))
+    return Status::Error("pin root " + root + " (owned by " + Owner(st.st_uid) + ") has mode " + Mode(st.st_mode) +
+                             ": writable by group or others, who could have planted entries in it: refusing it" + fix,
+                         EPERM);
+  if (create && (st.st_mode & 07777) != 0700) {
+    // Root's and not writable by others: an older agent's (it created 0755).
+    if (::fchmod(fd.get(), 0700) != 0) return Status::Errno("chmod 0700 pin root " + root, errno);
+    spdlog::warn("pin root {} had mode {} (owned by root): narrowed to 0700", root, Mode(st.st_mode));
   }
   return Status::Ok();
 }
@@ -250,6 +310,13 @@ Result<std::unique_ptr<Datapath>> Datapath::Load(const LoaderOptions& opts) {
   dp->skel_ = sock_lb__open_opts(&oo);
   if (!dp->skel_) return Status::Errno("open BPF object sock_lb", errno);
 
+  // The ABI version of the pins first (abi.hpp): a newer or unknown one is
+  // refused before anything is adopted.
+  auto abi = AbiMigration::Prepare(
+      dp->skel_->obj, p.maps_dir,
+      ": run `weft-agent cleanup --node " + opts.node + "` first (this drops the node's load-balancing state)");
+  if (!abi.ok()) return abi.status().Wrap("adopt the pins of node " + opts.node);
+  dp->abi_ = std::move(*abi);
   // Which maps are adopted is decided before load (after load all are pinned).
   std::vector<bool> pinned_before;
   bpf_map* map;
@@ -261,6 +328,7 @@ Result<std::unique_ptr<Datapath>> Datapath::Load(const LoaderOptions& opts) {
 
   if (int err = sock_lb__load(dp->skel_); err != 0)
     return Status::Errno("load BPF object sock_lb (maps pinned under " + p.maps_dir + ")", -err);
+  WEFT_RETURN_IF_ERROR(dp->abi_->Fill());
 
   size_t i = 0;
   bpf_object__for_each_map(map, dp->skel_->obj) {
@@ -271,8 +339,10 @@ Result<std::unique_ptr<Datapath>> Datapath::Load(const LoaderOptions& opts) {
     WEFT_RETURN_IF_ERROR(InfoByFd(bpf_map__fd(map), &info, "map " + s.name));
     s.id = info.id;
     s.max_entries = info.max_entries;
+    const char* pin = bpf_map__pin_path(map);
     spdlog::info("map {} (id {}, capacity {}): {} {}", s.name, s.id, s.max_entries,
-                 s.adopted ? "adopted pin" : "created and pinned at", bpf_map__pin_path(map));
+                 s.adopted ? "adopted pin" : pin ? "created and pinned at" : "created,",
+                 pin ? pin : "pinned once the node is stamped");
     dp->maps_.push_back(std::move(s));
   }
   WEFT_RETURN_IF_ERROR(dp->CheckPinnedLinks());
@@ -331,7 +401,8 @@ Status Datapath::Attach() {
     if (::unlink(e.path().c_str()) != 0) return Status::Errno("unpin stale link " + e.path().string(), errno);
     spdlog::info("removed stale link {} (no such program in this build)", e.path().string());
   }
-  return Status::Ok();
+  // The links run the new programs: maps of a new ABI layout replace the old pins.
+  return abi_->Finish();
 }
 
 Status Datapath::AttachOne(bpf_program* prog, int cgroup_fd, uint64_t cgroup_id) {
@@ -377,6 +448,8 @@ Result<CleanupReport> Cleanup(const std::string& pin_root, const std::string& no
     return Status::Error("node name '" + node + "': must be non-empty and contain no '/'");
   NodePaths p(pin_root, node);
   CleanupReport report;
+  if (!Exists(pin_root)) return report;
+  WEFT_RETURN_IF_ERROR(SecurePinRoot(pin_root, false).Wrap("cleanup node " + node));
   if (!Exists(p.node_dir)) return report;
   auto lock = LockNode(p);
   if (!lock.ok()) return lock.status().Wrap("cleanup node " + node);

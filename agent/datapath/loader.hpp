@@ -25,6 +25,8 @@ struct sock_lb;  // generated skeleton (weft/sock_lb.skel.h)
 
 namespace weft::datapath {
 
+class AbiMigration;
+
 // Routes libbpf's messages into the agent's log (debug lines only if verbose).
 void InstallLibbpfLogging(bool verbose);
 
@@ -106,6 +108,7 @@ class Datapath {
   std::vector<MapSummary> maps_;
   std::vector<LinkSummary> links_;
   std::vector<BpfLink> owned_links_;
+  std::unique_ptr<AbiMigration> abi_;
 };
 
 // Before an object is loaded: make its map definitions match what is pinned
@@ -116,6 +119,23 @@ class Datapath {
 Status PrepareMapsForPins(struct bpf_object* obj,
                           const std::function<std::optional<uint32_t>(const struct bpf_map*)>& requested,
                           const std::string& hint);
+
+// The pin root must be a directory only root can change, in a parent only
+// root can rename it in: bpffs is world-writable (mode 1777), so an
+// unprivileged user can pre-create the root (and later rename it so that
+// `weft-agent cleanup` finds nothing while the programs stay attached), or
+// plant entries in it. Checks, without following a symlink:
+//   - the parent is owned by root and, if others can write it, sticky (then
+//     nobody but root can rename or remove root's entries in it);
+//   - the root is a directory owned by root that neither group nor others can
+//     write; one they may read or search (an older agent created 0755) is
+//     narrowed to 0700 when `create` (logged);
+//   - create: missing, it is made with mode 0700.
+// A refusal names the path, its owner and its mode, and changes nothing.
+// The agent and its cleanup check the same way; since only root can then
+// rename anything on the path, the cleanup finds the pins where the agent
+// put them.
+Status SecurePinRoot(const std::string& pin_root, bool create);
 
 // cgroup id of a cgroup v2 directory (the kernfs id: file handle, else inode).
 Result<uint64_t> CgroupId(const std::string& path);

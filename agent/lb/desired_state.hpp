@@ -6,6 +6,7 @@
 #include <compare>
 #include <cstdint>
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -38,6 +39,10 @@ using ServiceKeyLess = datapath::BytesLess<weft_svc_key>;
 struct DesiredState {
   std::map<weft_svc_key, ServiceEntry, ServiceKeyLess> services;
 };
+
+// `d` without the backends at `addrs` (any port); *removed counts them. A
+// service left with none keeps its entry with no backends (connects refused).
+DesiredState WithoutBackends(const DesiredState& d, const std::set<IpAddr>& addrs, size_t* removed);
 
 // port in host byte order; proto IPPROTO_TCP or IPPROTO_UDP.
 weft_svc_key MakeServiceKey(const IpAddr& vip, uint16_t port, uint8_t proto);

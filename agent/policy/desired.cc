@@ -180,6 +180,10 @@ KernelPolicy ToKernel(const PolicyDesired& desired, const std::map<std::string, 
     ep.identity = e.identity;
     ep.enforce_ingress = e.enforce_ingress;
     ep.enforce_egress = e.enforce_egress;
+    for (const IpAddr& a : it->second.addresses) {
+      if (ep.n_addrs == WEFT_EP_MAX_ADDRS) break;
+      a.CopyTo(ep.addrs[ep.n_addrs++]);
+    }
     k.endpoints[it->second.ifindex] = ep;
     for (const auto& [key0, val] : e.entries) {
       weft_policy_key key = key0;
@@ -188,6 +192,15 @@ KernelPolicy ToKernel(const PolicyDesired& desired, const std::map<std::string, 
     }
   }
   return k;
+}
+
+bool SameEndpoint(const EndpointDesired& a, const EndpointDesired& b) {
+  if (a.identity != b.identity || a.enforce_ingress != b.enforce_ingress || a.enforce_egress != b.enforce_egress ||
+      a.entries.size() != b.entries.size())
+    return false;
+  for (auto i = a.entries.begin(), j = b.entries.begin(); i != a.entries.end(); ++i, ++j)
+    if (!PodEq(i->first, j->first) || !PodEq(i->second, j->second)) return false;
+  return true;
 }
 
 }  // namespace weft::policy

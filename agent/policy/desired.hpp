@@ -86,13 +86,22 @@ struct KernelPolicy {
   std::map<weft_ipcache_key, weft_ipcache_val, PodLess<weft_ipcache_key>> identity;
 };
 
-// Where each workload sits: its interface and endpoint id. Workloads
+// Where each workload sits: its interface, endpoint id and the addresses its
+// packets may leave it from (the weft_endpoint's addrs, at most
+// WEFT_EP_MAX_ADDRS: those of the workload's addresses that the node routes to
+// that interface, and those of the other workloads merged onto it). Workloads
 // without a placement (no route to them yet) are left out of the maps.
 struct Placement {
   uint32_t ifindex = 0;
   uint32_t ep_id = 0;
+  std::vector<IpAddr> addresses;
 };
 KernelPolicy ToKernel(const PolicyDesired& desired, const std::map<std::string, Placement>& placement);
+
+// Two workloads whose addresses lead to one interface are one endpoint (e.g. a
+// dual-stack pod registered as two WorkloadEntries, one per family) when
+// everything the endpoint entry and its policy entries hold is the same.
+bool SameEndpoint(const EndpointDesired& a, const EndpointDesired& b);
 
 // The ipcache key of a prefix (v4 prefixes are stored v4-mapped: len + 96).
 weft_ipcache_key IpcacheKey(const IpAddr& addr, int prefix_len);

@@ -15,6 +15,7 @@
 #include <fstream>
 #include <nlohmann/json.hpp>
 
+#include "agent/datapath/abi.hpp"
 #include "agent/datapath/loader.hpp"
 #include "agent/policy/netlink.hpp"
 #include "weft/flow_aggregates.hpp"
@@ -209,8 +210,8 @@ const char* VerdictLabel(uint8_t v) {
 }  // namespace
 
 const char* DropReasonName(uint32_t r) {
-  static const char* const kNames[] = {"none", "policy_denied", "policy_default", "no_identity", "ct_invalid",
-                                       "malformed"};
+  static const char* const kNames[] = {"none",       "policy_denied", "policy_default", "no_identity",
+                                       "ct_invalid", "malformed",     "forged_source"};
   static_assert(sizeof(kNames) / sizeof(kNames[0]) == WEFT_DROP_MAX, "a name per enum weft_drop_reason");
   return r < WEFT_DROP_MAX ? kNames[r] : "unknown";
 }
@@ -232,6 +233,7 @@ Result<std::unique_ptr<PolicyDatapath>> PolicyDatapath::Load(const PolicyOptions
   std::unique_ptr<PolicyDatapath> dp(new PolicyDatapath(opts));
   if (opts.pin_root == "/sys/fs/bpf" || opts.pin_root.rfind("/sys/fs/bpf/", 0) == 0)
     WEFT_RETURN_IF_ERROR(sys::EnsureBpffs("/sys/fs/bpf"));
+  WEFT_RETURN_IF_ERROR(datapath::SecurePinRoot(opts.pin_root, true));
   WEFT_RETURN_IF_ERROR(MakeDirs(dp->maps_dir_));
   WEFT_RETURN_IF_ERROR(MakeDirs(dp->progs_dir_));
   WEFT_RETURN_IF_ERROR(MakeDirs(dp->links_dir_));
@@ -245,9 +247,18 @@ Result<std::unique_ptr<PolicyDatapath>> PolicyDatapath::Load(const PolicyOptions
   oo.pin_root_path = dp->maps_dir_.c_str();
   dp->skel_ = tc_policy__open_opts(&oo);
   if (!dp->skel_) return Status::Errno("open BPF object tc_policy", errno);
+  // The ABI version of the pins first: refused if newer or unknown; an older
+  // one is migrated (datapath/abi.hpp): its changed maps are staged here,
+  // filled after the load, and replace the old pins once Attach swapped the links.
+  auto abi = datapath::AbiMigration::Prepare(
+      dp->skel_->obj, dp->maps_dir_,
+      ": run `weft-agent cleanup --node " + opts.node + "` first (this drops the node's policy and conntrack state)");
+  if (!abi.ok()) return abi.status().Wrap("adopt the policy pins of node " + opts.node);
+  dp->abi_ = std::move(*abi);
   WEFT_RETURN_IF_ERROR(PrepareMaps(*dp->skel_, opts.capacities, opts.node));
   if (int err = tc_policy__load(dp->skel_); err != 0)
     return Status::Errno("load BPF object tc_policy (maps pinned under " + dp->maps_dir_ + ")", -err);
+  WEFT_RETURN_IF_ERROR(dp->abi_->Fill());
   WEFT_RETURN_IF_ERROR(dp->ReadLive());
   spdlog::info("policy datapath: {} endpoints, {} policy entries, {} identity entries adopted from {}",
                dp->live_.endpoints.size(), dp->live_.policy.size(), dp->live_.identity.size(), dp->maps_dir_);
@@ -275,8 +286,15 @@ uint32_t PolicyDatapath::policy_revision() const {
   return v;
 }
 
-Status PolicyDatapath::AttachInterface(uint32_t ifindex) {
+Status PolicyDatapath::AttachInterface(uint32_t ifindex, bool to_pod) {
   for (bool ingress : {true, false}) {
+    if (!ingress && !to_pod) {
+      // Leaving the pod is always checked (source validation); entering it
+      // only where a direction is enforced.
+      auto r = RemoveLinkPin(LinkPin(links_dir_, ifindex, false));
+      if (!r.ok()) return r.status();
+      continue;
+    }
     bpf_program* prog = ingress ? skel_->progs.weft_tc_from_pod : skel_->progs.weft_tc_to_pod;
     const std::string where =
         std::string(ingress ? "tcx ingress" : "tcx egress") + " of ifindex " + std::to_string(ifindex);
@@ -312,7 +330,7 @@ Status PolicyDatapath::AttachInterface(uint32_t ifindex) {
   // An older agent's cls_bpf filters go once the tcx links are in (tcx runs
   // first and its verdict ends the hook: the old filter no longer ran).
   WEFT_RETURN_IF_ERROR(RemoveLegacyFilters(ifindex, nullptr));
-  attached_.insert(ifindex);
+  attached_[ifindex] = to_pod;
   return Status::Ok();
 }
 
@@ -344,8 +362,9 @@ Status PolicyDatapath::PinPrograms() {
 Status PolicyDatapath::Attach() {
   size_t replaced = 0, idle = 0;
   for (const auto& [ifindex, ep] : live_.endpoints) {
-    // Programs only where policy applies (see ApplyDesired, step 4).
-    Status st = Enforces(ep) ? AttachInterface(ifindex) : DetachInterface(ifindex);
+    // weft_tc_from_pod everywhere, weft_tc_to_pod where policy applies (see
+    // ApplyDesired, step 4).
+    Status st = AttachInterface(ifindex, Enforces(ep));
     if (!st.ok()) {
       if (st.err() == ENODEV || st.err() == ENOENT || st.err() == EINVAL) {
         // The interface is gone (its pod with it): Apply removes the entry.
@@ -357,10 +376,14 @@ Status PolicyDatapath::Attach() {
     ++(Enforces(ep) ? replaced : idle);
   }
   WEFT_RETURN_IF_ERROR(PinPrograms());
-  spdlog::info("policy: programs attached (in place) on {} adopted interfaces ({} enforce nothing: none), pinned "
-               "under {}",
+  spdlog::info("policy: programs attached (in place) on {} adopted interfaces ({} enforce nothing: source "
+               "validation only), pinned under {}",
                replaced, idle, progs_dir_);
-  return Status::Ok();
+  // Every link runs the new programs: migrated maps replace the old pins
+  // (last), then the node is stamped with this ABI (the agent attaches the
+  // policy datapath after sock_lb: this is its last step).
+  WEFT_RETURN_IF_ERROR(abi_->Finish());
+  return datapath::StampAbi(bpf_map__fd(skel_->maps.weft_meta), maps_dir_);
 }
 
 Status PolicyDatapath::Apply(const v1::NodeConfig& config, uint64_t version) {
@@ -459,6 +482,26 @@ Status PolicyDatapath::ApplyIdentityCacheDelta(const v1::NodeConfigDelta& delta,
   return Status::Ok();
 }
 
+size_t PolicyDatapath::unplaced_count() const {
+  size_t n = 0;
+  for (const auto& [name, u] : unplaced_) n += u.no_interface ? 1 : 0;
+  return n;
+}
+
+std::set<IpAddr> PolicyDatapath::unplaced_addresses() const {
+  std::set<IpAddr> out, placed;
+  if (!desired_) return out;
+  for (const auto& [name, p] : placement_) placed.insert(p.addresses.begin(), p.addresses.end());
+  for (const auto& [name, u] : unplaced_) {
+    if (!u.no_interface) continue;
+    auto it = desired_->endpoints.find(name);
+    if (it == desired_->endpoints.end()) continue;
+    for (const IpAddr& a : it->second.addresses)
+      if (!placed.count(a)) out.insert(a);
+  }
+  return out;
+}
+
 Status PolicyDatapath::Refresh() {
   if (!desired_) return Status::Ok();
   PolicyDesired d = *desired_;
@@ -466,54 +509,78 @@ Status PolicyDatapath::Refresh() {
 }
 
 Status PolicyDatapath::ApplyDesired(const PolicyDesired& desired, uint64_t version) {
-  // Placement: interface by route lookup, endpoint id adopted by ifindex or
-  // kept from the last apply, else the smallest free one.
-  std::map<std::string, Placement> placement;
-  std::map<std::string, EndpointStatus> status;
-  std::set<uint32_t> used_ids;
-  for (const auto& [ifx, ep] : live_.endpoints) used_ids.insert(ep.ep_id);
-  std::set<std::string> unplaced;
-  std::set<uint32_t> taken_ifindex;
+  // Placement. A workload's interface: the route to its first address (an
+  // on-link veth). Its source addresses: those of its addresses that the node
+  // routes to that interface (so no WorkloadEntry can make another pod's
+  // address its own source). Workloads on one interface are one endpoint when
+  // they are the same endpoint (SameEndpoint: a dual-stack pod as two
+  // WorkloadEntries), with the union of their addresses; otherwise the first
+  // by name keeps it. Endpoint ids (per interface): adopted by ifindex, kept
+  // from the last apply, else the smallest free one. What cannot be placed is
+  // reported once while it lasts (Refresh retries it every second, silently).
+  std::map<std::string, Unplaced> unplaced;
+  std::map<std::string, std::string> notes;  // condition -> message, reported once while it lasts
+  std::map<uint32_t, Placement> by_if;       // ifindex -> the endpoint's placement
+  std::map<uint32_t, std::string> owner;     // ifindex -> the workload placed there first
+  std::map<uint32_t, std::string> ifname;
+  std::map<std::string, uint32_t> iface_of;  // workload -> ifindex
   for (const auto& [name, e] : desired.endpoints) {
     if (e.addresses.empty()) continue;  // nothing to route to: never placed
-    // Warned once per workload while it stays unplaced (Refresh retries every second).
-    const bool warn = !unplaced_.count(name);
     auto iface = RouteToInterface(e.addresses.front());
     if (!iface.ok()) {
-      if (warn)
-        spdlog::warn("policy: workload {}: {}; not enforced until its interface appears", name,
-                     iface.status().message());
-      unplaced.insert(name);
+      unplaced[name] = {true, iface.status().message() + "; not enforced until its interface appears"};
       continue;
     }
     if (iface->kind != "veth") {
-      if (warn)
-        spdlog::warn("policy: workload {}: route to {} leaves through {} (kind '{}'), not a veth: not attaching",
-                     name, e.addresses.front().ToString(), iface->name, iface->kind);
-      unplaced.insert(name);
+      unplaced[name] = {true, "route to " + e.addresses.front().ToString() + " leaves through " + iface->name +
+                                  " (kind '" + iface->kind + "'), not a veth: not attaching"};
       continue;
     }
-    if (!taken_ifindex.insert(iface->ifindex).second) {
-      spdlog::warn("policy: workload {}: interface {} already serves another workload: skipped", name, iface->name);
-      unplaced.insert(name);
+    std::vector<IpAddr> own{e.addresses.front()};
+    for (size_t i = 1; i < e.addresses.size(); ++i) {
+      auto r = RouteToInterface(e.addresses[i]);
+      if (r.ok() && r->ifindex == iface->ifindex) {
+        own.push_back(e.addresses[i]);
+        continue;
+      }
+      const std::string a = e.addresses[i].ToString();
+      notes["route " + name + " " + a] = "workload " + name + ": address " + a + " is not routed to its interface " +
+                                         iface->name + ": not one of its source addresses";
+    }
+    auto [it, first] = owner.emplace(iface->ifindex, name);
+    if (!first && !SameEndpoint(desired.endpoints.at(it->second), e)) {
+      unplaced[name] = {false, "interface " + iface->name + " already serves workload " + it->second +
+                                   " with another identity or policy: skipped"};
       continue;
     }
-    Placement p;
+    Placement& p = by_if[iface->ifindex];
     p.ifindex = iface->ifindex;
-    if (auto it = live_.endpoints.find(p.ifindex); it != live_.endpoints.end()) p.ep_id = it->second.ep_id;
-    placement[name] = p;
-    status[name] = EndpointStatus{name, iface->ifindex, iface->name, 0};
+    for (const IpAddr& a : own)
+      if (std::find(p.addresses.begin(), p.addresses.end(), a) == p.addresses.end()) p.addresses.push_back(a);
+    ifname[iface->ifindex] = iface->name;
+    iface_of[name] = iface->ifindex;
   }
-  // An id already used by an adopted endpoint of another interface is not
-  // reused in the same apply (its stale entries are deleted only at the end).
-  std::set<uint32_t> claimed;
-  for (auto& [name, p] : placement) {
-    if (p.ep_id != 0 && !claimed.insert(p.ep_id).second) p.ep_id = 0;
+  for (auto& [ifx, p] : by_if) {
+    if (p.addresses.size() <= WEFT_EP_MAX_ADDRS) continue;
+    std::string dropped;
+    for (size_t i = WEFT_EP_MAX_ADDRS; i < p.addresses.size(); ++i) dropped += " " + p.addresses[i].ToString();
+    notes["cap " + owner[ifx]] = "workload " + owner[ifx] + ": interface " + ifname[ifx] + " has " +
+                                 std::to_string(p.addresses.size()) + " addresses, an endpoint holds " +
+                                 std::to_string(WEFT_EP_MAX_ADDRS) + ": not allowed as sources:" + dropped;
+    p.addresses.resize(WEFT_EP_MAX_ADDRS);
   }
-  for (auto& [name, p] : placement) {
+  // Ids: an id already used by an adopted endpoint of another interface is
+  // not reused in the same apply (its stale entries are deleted only at the end).
+  std::set<uint32_t> used_ids, claimed;
+  for (const auto& [ifx, ep] : live_.endpoints) used_ids.insert(ep.ep_id);
+  for (auto& [ifx, p] : by_if) {
+    if (auto it = live_.endpoints.find(ifx); it != live_.endpoints.end() && claimed.insert(it->second.ep_id).second)
+      p.ep_id = it->second.ep_id;
+  }
+  for (auto& [ifx, p] : by_if) {
     if (p.ep_id != 0) continue;
-    if (auto it = placement_.find(name); it != placement_.end() && it->second.ep_id != 0 &&
-                                         !claimed.count(it->second.ep_id) && !used_ids.count(it->second.ep_id))
+    if (auto it = placement_.find(owner[ifx]); it != placement_.end() && it->second.ep_id != 0 &&
+                                               !claimed.count(it->second.ep_id) && !used_ids.count(it->second.ep_id))
       p.ep_id = it->second.ep_id;
     uint32_t id = 1;
     while (p.ep_id == 0) {
@@ -522,7 +589,21 @@ Status PolicyDatapath::ApplyDesired(const PolicyDesired& desired, uint64_t versi
     }
     claimed.insert(p.ep_id);
   }
-  for (auto& [name, s] : status) s.ep_id = placement[name].ep_id;
+  std::map<std::string, Placement> placement;
+  std::map<std::string, EndpointStatus> status;
+  for (const auto& [name, ifx] : iface_of) {
+    placement[name] = by_if[ifx];
+    status[name] = EndpointStatus{name, ifx, ifname[ifx], by_if[ifx].ep_id};
+  }
+  for (const auto& [name, u] : unplaced) {
+    auto it = unplaced_.find(name);
+    if (it == unplaced_.end() || it->second.why != u.why) spdlog::warn("policy: workload {}: {}", name, u.why);
+  }
+  for (const auto& [name, u] : unplaced_)
+    if (!unplaced.count(name) && placement.count(name))
+      spdlog::info("policy: workload {} is placed now (interface {})", name, status[name].ifname);
+  for (const auto& [key, msg] : notes)
+    if (!notes_.count(key)) spdlog::warn("policy: {}", msg);
 
   KernelPolicy want = ToKernel(desired, placement);
   const int pol_fd = bpf_map__fd(skel_->maps.weft_policy), id_fd = bpf_map__fd(skel_->maps.weft_identity),
@@ -551,17 +632,16 @@ Status PolicyDatapath::ApplyDesired(const PolicyDesired& desired, uint64_t versi
     live_.endpoints[ifx] = ep;
     ++writes;
   }
-  // 4: programs only where policy applies. An endpoint that enforces a
-  // direction gets its links (new, or not yet attached in this run); one
-  // that enforces neither gets none: its programs would only find that out
-  // and pass, at a cost on every packet of the pod. (Its flows are not
-  // counted either way.)
+  // 4: weft_tc_from_pod on every endpoint (source validation: the pod's own
+  // addresses are in its entry since step 3), weft_tc_to_pod only where
+  // policy applies: on an endpoint that enforces neither direction it would
+  // only find that out and pass, at a cost on every packet entering the pod,
+  // and leaving the pod it does no more than the source check. (Its flows
+  // are not counted.)
   for (const auto& [ifx, ep] : want.endpoints) {
-    if (Enforces(ep)) {
-      if (!attached_.count(ifx)) WEFT_RETURN_IF_ERROR(AttachInterface(ifx));
-    } else if (attached_.count(ifx)) {
-      WEFT_RETURN_IF_ERROR(DetachInterface(ifx));
-    }
+    const bool to_pod = Enforces(ep);
+    auto it = attached_.find(ifx);
+    if (it == attached_.end() || it->second != to_pod) WEFT_RETURN_IF_ERROR(AttachInterface(ifx, to_pod));
   }
   // 5: interfaces whose workload is gone.
   for (auto it = live_.endpoints.begin(); it != live_.endpoints.end();) {
@@ -599,8 +679,12 @@ Status PolicyDatapath::ApplyDesired(const PolicyDesired& desired, uint64_t versi
     if (bpf_map_update_elem(bpf_map__fd(skel_->maps.weft_policy_rev), &zero, &rev, BPF_ANY) != 0)
       return Status::Errno("bump " WEFT_MAP_POLICY_REV, errno);
   }
+  bool unplaced_changed = unplaced.size() != unplaced_.size();
+  for (const auto& [name, u] : unplaced) unplaced_changed |= !unplaced_.count(name);
   placement_ = std::move(placement);
   unplaced_ = std::move(unplaced);
+  unplaced_gauge_.store(unplaced_count(), std::memory_order_relaxed);
+  notes_ = std::move(notes);
   endpoints_.clear();
   for (auto& [name, s] : status) endpoints_.push_back(s);
   desired_ = desired;
@@ -609,7 +693,8 @@ Status PolicyDatapath::ApplyDesired(const PolicyDesired& desired, uint64_t versi
     std::lock_guard lk(names_mu_);
     names_ = std::make_shared<const PolicyDesired>(desired);
   }
-  if (writes > 0 || !unplaced_.empty())
+  // Logged when something changed: a Refresh that finds nothing new is silent.
+  if (writes > 0 || unplaced_changed)
     spdlog::info("policy: applied version {}: {} endpoints ({} without interface), {} policy entries, {} identity "
                  "entries; {} map writes, revision {}",
                  version, live_.endpoints.size(), unplaced_.size(), live_.policy.size(), live_.identity.size(), writes,
@@ -719,6 +804,7 @@ Result<agent::PolicyCounters> PolicyDatapath::ReadPolicyCounters() const {
       for (auto x : c) sum += x;
     out.drops.emplace_back(DropReasonName(r), sum);
   }
+  out.unplaced_workloads = unplaced_gauge_.load(std::memory_order_relaxed);
   uint32_t lost = WEFT_EVSTAT_LOST, full = WEFT_EVSTAT_FLOWS_FULL;
   if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.weft_ev_stats), &lost, c.data()) == 0)
     for (auto x : c) out.events_lost += x;
@@ -732,6 +818,8 @@ Result<PolicyCleanupReport> CleanupPolicy(const std::string& pin_root, const std
     return Status::Error("node name '" + node + "': must be non-empty and contain no '/'");
   PolicyCleanupReport report;
   datapath::NodePaths paths(pin_root, node);
+  if (!Exists(pin_root)) return report;
+  WEFT_RETURN_IF_ERROR(datapath::SecurePinRoot(pin_root, false).Wrap("cleanup policy of node " + node));
   if (!Exists(paths.node_dir)) return report;
   auto lock = datapath::LockNode(paths);
   if (!lock.ok()) return lock.status().Wrap("cleanup policy of node " + node);

@@ -38,6 +38,7 @@
 // names snapshot swapped under a mutex.
 #pragma once
 
+#include <atomic>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -53,6 +54,10 @@
 #include "weft/unique_fd.hpp"
 
 struct tc_policy;  // generated skeleton (weft/tc_policy.skel.h)
+
+namespace weft::datapath {
+class AbiMigration;
+}
 
 namespace weft::policy {
 
@@ -109,6 +114,13 @@ class PolicyDatapath : public agent::PolicyCountersSource {
   // after a failed Apply/ApplyDelta (NACK).
   Status Refresh();
   bool has_unplaced() const { return !unplaced_.empty(); }
+  // Local workloads with no interface on this node (no route to their first
+  // address, or not through a veth): not enforced; Refresh() retries them.
+  size_t unplaced_count() const;
+  // Their addresses, less those a placed endpoint holds: a backend at one of
+  // them is not served by this node (the agent withholds it from its load
+  // balancing until the workload is placed).
+  std::set<IpAddr> unplaced_addresses() const;
 
   // The lower level: program a desired state.
   Status ApplyDesired(const PolicyDesired& desired, uint64_t version);
@@ -130,7 +142,9 @@ class PolicyDatapath : public agent::PolicyCountersSource {
   // same writes, order and revision bump as the full path, without rebuilding
   // the whole desired state (100,000 entries at scale).
   Status ApplyIdentityCacheDelta(const v1::NodeConfigDelta& delta, uint64_t version);
-  Status AttachInterface(uint32_t ifindex);
+  // weft_tc_from_pod on tcx ingress (updated in place or attached), and
+  // weft_tc_to_pod on tcx egress when `to_pod` (else its link removed).
+  Status AttachInterface(uint32_t ifindex, bool to_pod);
   Status DetachInterface(uint32_t ifindex);
   Status PinPrograms();
   Status WriteNames(const PolicyDesired& desired, uint64_t version);
@@ -140,12 +154,19 @@ class PolicyDatapath : public agent::PolicyCountersSource {
   UniqueFd lock_;
   tc_policy* skel_ = nullptr;
   KernelPolicy live_;                  // mirror of the maps
-  std::set<uint32_t> attached_;        // interfaces we attached (or replaced) in this run
+  std::map<uint32_t, bool> attached_;  // interfaces we attached (or replaced) in this run -> to_pod too
+  std::unique_ptr<datapath::AbiMigration> abi_;
   std::optional<PolicyConfig> config_;  // last config given (for deltas)
   std::optional<PolicyDesired> desired_;
   uint64_t version_ = 0;
   std::map<std::string, Placement> placement_;
-  std::set<std::string> unplaced_;
+  struct Unplaced {
+    bool no_interface = false;  // false: its interface serves another workload
+    std::string why;            // as logged (once while it lasts)
+  };
+  std::map<std::string, Unplaced> unplaced_;  // by workload
+  std::map<std::string, std::string> notes_;  // other conditions reported once while they last
+  std::atomic<uint64_t> unplaced_gauge_{0};   // unplaced_count(), for the metrics thread
   std::vector<EndpointStatus> endpoints_;
   std::string last_names_;  // names.json as last written
 

@@ -174,8 +174,9 @@ static __always_inline int weft_drop(struct __sk_buff *skb, __u8 reason, struct 
 	/* Answered with a RST: a pure SYN (refused connect) and any segment
 	 * carrying an ACK but no SYN/RST (a connection cut by a policy change,
 	 * or picked up without conntrack and denied). A SYN|ACK is just dropped:
-	 * its sender is the server, which retransmits and times out. */
-	if (reason != WEFT_DROP_MALFORMED && p->proto == IPPROTO_TCP &&
+	 * its sender is the server, which retransmits and times out. A forged
+	 * source is never answered (the RST would go to the forged address). */
+	if (reason != WEFT_DROP_MALFORMED && reason != WEFT_DROP_SOURCE && p->proto == IPPROTO_TCP &&
 	    ((p->tcp_flags & (WEFT_TCP_SYN | WEFT_TCP_ACK | WEFT_TCP_RST)) == WEFT_TCP_SYN ||
 	     (p->tcp_flags & (WEFT_TCP_SYN | WEFT_TCP_ACK | WEFT_TCP_RST)) == WEFT_TCP_ACK) &&
 	    weft_tcp_reset(skb, p) == 0)

@@ -20,6 +20,7 @@ struct {
 	__type(key, __u32); /* host-side veth ifindex */
 	__type(value, struct weft_endpoint);
 	__uint(max_entries, 4096);
+	__uint(map_flags, BPF_F_NO_PREALLOC); /* an entry rewritten under a reader is never reused */
 	__uint(pinning, LIBBPF_PIN_BY_NAME);
 } weft_endpoints SEC(".maps");
 

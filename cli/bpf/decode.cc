@@ -81,8 +81,8 @@ std::string LbStatName(uint32_t i) {
 }
 
 std::string DropReason(uint32_t r) {
-  static const char* const kNames[] = {"none",        "policy_denied", "policy_default",
-                                       "no_identity", "ct_invalid",    "malformed"};
+  static const char* const kNames[] = {"none",       "policy_denied", "policy_default", "no_identity",
+                                       "ct_invalid", "malformed",     "forged_source"};
   static_assert(std::size(kNames) == WEFT_DROP_MAX);
   return r < std::size(kNames) ? kNames[r] : "reason_" + std::to_string(r);
 }
@@ -533,16 +533,27 @@ Status Endpoints(const PinnedMap& m, const RawDump& d, const std::string&, const
   WEFT_RETURN_IF_ERROR(CheckLayout(m, sizeof(uint32_t), "__u32", sizeof(weft_endpoint), "weft_endpoint"));
   std::map<uint32_t, weft_endpoint> kv;
   for (const auto& e : d.entries) kv[Load<uint32_t>(e.key.data())] = Load<weft_endpoint>(e.value.data());
-  out->rows.push_back({"IFINDEX", "EP-ID", "IDENTITY", "ENFORCE-INGRESS", "ENFORCE-EGRESS"});
+  out->rows.push_back({"IFINDEX", "EP-ID", "IDENTITY", "ENFORCE-INGRESS", "ENFORCE-EGRESS", "SOURCES"});
+  bool unchecked = false;
   for (const auto& [ifi, v] : kv) {
+    // The addresses the pod may send from (source validation); none: not
+    // checked (an entry migrated from ABI 1 until the agent rewrites it).
+    std::vector<std::string> addrs;
+    for (uint32_t i = 0; i < v.n_addrs && i < WEFT_EP_MAX_ADDRS; ++i) addrs.push_back(Addr(v.addrs[i]));
+    unchecked |= addrs.empty();
     out->rows.push_back({std::to_string(ifi), std::to_string(v.ep_id), Identity(v.identity),
-                         v.enforce_ingress ? "yes" : "no", v.enforce_egress ? "yes" : "no"});
+                         v.enforce_ingress ? "yes" : "no", v.enforce_egress ? "yes" : "no",
+                         addrs.empty() ? "(not checked)" : Join(addrs)});
     out->json.push_back({{"ifindex", ifi},
                          {"ep_id", v.ep_id},
                          {"identity", v.identity},
                          {"enforce_ingress", v.enforce_ingress != 0},
-                         {"enforce_egress", v.enforce_egress != 0}});
+                         {"enforce_egress", v.enforce_egress != 0},
+                         {"source_check", !addrs.empty()},
+                         {"addresses", addrs}});
   }
+  if (unchecked)
+    out->note = "(not checked): the entry has no addresses (migrated from ABI 1); the agent's next apply writes them";
   return Status::Ok();
 }
 
@@ -581,6 +592,17 @@ const std::map<std::string, Decoder>& Decoders() {
       {WEFT_MAP_FLOWS, Flows},
       {WEFT_MAP_FLOW_COUNTERS, FlowCounters},
       {WEFT_MAP_ENDPOINTS, Endpoints},
+      {WEFT_MAP_META,
+       [](const PinnedMap& m, const RawDump& d, const std::string&, const Names&, const DumpOptions&, Decoded* out) {
+         WEFT_RETURN_IF_ERROR(CheckLayout(m, sizeof(uint32_t), "__u32", sizeof(weft_meta), "weft_meta"));
+         out->rows.push_back({"ABI-VERSION", "THIS-BUILD"});
+         for (const auto& e : d.entries) {
+           auto v = Load<weft_meta>(e.value.data());
+           out->rows.push_back({std::to_string(v.abi_version), std::to_string(WEFT_ABI_VERSION)});
+           out->json.push_back({{"abi_version", v.abi_version}, {"this_build", WEFT_ABI_VERSION}});
+         }
+         return Status::Ok();
+       }},
       {WEFT_MAP_DROP_STATS, [](const PinnedMap& m, const RawDump& d, const std::string&, const Names&,
                                const DumpOptions&, Decoded* out) { return Counters(m, d, "REASON", DropReason, out); }},
       {WEFT_MAP_EVENT_STATS,

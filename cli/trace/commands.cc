@@ -221,8 +221,19 @@ struct Walk {
   std::string note;
 };
 
+// The endpoint's source addresses (source validation), as the trace shows them.
+std::vector<std::string> EndpointAddrs(const weft_endpoint& ep) {
+  std::vector<std::string> out;
+  for (uint32_t i = 0; i < ep.n_addrs && i < WEFT_EP_MAX_ADDRS; ++i)
+    out.push_back(IpAddr::FromBytes(ep.addrs[i]).ToString());
+  return out;
+}
+
+// own_ip: egress, the packet's source (checked against the endpoint's
+// addresses first, as weft_tc_from_pod does; the exemptions of
+// bpf/lib/source.h are for addresses a traced pod never sends from).
 Walk WalkPolicy(const Cluster& c, const std::string& where, const std::string& node, uint32_t ifindex,
-                const IpAddr& peer_ip, uint16_t port, uint8_t proto, uint8_t dir) {
+                const IpAddr& peer_ip, uint16_t port, uint8_t proto, uint8_t dir, const IpAddr* own_ip = nullptr) {
   Walk w;
   w.where = where;
   w.node = node;
@@ -242,6 +253,23 @@ Walk WalkPolicy(const Cluster& c, const std::string& where, const std::string& n
   }
   w.endpoint = true;
   w.ep = **ep;
+  if (dir == WEFT_DIR_EGRESS && own_ip && w.ep.n_addrs > 0) {
+    bool own = false;
+    for (uint32_t i = 0; i < w.ep.n_addrs && i < WEFT_EP_MAX_ADDRS; ++i)
+      own |= IpAddr::FromBytes(w.ep.addrs[i]) == *own_ip;
+    if (!own) {
+      w.stage = WEFT_TRACE_STAGE_SOURCE;
+      w.verdict = WEFT_VERDICT_DENY;
+      w.reason = WEFT_DROP_SOURCE;
+      auto id = bpf::IdentityOf(dir_path, peer_ip);
+      if (id.ok() && id->has_value()) w.peer = (*id)->identity, w.peer_found = true;
+      std::string list;
+      for (const auto& a : EndpointAddrs(w.ep)) list += (list.empty() ? "" : ", ") + a;
+      w.note = "source " + own_ip->ToString() + " is not one of the endpoint's addresses (" + list +
+               "): dropped as a forged source, whatever policy applies";
+      return w;
+    }
+  }
   if (!w.ep.enforce_ingress && !w.ep.enforce_egress) {
     w.stage = WEFT_TRACE_STAGE_NOT_ENFORCED;
     w.note = "the endpoint enforces neither direction: passes untracked";
@@ -377,7 +405,8 @@ PathResult TracePath(const Cluster& c, const Pod& src, const IpAddr& src_ip, uin
   p.ip = ip;
   p.port = port;
   p.pod = c.PodByIp(ip);
-  p.egress = WalkPolicy(c, "egress at " + src.Qualified(), src.node, src_ifindex, ip, port, proto, WEFT_DIR_EGRESS);
+  p.egress =
+      WalkPolicy(c, "egress at " + src.Qualified(), src.node, src_ifindex, ip, port, proto, WEFT_DIR_EGRESS, &src_ip);
   uint32_t dst_ifindex = p.pod ? HostIfindex(c, *p.pod, notes) : 0;
   p.ingress = WalkPolicy(c, "ingress at " + (p.pod ? p.pod->Qualified() : HostPort(ip, port)),
                          p.pod ? p.pod->node : "", dst_ifindex, src_ip, port, proto, WEFT_DIR_INGRESS);
@@ -438,7 +467,9 @@ Json WalkJson(const Cluster& c, const Walk& w) {
           {"endpoint", w.endpoint ? Json{{"ep_id", w.ep.ep_id},
                                          {"identity", w.ep.identity},
                                          {"enforce_ingress", w.ep.enforce_ingress != 0},
-                                         {"enforce_egress", w.ep.enforce_egress != 0}}
+                                         {"enforce_egress", w.ep.enforce_egress != 0},
+                                         {"source_check", w.ep.n_addrs > 0},
+                                         {"addresses", EndpointAddrs(w.ep)}}
                                   : Json()},
           {"enforced", w.enforced},
           {"peer", w.stage == WEFT_TRACE_STAGE_POLICY || w.stage == WEFT_TRACE_STAGE_UNENFORCED_DIR

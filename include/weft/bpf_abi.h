@@ -14,13 +14,34 @@
  * Addresses are 16 bytes in network byte order. IPv4 is stored IPv4-mapped
  * (::ffff:a.b.c.d) so one key type serves both families. Ports are in network
  * byte order, as in struct bpf_sock_addr.
+ *
+ * WEFT_ABI_VERSION names this layout as a whole; it is recorded with the pins
+ * (weft_meta) and checked when an agent adopts them. Bump it with any change
+ * of a pinned map's key, value, flags or meaning, and give the agent a
+ * migration from the previous version (agent/datapath/abi.cc), so that an
+ * upgrade needs no `weft-agent cleanup`. History:
+ *   1  the first layout (no weft_meta: pins without it are ABI 1);
+ *   2  weft_endpoint carries the pod's addresses (source validation),
+ *      weft_endpoints is BPF_F_NO_PREALLOC, WEFT_DROP_SOURCE (weft_drop_stats
+ *      grows to WEFT_DROP_MAX), weft_meta.
  */
 #ifndef WEFT_BPF_ABI_H
 #define WEFT_BPF_ABI_H
 
 #include <linux/types.h>
 
-#define WEFT_ABI_VERSION 1
+#define WEFT_ABI_VERSION 2
+
+/* weft_meta: ARRAY[1], pinned at <pin-root>/<node>/maps/weft_meta by the
+ * agent once every map of the node has this layout (fresh, or migrated), so
+ * pins without it are ABI 1 or an agent that died before stamping. Both
+ * objects declare it (one pin); no program reads it. */
+#define WEFT_MAP_META "weft_meta"
+
+struct weft_meta {
+	__u32 abi_version; /* WEFT_ABI_VERSION of the layout of the node's maps */
+	__u32 flags;       /* reserved, 0 */
+};
 
 /* Map names (also the pin file names under <pin-root>/<node>/maps/). */
 #define WEFT_MAP_SERVICES      "weft_services"
@@ -185,7 +206,10 @@ enum weft_drop_reason {
 	WEFT_DROP_NO_IDENTITY    = 3, /* peer unknown and the policy needs an identity */
 	WEFT_DROP_CT_INVALID     = 4, /* not a SYN, no conntrack entry (strict mode only) */
 	WEFT_DROP_MALFORMED      = 5, /* packet too short to parse */
-	WEFT_DROP_MAX            = 6,
+	WEFT_DROP_SOURCE         = 6, /* leaving a pod with a source address that
+				       * is not one of the pod's (weft_endpoint.addrs):
+				       * a forged address, whatever policy applies */
+	WEFT_DROP_MAX            = 7,
 };
 
 /* weft_identity: LPM_TRIE, prefixlen counts bits of the 16-byte (v4-mapped) address. */
@@ -199,13 +223,25 @@ struct weft_ipcache_val {
 	__u32 flags; /* reserved */
 };
 
-/* weft_endpoints: one per local pod, keyed by the host-side veth ifindex. */
+/* weft_endpoints: HASH (BPF_F_NO_PREALLOC: a reader never sees an element
+ * reused under it), one per local pod, keyed by the host-side veth ifindex.
+ * Every endpoint gets weft_tc_from_pod (source validation); weft_tc_to_pod
+ * only where a direction is enforced. */
+#define WEFT_EP_MAX_ADDRS 4
+
 struct weft_endpoint {
 	__u32 ep_id;     /* local endpoint id, part of weft_policy_key */
 	__u32 identity;  /* the pod's own identity */
 	__u8  enforce_ingress; /* 0: no policy selects it, skip lookups */
 	__u8  enforce_egress;
-	__u16 pad;
+	__u8  n_addrs;   /* addresses in addrs[]: the only sources a packet
+			  * leaving the pod may carry (else WEFT_DROP_SOURCE),
+			  * besides IPv6 :: and fe80::/10 and IPv4 0.0.0.0 as
+			  * DHCP (UDP 68 -> 67), which the kernel never forwards.
+			  * 0: not checked (an entry migrated from ABI 1, until
+			  * the agent rewrites it from its config) */
+	__u8  pad;
+	__u8  addrs[WEFT_EP_MAX_ADDRS][16]; /* IPv4-mapped for IPv4 */
 };
 
 /* weft_policy: lookup order for a packet (ep, peer, port, proto, dir):
@@ -352,6 +388,7 @@ enum weft_trace_stage {
 	WEFT_TRACE_STAGE_CT           = 5, /* existing conntrack entry (forward or reply) */
 	WEFT_TRACE_STAGE_POLICY       = 6, /* weft_policy lookup decided */
 	WEFT_TRACE_STAGE_UNENFORCED_DIR = 7, /* this direction is not enforced: allowed */
+	WEFT_TRACE_STAGE_SOURCE       = 8, /* leaving the pod from an address not its own: dropped */
 };
 
 /* Trace result encoding (tc_policy): the verdict is WEFT_VERDICT_ALLOW whenever the

@@ -48,8 +48,10 @@ inline constexpr FieldLayout kIpcacheKey[] = {WEFT_F(weft_ipcache_key, prefixlen
 inline constexpr FieldLayout kIpcacheVal[] = {WEFT_F(weft_ipcache_val, identity),
                                               WEFT_F(weft_ipcache_val, flags)};
 inline constexpr FieldLayout kEndpoint[] = {
-    WEFT_F(weft_endpoint, ep_id), WEFT_F(weft_endpoint, identity), WEFT_F(weft_endpoint, enforce_ingress),
-    WEFT_F(weft_endpoint, enforce_egress), WEFT_F(weft_endpoint, pad)};
+    WEFT_F(weft_endpoint, ep_id),          WEFT_F(weft_endpoint, identity), WEFT_F(weft_endpoint, enforce_ingress),
+    WEFT_F(weft_endpoint, enforce_egress), WEFT_F(weft_endpoint, n_addrs),  WEFT_F(weft_endpoint, pad),
+    WEFT_F(weft_endpoint, addrs)};
+inline constexpr FieldLayout kMeta[] = {WEFT_F(weft_meta, abi_version), WEFT_F(weft_meta, flags)};
 inline constexpr FieldLayout kPolicyKey[] = {
     WEFT_F(weft_policy_key, ep_id), WEFT_F(weft_policy_key, peer_identity), WEFT_F(weft_policy_key, port),
     WEFT_F(weft_policy_key, proto), WEFT_F(weft_policy_key, direction)};
@@ -88,6 +90,7 @@ inline constexpr StructLayout kAbiStructs[] = {
     WEFT_S(weft_svc_stats, kSvcStats),     WEFT_S(weft_backend_stats, kBackendStats),
     WEFT_S(weft_sock_rev_key, kSockRevKey),
     WEFT_S(weft_sock_rev_val, kSockRevVal),
+    WEFT_S(weft_meta, kMeta),
 };
 // The structs of tc_policy.bpf.o (weft_flow_event is used by the program, so
 // it is in the BTF even though the ring buffer map has no value type).
@@ -97,7 +100,7 @@ inline constexpr StructLayout kTcPolicyAbiStructs[] = {
     WEFT_S(weft_policy_val, kPolicyVal),   WEFT_S(weft_ct_key, kCtKey),
     WEFT_S(weft_ct_val, kCtVal),           WEFT_S(weft_flow_key, kFlowKey),
     WEFT_S(weft_flow_val, kFlowVal),       WEFT_S(weft_flow_event, kFlowEvent),
-    WEFT_S(weft_flow_slot, kFlowSlot),
+    WEFT_S(weft_flow_slot, kFlowSlot),     WEFT_S(weft_meta, kMeta),
 };
 #undef WEFT_S
 
@@ -117,7 +120,10 @@ static_assert(offsetof(weft_svc_val, algo) == 8);
 static_assert(offsetof(weft_sock_rev_key, addr) == 8);
 static_assert(sizeof(weft_ipcache_key) == 20);
 static_assert(sizeof(weft_ipcache_val) == 8);
-static_assert(sizeof(weft_endpoint) == 12);
+static_assert(sizeof(weft_endpoint) == 12 + 16 * WEFT_EP_MAX_ADDRS);
+static_assert(offsetof(weft_endpoint, n_addrs) == 10);
+static_assert(offsetof(weft_endpoint, addrs) == 12);
+static_assert(sizeof(weft_meta) == 8);
 static_assert(sizeof(weft_policy_key) == 12);
 static_assert(sizeof(weft_policy_val) == 8);
 static_assert(sizeof(weft_ct_key) == 40);

@@ -334,6 +334,74 @@ TEST_F(ControllerTest, DeltaAddsAndRemovesServices) {
   EXPECT_EQ(Metric("weft_config_version"), 3);
 }
 
+// Backend addresses in weft_backends ("10.1.0.8:80").
+std::set<std::string> PinnedBackends(const std::string& pin) {
+  std::set<std::string> out;
+  UniqueFd fd(bpf_obj_get(pin.c_str()));
+  uint32_t key = 0, next = 0;
+  const void* prev = nullptr;
+  while (fd && bpf_map_get_next_key(fd.get(), prev, &next) == 0) {
+    key = next;
+    prev = &key;
+    weft_backend b{};
+    if (bpf_map_lookup_elem(fd.get(), &key, &b) == 0)
+      out.insert(IpAddr::FromBytes(b.addr).ToString() + ":" + std::to_string(ntohs(b.port)));
+  }
+  return out;
+}
+
+// A WorkloadEntry the controller places on this node whose address has no
+// interface here (no pod; in the agent's netns, the host's, it routes through
+// a gateway or nowhere): it cannot be placed for policy, and a connection to
+// it would go nowhere or to something unenforced, so its backend is not
+// programmed (issue 9 #11). A backend on another node is, as always. It is
+// reported once (not at every one-second placement retry) and counted; once
+// the workload is gone from this node the backend is programmed again.
+TEST_F(ControllerTest, LocalWorkloadWithoutInterfaceIsWithheldAndReportedOnce) {
+  v1::ControllerMessage m = Snapshot(3, "u", {Svc("ghost", "10.96.2.9", 80, {"10.1.0.8", "10.1.0.9"})});
+  v1::Workload* w = m.mutable_snapshot()->add_local_workloads();
+  w->set_namespace_("default");
+  w->set_name("ghost-1");
+  w->add_addresses(V4("10.1.0.9"));
+  w->set_service_account("ghost");
+  w->set_identity(300);
+  svc_->SetSnapshot(m);
+  StartAgent();
+  auto ack = svc_->WaitAck(3, "u");
+  ASSERT_TRUE(ack && ack->has_ack()) << (ack ? ack->DebugString() : "no reply");
+  EXPECT_EQ(PinnedBackends(MapPin(WEFT_MAP_BACKENDS)), std::set<std::string>{"10.1.0.8:80"})
+      << "the local workload without an interface is a backend";
+  EXPECT_EQ(Metric("weft_backends_withheld"), 1);
+  EXPECT_EQ(Metric("weft_workloads_unplaced"), 1);
+
+  // Three placement retries later (one a second), nothing more was logged
+  // about it: no line per retry.
+  auto count = [&](const std::string& what) {
+    std::string log = ReadFile(log_);
+    size_t n = 0;
+    for (size_t at = log.find(what); at != std::string::npos; at = log.find(what, at + 1)) ++n;
+    return n;
+  };
+  const size_t lines = count("\n");
+  EXPECT_GE(count("ghost-1"), 1u) << "reported: " << ReadFile(log_);
+  EXPECT_GE(count("backend address 10.1.0.9"), 1u) << "reported: " << ReadFile(log_);
+  std::this_thread::sleep_for(3500ms);
+  EXPECT_EQ(count("\n"), lines) << "the agent keeps logging about the unplaced workload:\n" << ReadFile(log_);
+  EXPECT_EQ(Metric("weft_backends_withheld"), 1);
+
+  // Gone from this node: an ordinary (remote) backend again.
+  v1::ControllerMessage d;
+  d.set_version(4);
+  d.set_nonce("v");
+  d.mutable_delta()->add_removed_workloads("default/ghost-1");
+  svc_->Push(d);
+  auto r = svc_->WaitAck(4, "v");
+  ASSERT_TRUE(r && r->has_ack()) << (r ? r->DebugString() : "no reply");
+  EXPECT_EQ(PinnedBackends(MapPin(WEFT_MAP_BACKENDS)), (std::set<std::string>{"10.1.0.8:80", "10.1.0.9:80"}));
+  EXPECT_EQ(Metric("weft_backends_withheld"), 0);
+  EXPECT_EQ(Metric("weft_workloads_unplaced"), 0);
+}
+
 // A delta touching one service of many writes only that service's keys in
 // the kernel maps: its new backend, its new generation of slots, its entry,
 // its old slots and the backend it dropped. Nothing of the other 39.

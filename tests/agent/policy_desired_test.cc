@@ -89,6 +89,38 @@ TEST(PolicyDesired, BuildsEntriesAndIdentityCache) {
   EXPECT_TRUE(ToKernel(*d, {}).policy.empty());
 }
 
+// The endpoint entry carries its placement's addresses (the pod's allowed
+// sources), IPv4-mapped, at most WEFT_EP_MAX_ADDRS; and two workloads are one
+// endpoint only if their identity, enforcement and entries are all the same.
+TEST(PolicyDesired, EndpointAddressesAndSameEndpoint) {
+  v1::NodeConfig c;
+  *c.add_local_workloads() = W("a", "10.1.0.5", 300);
+  *c.add_local_workloads() = W("a-v6", "10.1.0.6", 300);
+  *c.add_local_workloads() = W("b", "10.1.0.7", 301);
+  auto cfg = PolicyConfig::FromSnapshot(c);
+  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
+  auto d = BuildPolicyDesired(*cfg);
+  ASSERT_TRUE(d.ok()) << d.status().message();
+  EXPECT_TRUE(SameEndpoint(d->endpoints.at("ns/a"), d->endpoints.at("ns/a-v6")));
+  EXPECT_FALSE(SameEndpoint(d->endpoints.at("ns/a"), d->endpoints.at("ns/b"))) << "another identity";
+  EndpointDesired enforcing = d->endpoints.at("ns/a-v6");
+  enforcing.enforce_egress = true;
+  EXPECT_FALSE(SameEndpoint(d->endpoints.at("ns/a"), enforcing)) << "another enforcement";
+
+  Placement p{42, 3, {*IpAddr::Parse("10.1.0.5"), *IpAddr::Parse("fd00::5")}};
+  KernelPolicy kp = ToKernel(*d, {{"ns/a", p}});
+  const weft_endpoint& ep = kp.endpoints.at(42);
+  ASSERT_EQ(ep.n_addrs, 2);
+  EXPECT_EQ(IpAddr::FromBytes(ep.addrs[0]).ToString(), "10.1.0.5");
+  EXPECT_EQ(ep.addrs[0][10], 0xff) << "IPv4-mapped";
+  EXPECT_EQ(IpAddr::FromBytes(ep.addrs[1]).ToString(), "fd00::5");
+  for (int i = 0; i < 6; ++i) p.addresses.push_back(*IpAddr::Parse("10.9.0." + std::to_string(i)));
+  EXPECT_EQ(ToKernel(*d, {{"ns/a", p}}).endpoints.at(42).n_addrs, WEFT_EP_MAX_ADDRS);
+  // No placement addresses: an entry that checks nothing (ABI 1's meaning);
+  // the agent never writes one (every placed workload has an address).
+  EXPECT_EQ(ToKernel(*d, {{"ns/a", Placement{42, 3, {}}}}).endpoints.at(42).n_addrs, 0);
+}
+
 TEST(PolicyDesired, RejectsBadInput) {
   struct Row {
     const char* name;

@@ -45,6 +45,7 @@ namespace weft::clitest {
 
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
+using ktest::InNetns;
 using ktest::Netns;
 
 constexpr const char* kNode = "n1";
@@ -83,22 +84,6 @@ inline void EmergencyCleanup(int sig) {
   raise(sig);
 }
 
-// Enters a network namespace for the current thread until destroyed.
-class InNetns {
- public:
-  explicit InNetns(const std::string& path) : self_(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) {
-    UniqueFd target(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    ok_ = self_ && target && setns(target.get(), CLONE_NEWNET) == 0;
-  }
-  ~InNetns() {
-    if (self_ && setns(self_.get(), CLONE_NEWNET) != 0) std::abort();
-  }
-  bool ok() const { return ok_; }
-
- private:
-  UniqueFd self_;
-  bool ok_ = false;
-};
 
 inline int SocketIn(const std::string& ns, int type, int family = AF_INET) {
   InNetns in(ns);

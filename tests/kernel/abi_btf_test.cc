@@ -89,6 +89,7 @@ TEST(AbiBtfMaps, SockLbMapsUseAbiTypes) {
       {WEFT_MAP_BACKEND_STATS, sizeof(__u32), sizeof(weft_backend_stats)},
       {WEFT_MAP_LB_STATS, sizeof(__u32), sizeof(__u64)},
       {WEFT_MAP_SOCK_REV, sizeof(weft_sock_rev_key), sizeof(weft_sock_rev_val)},
+      {WEFT_MAP_META, sizeof(__u32), sizeof(weft_meta)},
   };
   for (const auto& w : want) {
     EXPECT_LE(std::strlen(w.name), 15u) << w.name;
@@ -122,6 +123,7 @@ TEST(AbiBtfMaps, TcPolicyMapsUseAbiTypes) {
       {WEFT_MAP_FLOW_NEXT, sizeof(__u32), sizeof(__u32)},
       {WEFT_MAP_EVENT_STATS, sizeof(__u32), sizeof(__u64)},
       {WEFT_MAP_POLICY_REV, sizeof(__u32), sizeof(__u32)},
+      {WEFT_MAP_META, sizeof(__u32), sizeof(weft_meta)},
   };
   for (const auto& w : want) {
     EXPECT_LE(std::strlen(w.name), 15u) << w.name;
@@ -141,6 +143,10 @@ TEST(AbiBtfMaps, TcPolicyMapsUseAbiTypes) {
   EXPECT_EQ(bpf_map__max_entries(bpf_object__find_map_by_name(obj, WEFT_MAP_EVENT_STATS)),
             static_cast<__u32>(WEFT_EVSTAT_MAX));
   EXPECT_EQ(bpf_map__max_entries(bpf_object__find_map_by_name(obj, WEFT_MAP_POLICY_REV)), 1u);
+  // A rewritten endpoint is never reused under a reader (bpf_abi.h).
+  EXPECT_EQ(bpf_map__map_flags(bpf_object__find_map_by_name(obj, WEFT_MAP_ENDPOINTS)),
+            static_cast<__u32>(BPF_F_NO_PREALLOC));
+  EXPECT_EQ(bpf_map__max_entries(bpf_object__find_map_by_name(obj, WEFT_MAP_META)), 1u);
   bpf_object__close(obj);
 }
 

@@ -23,11 +23,16 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <set>
+#include <sstream>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <string>
 #include <thread>
 #include <vector>
+
+#include <spdlog/sinks/ostream_sink.h>
+#include <spdlog/spdlog.h>
 
 #include "agent/policy/netlink.hpp"
 #include "agent/policy/policy_datapath.hpp"
@@ -42,21 +47,6 @@ namespace {
 using policy::PolicyDatapath;
 using Clock = std::chrono::steady_clock;
 
-class InNetns {
- public:
-  explicit InNetns(const std::string& path) : self_(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) {
-    UniqueFd target(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    ok_ = self_ && target && setns(target.get(), CLONE_NEWNET) == 0;
-  }
-  ~InNetns() {
-    if (self_ && setns(self_.get(), CLONE_NEWNET) != 0) std::abort();  // never stay in a test netns
-  }
-  bool ok() const { return ok_; }
-
- private:
-  UniqueFd self_;
-  bool ok_ = false;
-};
 
 int SocketIn(const std::string& ns, int type) {
   InNetns in(ns);
@@ -241,13 +231,7 @@ class PolicyAgentTest : public ::testing::Test {
     auto t = MakeTwoPodNode();
     ASSERT_TRUE(t.ok()) << t.status().message();
     node_ = std::move(t->node), p1_ = std::move(t->p1), p2_ = std::move(t->p2);
-    {
-      InNetns in(node_->path());
-      h1_ = if_nametoindex("h1");
-      h2_ = if_nametoindex("h2");
-    }
-    ASSERT_NE(h1_, 0u);
-    ASSERT_NE(h2_, 0u);
+    h1_ = t->h1, h2_ = t->h2;
     auto d = PinDir::Create();
     ASSERT_TRUE(d.ok()) << d.status().message();
     pins_ = std::move(*d);
@@ -395,10 +379,11 @@ TEST_F(PolicyAgentTest, ProgrammedFromNodeConfigAllowsAndDenies) {
     EXPECT_LE(e.ep_id, 2u);
   }
   // Attached on both hooks of P2's veth (a policy applies to it); the pinned
-  // programs are the attached ones. P1 enforces nothing: no programs at all.
+  // programs are the attached ones. P1 enforces nothing: only the program on
+  // its way out (source validation), none on its way in.
   EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_INGRESS), PinnedProgId(dp_->prog_pin(true)));
   EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_EGRESS), PinnedProgId(dp_->prog_pin(false)));
-  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), 0u);
+  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), PinnedProgId(dp_->prog_pin(true)));
   EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_EGRESS), 0u);
   EXPECT_NE(PinnedProgId(dp_->prog_pin(true)), 0u);
 
@@ -597,8 +582,9 @@ TEST_F(PolicyAgentTest, RestartReplacesProgramsWithoutLossAndKeepsState) {
     return pins_->path() + "/n1/tc_links/tcx_" + std::to_string(ifx) + (ingress ? "_ingress" : "_egress");
   };
   std::map<std::string, uint32_t> link_ids;
-  for (uint32_t ifx : {h2_})  // P1 enforces nothing: no links
+  for (uint32_t ifx : {h1_, h2_})
     for (bool in : {true, false}) {
+      if (ifx == h1_ && !in) continue;  // P1 enforces nothing: its way in has no link
       link_ids[link_pin(ifx, in)] = PinnedLinkId(link_pin(ifx, in));
       EXPECT_NE(link_ids[link_pin(ifx, in)], 0u) << link_pin(ifx, in);
     }
@@ -654,7 +640,8 @@ TEST_F(PolicyAgentTest, RestartReplacesProgramsWithoutLossAndKeepsState) {
   EXPECT_NE(new_from, old_from) << "the new agent's program is pinned";
   EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_INGRESS), new_from);
   EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_EGRESS), PinnedProgId(dp_->prog_pin(false)));
-  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), 0u);
+  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), new_from);
+  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_EGRESS), 0u);
   for (const auto& [pin, id] : link_ids)
     EXPECT_EQ(PinnedLinkId(pin), id) << pin << ": the same link, its program swapped in place";
   for (const auto& e : dp_->endpoints()) EXPECT_EQ(e.ep_id, ids[e.workload]) << e.workload << ": ep id adopted";
@@ -673,7 +660,8 @@ TEST_F(PolicyAgentTest, DeltaRemovingWorkloadDetachesAndCleanupRemovesAll) {
   }
   EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_INGRESS), 0u);
   EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_EGRESS), 0u);
-  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), 0u) << "P1 enforces nothing";
+  EXPECT_NE(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), 0u) << "P1: source validation only";
+  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_EGRESS), 0u) << "P1 enforces nothing";
   EXPECT_EQ(CountEntries(bpf_map__fd(dp_->skel().maps.weft_policy), sizeof(weft_policy_key)), 0u);
   EXPECT_EQ(CountEntries(bpf_map__fd(dp_->skel().maps.weft_endpoints), sizeof(uint32_t)), 1u);
   // No policy on P2 now: everything passes.
@@ -721,7 +709,7 @@ TEST_F(PolicyAgentTest, OlderAgentsClsBpfFiltersAreReplacedByTcxLinks) {
       for (bool ingress : {true, false}) {
         const std::string pin =
             pins_->path() + "/n1/tc_links/tcx_" + std::to_string(ifx) + (ingress ? "_ingress" : "_egress");
-        if (UniqueFd l(bpf_obj_get(pin.c_str())); l) {  // P2's (P1 enforces nothing: none)
+        if (UniqueFd l(bpf_obj_get(pin.c_str())); l) {  // P1's way out, P2's both ways
           ASSERT_EQ(bpf_link_detach(l.get()), 0);
           ASSERT_EQ(unlink(pin.c_str()), 0);
         }
@@ -755,10 +743,10 @@ TEST_F(PolicyAgentTest, OlderAgentsClsBpfFiltersAreReplacedByTcxLinks) {
   ASSERT_TRUE(dp.ok()) << dp.status().message();
   dp_ = std::move(*dp);
   ASSERT_TRUE(Apply(BaseConfig(), 1).ok());
-  // P2: tcx links; P1 (enforces nothing): none. Old filters gone from both.
+  // P2: tcx links; P1 (enforces nothing): its way out only. Old filters gone from both.
   EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_INGRESS), PinnedProgId(dp_->prog_pin(true)));
   EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_EGRESS), PinnedProgId(dp_->prog_pin(false)));
-  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), 0u);
+  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), PinnedProgId(dp_->prog_pin(true)));
   EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_EGRESS), 0u);
   for (uint32_t ifx : {h1_, h2_}) {
     EXPECT_EQ(LegacyFilterProg(node_->path(), ifx, BPF_TC_INGRESS), 0u) << ifx;
@@ -774,12 +762,17 @@ TEST_F(PolicyAgentTest, OlderAgentsClsBpfFiltersAreReplacedByTcxLinks) {
   EXPECT_TRUE(o.err == ECONNREFUSED || o.err == ECONNRESET) << "denied: " << strerror(o.err);
 }
 
-// Programs only where a policy applies: P1 gets links when it starts to
-// enforce (egress here) and loses them when it stops; its endpoint entry
-// stays throughout.
+// weft_tc_to_pod only where a policy applies: P1 gets it when it starts to
+// enforce (egress here) and loses it when it stops; its way out keeps the
+// same link throughout (source validation; the program swapped in place
+// never changes), and its endpoint entry stays.
 TEST_F(PolicyAgentTest, ProgramsFollowEnforcement) {
   ASSERT_NO_FATAL_FAILURE(Start());
-  ASSERT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), 0u);
+  const std::string out_pin = pins_->path() + "/n1/tc_links/tcx_" + std::to_string(h1_) + "_ingress";
+  const uint32_t out_link = PinnedLinkId(out_pin);
+  ASSERT_NE(out_link, 0u);
+  ASSERT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), PinnedProgId(dp_->prog_pin(true)));
+  ASSERT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_EGRESS), 0u);
   v1::NodeConfig c = BaseConfig();
   c.mutable_local_workloads(0)->set_enforce_egress(true);
   v1::PolicyEntry out = Entry(kP2, 8080, v1::TCP, v1::ALLOW, 31);
@@ -793,9 +786,10 @@ TEST_F(PolicyAgentTest, ProgramsFollowEnforcement) {
   EXPECT_TRUE(o.err == ECONNREFUSED || o.err == ECONNRESET) << strerror(o.err);
 
   ASSERT_TRUE(Apply(BaseConfig(), 3).ok());
-  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), 0u);
+  EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_INGRESS), PinnedProgId(dp_->prog_pin(true)));
   EXPECT_EQ(AttachedProg(node_->path(), h1_, BPF_TC_EGRESS), 0u);
-  EXPECT_FALSE(std::filesystem::exists(pins_->path() + "/n1/tc_links/tcx_" + std::to_string(h1_) + "_ingress"));
+  EXPECT_EQ(PinnedLinkId(out_pin), out_link) << "the way out kept its link";
+  EXPECT_FALSE(std::filesystem::exists(pins_->path() + "/n1/tc_links/tcx_" + std::to_string(h1_) + "_egress"));
   EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_INGRESS), PinnedProgId(dp_->prog_pin(true)));
   EXPECT_EQ(CountEntries(bpf_map__fd(dp_->skel().maps.weft_endpoints), sizeof(uint32_t)), 2u);
   EXPECT_EQ(TryConnect(p1_->path(), 8080).err, 0);
@@ -810,6 +804,24 @@ TEST_F(PolicyAgentTest, WorkloadPlacedWhenItsInterfaceAppears) {
   ASSERT_TRUE(Apply(c, 2).ok());
   EXPECT_TRUE(dp_->has_unplaced());
   EXPECT_EQ(dp_->endpoints().size(), 2u);
+  EXPECT_EQ(dp_->unplaced_count(), 1u);
+  EXPECT_EQ(dp_->unplaced_addresses(), std::set<IpAddr>{*IpAddr::Parse("10.77.3.2")})
+      << "its backend is withheld by the agent";
+  {
+    // The agent's loop refreshes every second while something is unplaced:
+    // that must not log every second (it was reported once, at the apply).
+    std::ostringstream logged;
+    auto sink = std::make_shared<spdlog::sinks::ostream_sink_mt>(logged);
+    auto prev = spdlog::default_logger();
+    spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
+    for (int i = 0; i < 5; ++i) {
+      InNetns in(node_->path());
+      Status st = dp_->Refresh();
+      EXPECT_TRUE(st.ok()) << st.message();
+    }
+    spdlog::set_default_logger(prev);
+    EXPECT_EQ(logged.str(), "") << "refreshes of an unchanged placement logged";
+  }
   std::unique_ptr<Netns> p3;
   {
     auto n = Netns::Create({});
@@ -830,6 +842,7 @@ TEST_F(PolicyAgentTest, WorkloadPlacedWhenItsInterfaceAppears) {
     ASSERT_TRUE(st.ok()) << st.message();
   }
   EXPECT_FALSE(dp_->has_unplaced());
+  EXPECT_TRUE(dp_->unplaced_addresses().empty());
   ASSERT_EQ(dp_->endpoints().size(), 3u);
   uint32_t h3 = 0;
   for (const auto& e : dp_->endpoints())
@@ -1004,6 +1017,254 @@ TEST_F(PolicyAgentTest, TraceModeDecidesWithoutSideEffects) {
   }
   EXPECT_EQ(snapshot(), before) << "trace mode touched conntrack, flows, drop or event counters";
   // The established flow is seen through conntrack, also without side effects.
+}
+
+// ---- source validation (issue 9 #7) ------------------------------------------------
+// Ethernet + IPv6 + TCP/UDP/ICMPv6 header (no payload).
+std::vector<uint8_t> Packet6(const char* src, const char* dst, uint8_t proto, uint16_t sport, uint16_t dport,
+                             uint8_t flags) {
+  const size_t l4 = proto == IPPROTO_TCP ? 20 : 8;
+  std::vector<uint8_t> p(14 + 40 + l4, 0);
+  p[0] = 0x33, p[1] = 0x33, p[6] = 0x02, p[11] = 1;
+  p[12] = 0x86, p[13] = 0xdd;
+  uint8_t* ip = &p[14];
+  ip[0] = 0x60;
+  uint16_t plen = htons(static_cast<uint16_t>(l4));
+  std::memcpy(ip + 4, &plen, 2);
+  ip[6] = proto, ip[7] = 255;
+  inet_pton(AF_INET6, src, ip + 8);
+  inet_pton(AF_INET6, dst, ip + 24);
+  uint8_t* l = ip + 40;
+  if (proto == IPPROTO_ICMPV6) {
+    l[0] = 135;  // neighbour solicitation
+    return p;
+  }
+  uint16_t s = htons(sport), d = htons(dport);
+  std::memcpy(l, &s, 2), std::memcpy(l + 2, &d, 2);
+  if (proto == IPPROTO_TCP) {
+    l[12] = 5 << 4;
+    l[13] = flags;
+  } else {
+    uint16_t len = htons(8);
+    std::memcpy(l + 4, &len, 2);
+  }
+  return p;
+}
+
+std::vector<uint8_t> ArpRequest() {
+  std::vector<uint8_t> p(14 + 28, 0);
+  std::memset(p.data(), 0xff, 6);
+  p[6] = 0x02, p[11] = 1;
+  p[12] = 0x08, p[13] = 0x06;
+  p[14 + 1] = 1, p[14 + 2] = 0x08, p[14 + 4] = 6, p[14 + 5] = 4, p[14 + 7] = 1;
+  return p;
+}
+
+std::vector<uint8_t> Fragment(const char* src, const char* dst) {
+  auto p = Packet(src, dst, IPPROTO_UDP, 41000, 5300, 0);
+  uint16_t off = htons(100);  // a non-first fragment: no ports
+  std::memcpy(&p[14 + 6], &off, 2);
+  return p;
+}
+
+// P1 as two WorkloadEntries, one per family (as the lab registers a
+// dual-stack pod): one endpoint on h1 with both addresses.
+v1::NodeConfig DualStackConfig() {
+  v1::NodeConfig c = BaseConfig();
+  v1::Workload v6 = c.local_workloads(0);
+  v6.set_name("p1-v6");
+  v6.clear_addresses();
+  in6_addr a{};
+  inet_pton(AF_INET6, "fd77:1::2", &a);
+  v6.add_addresses(std::string(reinterpret_cast<const char*>(&a), 16));
+  *c.add_local_workloads() = v6;
+  return c;
+}
+
+// Leaving a pod, only the pod's own addresses pass, whatever policy applies
+// (P1 enforces nothing, P2 ingress only); the exemptions the kernel never
+// forwards pass too; entering a pod nothing is checked. Trace mode: the
+// decision without side effects; then one real run is counted.
+TEST_F(PolicyAgentTest, SourceValidationTable) {
+  ASSERT_TRUE(sys::Run({"ip", "-n", node_->name(), "-6", "addr", "add", "fd77:1::1/64", "dev", "h1", "nodad"}).ok());
+  ASSERT_NO_FATAL_FAILURE(Start());
+  ASSERT_TRUE(Apply(DualStackConfig(), 2).ok());
+  EXPECT_FALSE(dp_->has_unplaced()) << "p1-v6 merges into p1's endpoint";
+  weft_endpoint ep1{};
+  ASSERT_EQ(bpf_map_lookup_elem(bpf_map__fd(dp_->skel().maps.weft_endpoints), &h1_, &ep1), 0);
+  ASSERT_EQ(ep1.n_addrs, 2);
+  EXPECT_EQ(IpAddr::FromBytes(ep1.addrs[0]).ToString(), kIp1);
+  EXPECT_EQ(IpAddr::FromBytes(ep1.addrs[1]).ToString(), "fd77:1::2");
+  std::map<std::string, uint32_t> ifx;
+  for (const auto& e : dp_->endpoints()) ifx[e.workload] = e.ifindex;
+  EXPECT_EQ(ifx["default/p1"], h1_);
+  EXPECT_EQ(ifx["default/p1-v6"], h1_);
+
+  const std::string from_pod = dp_->prog_pin(true), to_pod = dp_->prog_pin(false);
+  constexpr uint8_t kSyn = 0x02;
+  const uint32_t kUnknown = WEFT_IDENTITY_UNKNOWN;
+  struct Case {
+    const char* name;
+    std::string prog;
+    uint32_t ifindex;
+    std::vector<uint8_t> pkt;
+    int ret;
+    uint32_t reason, stage, peer;
+  } cases[] = {
+      {"p1's own IPv4 address", from_pod, h1_, Packet(kIp1, kIp2, IPPROTO_TCP, 41000, 8080, kSyn), TC_ACT_OK, 0,
+       WEFT_TRACE_STAGE_NOT_ENFORCED, 0},
+      {"p1's own IPv6 address (the second WorkloadEntry)", from_pod, h1_,
+       Packet6("fd77:1::2", "fd77:2::2", IPPROTO_UDP, 41000, 5300, 0), TC_ACT_OK, 0, WEFT_TRACE_STAGE_NOT_ENFORCED, 0},
+      {"another pod's address (p2's)", from_pod, h1_, Packet(kIp2, "10.77.3.3", IPPROTO_TCP, 41000, 80, kSyn),
+       TC_ACT_SHOT, WEFT_DROP_SOURCE, WEFT_TRACE_STAGE_SOURCE, kUnknown},
+      {"an address nobody has, to p2", from_pod, h1_, Packet("10.77.9.9", kIp2, IPPROTO_TCP, 41000, 8080, kSyn),
+       TC_ACT_SHOT, WEFT_DROP_SOURCE, WEFT_TRACE_STAGE_SOURCE, kP2},
+      {"forged UDP", from_pod, h1_, Packet("10.77.9.9", kIp2, IPPROTO_UDP, 41000, 5300, 0), TC_ACT_SHOT,
+       WEFT_DROP_SOURCE, WEFT_TRACE_STAGE_SOURCE, kP2},
+      {"forged ICMP (not TCP/UDP: checked all the same)", from_pod, h1_,
+       Packet("10.77.9.9", kIp2, IPPROTO_ICMP, 0, 0, 0), TC_ACT_SHOT, WEFT_DROP_SOURCE, WEFT_TRACE_STAGE_SOURCE, kP2},
+      {"forged non-first fragment", from_pod, h1_, Fragment("10.77.9.9", kIp2), TC_ACT_SHOT, WEFT_DROP_SOURCE,
+       WEFT_TRACE_STAGE_SOURCE, kP2},
+      {"forged IPv6", from_pod, h1_, Packet6("fd77:2::2", "fd77:9::9", IPPROTO_TCP, 41000, 80, kSyn), TC_ACT_SHOT,
+       WEFT_DROP_SOURCE, WEFT_TRACE_STAGE_SOURCE, kUnknown},
+      {"IPv6 link-local (neighbour discovery)", from_pod, h1_,
+       Packet6("fe80::1", "ff02::1:ff00:1", IPPROTO_ICMPV6, 0, 0, 0), TC_ACT_OK, 0, WEFT_TRACE_STAGE_NOT_ENFORCED, 0},
+      {"IPv6 unspecified (duplicate address detection)", from_pod, h1_,
+       Packet6("::", "ff02::1:ff00:2", IPPROTO_ICMPV6, 0, 0, 0), TC_ACT_OK, 0, WEFT_TRACE_STAGE_NOT_ENFORCED, 0},
+      {"IPv4 DHCP from 0.0.0.0", from_pod, h1_, Packet("0.0.0.0", "255.255.255.255", IPPROTO_UDP, 68, 67, 0),
+       TC_ACT_OK, 0, WEFT_TRACE_STAGE_NOT_ENFORCED, 0},
+      {"IPv4 0.0.0.0 but not DHCP", from_pod, h1_, Packet("0.0.0.0", kIp2, IPPROTO_TCP, 68, 67, kSyn), TC_ACT_SHOT,
+       WEFT_DROP_SOURCE, WEFT_TRACE_STAGE_SOURCE, kP2},
+      {"ARP (not IP)", from_pod, h1_, ArpRequest(), TC_ACT_OK, 0, WEFT_TRACE_STAGE_NOT_ENFORCED, 0},
+      {"p2 (enforces ingress) from its own address", from_pod, h2_,
+       Packet(kIp2, kIp1, IPPROTO_TCP, 41000, 80, kSyn), TC_ACT_OK, 0, WEFT_TRACE_STAGE_UNENFORCED_DIR, kP1},
+      {"p2 forging p1's address", from_pod, h2_, Packet(kIp1, "10.77.3.3", IPPROTO_TCP, 41000, 80, kSyn),
+       TC_ACT_SHOT, WEFT_DROP_SOURCE, WEFT_TRACE_STAGE_SOURCE, kUnknown},
+      {"entering p2: no source check (policy decides)", to_pod, h2_,
+       Packet(kIp1, kIp2, IPPROTO_TCP, 41000, 8080, kSyn), TC_ACT_OK, 0, WEFT_TRACE_STAGE_POLICY, kP1},
+  };
+  for (const auto& c : cases) {
+    SCOPED_TRACE(c.name);
+    TraceOut t = Trace(node_->path(), c.prog, c.ifindex, c.pkt);
+    EXPECT_EQ(t.ret, c.ret);
+    EXPECT_EQ(t.magic, 0u) << "ran in trace mode";
+    EXPECT_EQ(t.verdict, c.ret == TC_ACT_OK ? WEFT_VERDICT_ALLOW : WEFT_VERDICT_DENY);
+    EXPECT_EQ(t.reason, c.reason);
+    EXPECT_EQ(t.stage, c.stage);
+    if (c.stage == WEFT_TRACE_STAGE_SOURCE || c.stage == WEFT_TRACE_STAGE_POLICY) {
+      EXPECT_EQ(t.peer, c.peer);
+    }
+  }
+
+  // For real: dropped, not answered (a RST would go to the forged address),
+  // counted under its own reason, as P1's (its identity sent it) towards P2.
+  const uint64_t before = Drops(WEFT_DROP_SOURCE);
+  {
+    InNetns in(node_->path());
+    UniqueFd prog(bpf_obj_get(from_pod.c_str()));
+    ASSERT_TRUE(prog);
+    auto pkt = Packet("10.77.9.9", kIp2, IPPROTO_TCP, 41000, 8080, kSyn);
+    __sk_buff ctx{};
+    ctx.ifindex = h1_;
+    std::vector<uint8_t> out(pkt.size() + 256);
+    LIBBPF_OPTS(bpf_test_run_opts, o, .data_in = pkt.data(), .data_out = out.data(),
+                .data_size_in = static_cast<__u32>(pkt.size()), .data_size_out = static_cast<__u32>(out.size()),
+                .ctx_in = &ctx, .ctx_size_in = sizeof(ctx), .repeat = 1);
+    ASSERT_EQ(bpf_prog_test_run_opts(prog.get(), &o), 0) << strerror(errno);
+    EXPECT_EQ(o.retval, static_cast<__u32>(TC_ACT_SHOT)) << "dropped, not redirected as a RST";
+  }
+  EXPECT_EQ(Drops(WEFT_DROP_SOURCE), before + 1);
+  auto pc = dp_->ReadPolicyCounters();
+  ASSERT_TRUE(pc.ok()) << pc.status().message();
+  bool flow = false;
+  for (const auto& f : pc->flows)
+    flow |= f.reason == "forged_source" && f.verdict == "denied" && f.direction == "egress" && f.dport == 8080 &&
+            f.src == "spiffe://cluster.local/ns/default/sa/p1" && f.dst == "spiffe://cluster.local/ns/default/sa/p2" &&
+            f.connections == 1;
+  EXPECT_TRUE(flow) << "weft_flows_total has the forged flow as p1's";
+  bool metric = false;
+  for (const auto& [reason, n] : pc->drops) metric |= reason == "forged_source" && n == before + 1;
+  EXPECT_TRUE(metric) << "weft_drops_total{reason=\"forged_source\"}";
+}
+
+// The attack of issue 9 #7 with real sockets: P1 (no policy applies to it)
+// adds P3's address and sends from it to P2, which admits P3 (and not P1) on
+// UDP 5300. The datagrams are dropped at P1's veth with their own reason;
+// P1's real address still works, and so does P3's.
+TEST_F(PolicyAgentTest, ForgedSourceIsDroppedWhateverPolicyApplies) {
+  constexpr uint32_t kP3 = 2003;
+  constexpr const char* kIp3 = "10.77.3.2";
+  auto p3 = Netns::Create({});
+  ASSERT_TRUE(p3.ok()) << p3.status().message();
+  const std::string N = node_->name(), P1 = p1_->name(), P3 = (*p3)->name();
+  for (const auto& argv : std::vector<std::vector<std::string>>{
+           {"ip", "-n", N, "link", "add", "h3", "type", "veth", "peer", "name", "e3", "netns", P3},
+           {"ip", "-n", N, "addr", "add", "10.77.3.1/24", "dev", "h3"},
+           {"ip", "-n", N, "link", "set", "h3", "up"},
+           {"ip", "-n", P3, "addr", "add", "10.77.3.2/24", "dev", "e3"},
+           {"ip", "-n", P3, "link", "set", "e3", "up"},
+           {"ip", "-n", P3, "route", "add", "10.77.2.0/24", "via", "10.77.3.1"}}) {
+    Status st = sys::Run(argv);
+    ASSERT_TRUE(st.ok()) << st.message();
+  }
+  v1::NodeConfig c = BaseConfig();
+  c.mutable_local_workloads(1)->mutable_policy(1)->set_peer_identity(kP3);  // UDP 5300: P3, not P1
+  *c.add_local_workloads() = Workload("p3", kIp3, kP3, false, {});
+  auto* e = c.add_identity_cache();
+  e->set_prefix(V4(kIp3));
+  e->set_prefix_len(32);
+  e->set_identity(kP3);
+  {
+    auto dp = NewDatapath();
+    ASSERT_TRUE(dp.ok()) << dp.status().message();
+    dp_ = std::move(*dp);
+    Status st = Apply(c, 1);
+    ASSERT_TRUE(st.ok()) << st.message();
+  }
+  ASSERT_FALSE(dp_->has_unplaced());
+
+  auto send_from = [&](const std::string& ns, const char* src, int n) {
+    int fd = SocketIn(ns, SOCK_DGRAM);
+    if (fd < 0) return fd;
+    UniqueFd u(fd);
+    SockAddr from = MakeSockAddr(src, 0), to = MakeSockAddr(kIp2, 5300);
+    if (bind(fd, reinterpret_cast<sockaddr*>(&from.ss), from.len) != 0) return -errno;
+    int sent = 0;
+    for (int i = 0; i < n; ++i)
+      sent += sendto(fd, "x", 1, 0, reinterpret_cast<sockaddr*>(&to.ss), to.len) == 1 ? 1 : 0;
+    return sent;
+  };
+  auto wait_received = [&](uint64_t want) {
+    auto deadline = Clock::now() + std::chrono::seconds(2);
+    while (udp_received_ < want && Clock::now() < deadline) std::this_thread::sleep_for(std::chrono::milliseconds(10));
+    return udp_received_.load();
+  };
+
+  // P3 from its own address: admitted.
+  ASSERT_EQ(send_from((*p3)->path(), kIp3, 5), 5);
+  EXPECT_EQ(wait_received(5), 5u);
+  // P1 from its own address: default-denied on 5300 (policy), allowed on 8080.
+  const uint64_t default0 = Drops(WEFT_DROP_POLICY_DEFAULT);
+  ASSERT_EQ(send_from(p1_->path(), kIp1, 1), 1);
+  EXPECT_EQ(TryConnect(p1_->path(), 8080).err, 0);
+  // P1 forging P3's address.
+  ASSERT_TRUE(sys::Run({"ip", "-n", P1, "addr", "add", std::string(kIp3) + "/32", "dev", "e1"}).ok());
+  const uint64_t source0 = Drops(WEFT_DROP_SOURCE);
+  ASSERT_EQ(send_from(p1_->path(), kIp3, 10), 10);
+  // The real address still works with the forged one on the interface.
+  EXPECT_EQ(TryConnect(p1_->path(), 8080).err, 0);
+  std::this_thread::sleep_for(std::chrono::milliseconds(200));  // what would arrive has arrived
+  EXPECT_EQ(udp_received_.load(), 5u) << "a forged datagram reached P2 as P3";
+  EXPECT_EQ(Drops(WEFT_DROP_SOURCE), source0 + 10);
+  EXPECT_GE(Drops(WEFT_DROP_POLICY_DEFAULT), default0 + 1);
+  auto pc = dp_->ReadPolicyCounters();
+  ASSERT_TRUE(pc.ok());
+  bool flow = false;
+  for (const auto& f : pc->flows)
+    flow |= f.reason == "forged_source" && f.src == "spiffe://cluster.local/ns/default/sa/p1" && f.dport == 5300 &&
+            f.proto == "udp" && f.connections == 10;
+  EXPECT_TRUE(flow) << "counted as P1's forged flow";
+  EXPECT_TRUE((*p3)->Remove().ok());
 }
 
 }  // namespace

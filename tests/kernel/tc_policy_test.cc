@@ -781,22 +781,6 @@ TEST_F(TcPolicyTable, FlowAggregatesAndEvents) {
 }
 
 // ---- real traffic -----------------------------------------------------------------
-// Enters a network namespace for the current thread until destroyed.
-class InNetns {
- public:
-  explicit InNetns(const std::string& path) : self_(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) {
-    UniqueFd target(open(path.c_str(), O_RDONLY | O_CLOEXEC));
-    ok_ = self_ && target && setns(target.get(), CLONE_NEWNET) == 0;
-  }
-  ~InNetns() {
-    if (self_ && setns(self_.get(), CLONE_NEWNET) != 0) std::abort();  // never stay in a test netns
-  }
-  bool ok() const { return ok_; }
-
- private:
-  UniqueFd self_;
-  bool ok_ = false;
-};
 
 // A clsact hook + filter on an interface of a netns we created; removes the
 // filter, and the hook only if we created it.

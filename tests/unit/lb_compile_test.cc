@@ -77,6 +77,23 @@ TEST_F(CompileShop, ExtraWorkloadsJoinByFamily) {
             (std::vector<Backend>{{Ip("fd00::1"), 8080, 1}, {Ip("fd00::7"), 9000, 2}}));
 }
 
+// Backends the node cannot serve are left out by address, any port; a
+// service left without backends keeps its entry (connects refused).
+TEST(Compile, WithoutBackendsRemovesByAddress) {
+  DesiredState d;
+  ServiceEntry web{"ns/web:http", WEFT_LB_RANDOM, 0, WEFT_MAGLEV_DEFAULT_SIZE,
+                   {{Ip("10.1.0.1"), 80, 1}, {Ip("10.1.0.2"), 80, 1}, {Ip("10.1.0.2"), 81, 1}}};
+  ServiceEntry db{"ns/db:sql", WEFT_LB_RANDOM, 0, WEFT_MAGLEV_DEFAULT_SIZE, {{Ip("10.1.0.2"), 5432, 1}}};
+  d.services[MakeServiceKey(Ip("10.96.0.1"), 80, IPPROTO_TCP)] = web;
+  d.services[MakeServiceKey(Ip("10.96.0.2"), 5432, IPPROTO_TCP)] = db;
+  size_t removed = 0;
+  DesiredState out = WithoutBackends(d, {Ip("10.1.0.2")}, &removed);
+  EXPECT_EQ(removed, 3u);
+  EXPECT_EQ(At(out, "10.96.0.1", 80).backends, (std::vector<Backend>{{Ip("10.1.0.1"), 80, 1}}));
+  EXPECT_TRUE(At(out, "10.96.0.2", 5432).backends.empty());
+  EXPECT_EQ(At(d, "10.96.0.1", 80).backends.size(), 3u) << "the input is left as it was";
+}
+
 TEST(Compile, EmptySelectorSelectsNothing) {
   config::Config c;
   config::Service svc;

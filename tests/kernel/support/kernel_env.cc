@@ -9,6 +9,7 @@
 #include <poll.h>
 #include <sched.h>
 #include <signal.h>
+#include <net/if.h>
 #include <sys/mount.h>
 #include <sys/prctl.h>
 #include <sys/stat.h>
@@ -624,6 +625,10 @@ Result<TwoPodNode> MakeTwoPodNode() {
   };
   for (const auto& argv : steps)
     if (Status st = sys::Run(argv); !st.ok()) return st.Wrap("two-pod node");
+  InNetns in(t.node->path());
+  t.h1 = if_nametoindex("h1");
+  t.h2 = if_nametoindex("h2");
+  if (!in.ok() || !t.h1 || !t.h2) return Status::Error("two-pod node: ifindex of h1/h2 in " + N);
   return t;
 }
 

@@ -7,8 +7,13 @@
 // SIGTERM / SIGHUP remove it before the runner dies (safety rule 4).
 #pragma once
 
+#include <fcntl.h>
+#include <sched.h>
 #include <sys/socket.h>
 #include <sys/types.h>
+#include <unistd.h>
+
+#include <cstdlib>
 
 #include <cstdint>
 #include <functional>
@@ -18,6 +23,7 @@
 
 #include "weft/bpf_abi.h"
 #include "weft/status.hpp"
+#include "weft/unique_fd.hpp"
 
 struct sock_lb;
 struct bpf_link;
@@ -58,6 +64,24 @@ class Netns {
   bool live_ = true;
 };
 
+// Runs the calling thread in a network namespace (a netns file) until
+// destroyed; never leaves it there.
+class InNetns {
+ public:
+  explicit InNetns(const std::string& path) : self_(open("/proc/thread-self/ns/net", O_RDONLY | O_CLOEXEC)) {
+    UniqueFd target(open(path.c_str(), O_RDONLY | O_CLOEXEC));
+    ok_ = self_ && target && setns(target.get(), CLONE_NEWNET) == 0;
+  }
+  ~InNetns() {
+    if (self_ && setns(self_.get(), CLONE_NEWNET) != 0) std::abort();  // never stay in a test netns
+  }
+  bool ok() const { return ok_; }
+
+ private:
+  UniqueFd self_;
+  bool ok_ = false;
+};
+
 // Two pods behind a node, for the TC policy tests: netns `node` forwards
 // between host veth h1 (10.77.1.1/24) <-> e1 in `p1` (10.77.1.2/24) and h2
 // (10.77.2.1/24) <-> e2 in `p2` (10.77.2.2/24); each pod routes the other's
@@ -65,6 +89,7 @@ class Netns {
 // into the pods: nothing ever exists in the host namespace.
 struct TwoPodNode {
   std::unique_ptr<Netns> node, p1, p2;
+  uint32_t h1 = 0, h2 = 0;  // ifindexes of the host-side veths in `node`
 };
 Result<TwoPodNode> MakeTwoPodNode();
 
