@@ -6,6 +6,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include "weft/sys.hpp"
 #include "weft/transport.hpp"
 #include "weft/v1/identity.grpc.pb.h"
 
@@ -33,7 +34,7 @@ bool Definitive(grpc::StatusCode c) {
 }
 
 Result<credentials::JoinToken> ReadToken(const std::string& file, std::string* text) {
-  auto raw = credentials::ReadSmallFile(file, credentials::kMaxTokenBytes + 64);
+  auto raw = sys::ReadSmallFile(file, credentials::kMaxTokenBytes + 64);
   if (!raw.ok()) return raw.status().Wrap("--join-token-file");
   *text = Trim(*raw);
   auto t = credentials::ParseJoinToken(*text);
@@ -48,7 +49,7 @@ Result<std::unique_ptr<NodeCredentials>> NodeCredentials::Open(NodeCredentialsOp
   WEFT_RETURN_IF_ERROR(pki::ValidateName("--node", opts.node));
   std::unique_ptr<NodeCredentials> c(new NodeCredentials(std::move(opts)));
   const auto& o = c->opts_;
-  WEFT_RETURN_IF_ERROR(credentials::EnsurePrivateDir(o.dir).Wrap("--credentials-dir"));
+  WEFT_RETURN_IF_ERROR(sys::MakePrivateDir(o.dir).Wrap("--credentials-dir"));
   if (credentials::Present(c->paths_)) {
     auto id = c->Check();
     if (id.ok()) {
@@ -116,7 +117,7 @@ std::shared_ptr<grpc::ChannelCredentials> NodeCredentials::ChannelCredentials() 
   tls.server_spiffe_id = pki::ControllerId(opts_.trust_domain);
   // The bundle as the dir holds it now (a renewal may have replaced it).
   tls.roots = [ca = paths_.ca()]() -> Result<pki::TrustBundle> {
-    auto pem = credentials::ReadSmallFile(ca);
+    auto pem = sys::ReadSmallFile(ca, pki::kMaxPemBytes);
     if (!pem.ok()) return pem.status();
     return pki::TrustBundle::FromPem(*pem);
   };
@@ -152,7 +153,7 @@ Status NodeCredentials::Store(const std::string& chain_pem, const std::string& b
 Result<pki::PrivateKey> NodeCredentials::LoadOrMakeKey() const {
   struct stat st {};
   if (::lstat(paths_.key().c_str(), &st) == 0) {
-    auto pem = credentials::ReadSmallFile(paths_.key());
+    auto pem = sys::ReadSmallFile(paths_.key(), pki::kMaxPemBytes);
     if (pem.ok() && (st.st_mode & 077) == 0 && S_ISREG(st.st_mode))
       if (auto k = pki::PrivateKey::FromPem(*pem); k.ok()) return k;
     spdlog::warn("{}: not a usable private key (mode 0600, P-256): making a new one", paths_.key());

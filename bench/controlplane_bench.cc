@@ -52,6 +52,7 @@
 #include "controller/compiler.hpp"
 #include "weft/bpf_abi.h"
 #include "weft/credentials.hpp"
+#include "weft/sys.hpp"
 #include "weft/pki.hpp"
 #include "weft/transport.hpp"
 #include "weft/v1/admin.grpc.pb.h"
@@ -682,17 +683,17 @@ int main(int argc, char** argv) {
     auto key = weft::pki::PrivateKey::Generate();
     if (!key.ok()) return 1;
     auto ca = weft::pki::CertificateAuthority::CreateRoot(*key, g_pki.trust_domain, std::chrono::hours(24 * 30));
-    if (!ca.ok() || !weft::credentials::EnsurePrivateDir(ca_out).ok() ||
-        !weft::credentials::WriteFileAtomic(ca_out + "/ca.pem", ca->certificate().ToPem(), 0600).ok() ||
-        !weft::credentials::WriteFileAtomic(ca_out + "/ca.key", key->ToPem(), 0600).ok()) {
+    if (!ca.ok() || !weft::sys::MakePrivateDir(ca_out).ok() ||
+        !weft::sys::WriteFileAtomic(ca_out + "/ca.pem", ca->certificate().ToPem(), 0600).ok() ||
+        !weft::sys::WriteFileAtomic(ca_out + "/ca.key", key->ToPem(), 0600).ok()) {
       std::fprintf(stderr, "ca: cannot write %s\n", ca_out.c_str());
       return 1;
     }
     return 0;
   }
   if (!ca_cert.empty() || !ca_key.empty()) {
-    auto cert = weft::credentials::ReadSmallFile(ca_cert);
-    auto key = weft::credentials::ReadSmallFile(ca_key);
+    auto cert = weft::sys::ReadSmallFile(ca_cert, weft::pki::kMaxPemBytes);
+    auto key = weft::sys::ReadSmallFile(ca_key, weft::pki::kMaxPemBytes);
     auto ca = cert.ok() && key.ok() ? weft::pki::CertificateAuthority::Load(*cert, *key)
                                     : weft::Result<weft::pki::CertificateAuthority>(
                                           weft::Status::Error("read --ca-cert/--ca-key"));

@@ -9,50 +9,10 @@
 #include <filesystem>
 #include <random>
 
+#include "weft/sys.hpp"
 #include "weft/unique_fd.hpp"
 
 namespace weft::credentials {
-
-Result<std::string> ReadSmallFile(const std::string& path, size_t limit) {
-  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
-  if (!fd) return Status::Errno("read " + path, errno);
-  std::string out;
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd.get(), buf, sizeof buf);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return Status::Errno("read " + path, errno);
-    if (n == 0) break;
-    out.append(buf, static_cast<size_t>(n));
-    if (out.size() > limit)
-      return Status::Error("read " + path + ": larger than " + std::to_string(limit) + " bytes", EFBIG);
-  }
-  return out;
-}
-
-Status WriteFileAtomic(const std::string& path, const std::string& content, unsigned mode) {
-  std::random_device rd;
-  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd());
-  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
-  if (!fd) return Status::Errno("create " + tmp, errno);
-  auto fail = [&](const std::string& step) {
-    int e = errno;
-    ::unlink(tmp.c_str());
-    return Status::Errno(step + " " + tmp, e);
-  };
-  if (::fchmod(fd.get(), mode) != 0) return fail("chmod");  // whatever the umask
-  size_t off = 0;
-  while (off < content.size()) {
-    ssize_t n = ::write(fd.get(), content.data() + off, content.size() - off);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0) return fail("write");
-    off += static_cast<size_t>(n);
-  }
-  if (::fsync(fd.get()) != 0) return fail("fsync");
-  fd.reset();
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return fail("rename to " + path + ":");
-  return Status::Ok();
-}
 
 namespace {
 bool IsHex(std::string_view s) {
@@ -92,39 +52,18 @@ bool Present(const Paths& p) {
   return ::stat(p.key().c_str(), &st) == 0 && ::stat(p.cert().c_str(), &st) == 0 && ::stat(p.ca().c_str(), &st) == 0;
 }
 
-Status EnsurePrivateDir(const std::string& dir) {
-  if (dir.empty()) return Status::Error("private directory: empty path", EINVAL);
-  std::error_code ec;
-  auto parent = std::filesystem::path(dir).parent_path();
-  if (!parent.empty()) std::filesystem::create_directories(parent, ec);
-  if (ec) return Status::Error("create " + parent.string() + ": " + ec.message(), ec.value());
-  if (::mkdir(dir.c_str(), 0700) != 0 && errno != EEXIST) return Status::Errno("create " + dir, errno);
-  struct stat st {};
-  if (::lstat(dir.c_str(), &st) != 0) return Status::Errno("stat " + dir, errno);
-  if (!S_ISDIR(st.st_mode)) return Status::Error(dir + ": not a directory", ENOTDIR);
-  if (st.st_uid != ::geteuid())
-    return Status::Error(dir + ": owned by uid " + std::to_string(st.st_uid) + ", not by us (uid " +
-                             std::to_string(::geteuid()) + ")",
-                         EPERM);
-  if ((st.st_mode & (S_ISVTX | S_IWOTH)) != 0)
-    return Status::Error(dir + ": a shared directory (world-writable or sticky); use a directory of its own", EPERM);
-  if ((st.st_mode & 077) != 0 && ::chmod(dir.c_str(), 0700) != 0)
-    return Status::Errno("chmod 0700 " + dir, errno);
-  return Status::Ok();
-}
-
 Status WriteKey(const Paths& p, const pki::PrivateKey& key) {
   struct stat st {};
   if (::lstat(p.key().c_str(), &st) == 0)
     return Status::Error("write " + p.key() + ": a key is already there (remove it to start over)", EEXIST);
-  return WriteFileAtomic(p.key(), key.ToPem(), 0600);
+  return sys::WriteFileAtomic(p.key(), key.ToPem(), 0600);
 }
 
 Status WriteCertificates(const Paths& p, const std::vector<pki::Certificate>& chain, const pki::TrustBundle& bundle) {
   if (chain.empty()) return Status::Error("write " + p.cert() + ": no certificate", EINVAL);
   // The bundle first: a reader that sees the new leaf can verify it.
-  WEFT_RETURN_IF_ERROR(WriteFileAtomic(p.ca(), bundle.ToPem(), 0600));
-  return WriteFileAtomic(p.cert(), pki::ChainToPem(chain), 0600);
+  WEFT_RETURN_IF_ERROR(sys::WriteFileAtomic(p.ca(), bundle.ToPem(), 0600));
+  return sys::WriteFileAtomic(p.cert(), pki::ChainToPem(chain), 0600);
 }
 
 Result<Identity> Load(const Paths& p) {
@@ -135,15 +74,15 @@ Result<Identity> Load(const Paths& p) {
     std::snprintf(mode, sizeof mode, "%04o", st.st_mode & 07777);
     return Status::Error(p.key() + ": mode " + mode + " lets others read the private key; chmod 600 it", EPERM);
   }
-  auto key_pem = ReadSmallFile(p.key());
+  auto key_pem = sys::ReadSmallFile(p.key(), pki::kMaxPemBytes);
   if (!key_pem.ok()) return key_pem.status();
   auto key = pki::PrivateKey::FromPem(*key_pem);
   if (!key.ok()) return key.status().Wrap(p.key());
-  auto cert_pem = ReadSmallFile(p.cert());
+  auto cert_pem = sys::ReadSmallFile(p.cert(), pki::kMaxPemBytes);
   if (!cert_pem.ok()) return cert_pem.status();
   auto chain = pki::Certificate::ChainFromPem(*cert_pem);
   if (!chain.ok()) return chain.status().Wrap(p.cert());
-  auto ca_pem = ReadSmallFile(p.ca());
+  auto ca_pem = sys::ReadSmallFile(p.ca(), pki::kMaxPemBytes);
   if (!ca_pem.ok()) return ca_pem.status();
   auto bundle = pki::TrustBundle::FromPem(*ca_pem);
   if (!bundle.ok()) return bundle.status().Wrap(p.ca());

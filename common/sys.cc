@@ -16,6 +16,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <random>
 #include <sstream>
 #include <thread>
 
@@ -67,18 +68,29 @@ Status MakePrivateDir(const std::string& path) {
     if (::mkdir(cur.c_str(), 0700) != 0 && errno != EEXIST) return Status::Errno("create directory " + cur.string(), errno);
   }
   struct stat st {};
-  if (::stat(path.c_str(), &st) != 0) return Status::Errno("stat " + path, errno);
+  if (::lstat(path.c_str(), &st) != 0) return Status::Errno("stat " + path, errno);
   if (!S_ISDIR(st.st_mode)) return Status::Error(path + ": exists and is not a directory", ENOTDIR);
+  if (st.st_uid != ::geteuid())
+    return Status::Error(path + ": owned by uid " + std::to_string(st.st_uid) + ", not by us (uid " +
+                             std::to_string(::geteuid()) + ")",
+                         EPERM);
+  if ((st.st_mode & (S_ISVTX | S_IWOTH)) != 0)
+    return Status::Error(path + ": a shared directory (world-writable or sticky); use a directory of its own", EPERM);
   if ((st.st_mode & 07777) != 0700 && ::chmod(path.c_str(), 0700) != 0) return Status::Errno("chmod 0700 " + path, errno);
   return Status::Ok();
 }
 
 Status WriteFileAtomic(const std::string& path, const std::string& text, mode_t mode) {
-  const std::string tmp = path + ".tmp";
-  ::unlink(tmp.c_str());  // a leftover of a crash; O_EXCL below refuses anything else there
+  // A name of its own (two writers never share a temp file); O_EXCL refuses anything already there.
+  std::random_device rd;
+  const std::string tmp = path + ".tmp." + std::to_string(::getpid()) + "." + std::to_string(rd());
   UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
   if (!fd) return Status::Errno("create " + tmp, errno);
-  if (::fchmod(fd.get(), mode) != 0) return Status::Errno("chmod " + tmp, errno);  // the umask may have narrowed it
+  if (::fchmod(fd.get(), mode) != 0) {  // the umask may have narrowed it
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return Status::Errno("chmod " + tmp, err);
+  }
   size_t off = 0;
   while (off < text.size()) {
     ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);

@@ -8,6 +8,8 @@
 #include <ctime>
 #include <nlohmann/json.hpp>
 
+#include "weft/sys.hpp"
+
 namespace weft::controller {
 namespace {
 
@@ -32,7 +34,7 @@ Result<std::string> ReadKeyFile(const std::string& path) {
   if (::stat(path.c_str(), &st) != 0) return Status::Errno("--ca-key " + path, errno);
   if ((st.st_mode & 077) != 0)
     return Status::Error("--ca-key " + path + ": readable by group or others; chmod 600 it", EPERM);
-  return credentials::ReadSmallFile(path);
+  return sys::ReadSmallFile(path, pki::kMaxPemBytes);
 }
 
 Status Denied(const std::string& msg) { return Status::Error(msg, EACCES); }
@@ -44,7 +46,7 @@ Result<std::unique_ptr<ClusterCa>> ClusterCa::Open(StateStore& state, const CaOp
   if (opts.ca_cert_file.empty() != opts.ca_key_file.empty())
     return Status::Error("--ca-cert and --ca-key go together", EINVAL);
   if (!opts.ca_cert_file.empty()) {
-    auto cert = credentials::ReadSmallFile(opts.ca_cert_file);
+    auto cert = sys::ReadSmallFile(opts.ca_cert_file, pki::kMaxPemBytes);
     if (!cert.ok()) return cert.status().Wrap("--ca-cert");
     auto key = ReadKeyFile(opts.ca_key_file);
     if (!key.ok()) return key.status();

@@ -21,6 +21,7 @@
 #include "controller/identity_service.hpp"
 #include "controller/sqlite_store.hpp"
 #include "weft/credentials.hpp"
+#include "weft/sys.hpp"
 #include "weft/transport.hpp"
 
 namespace weft::controller {
@@ -37,11 +38,11 @@ class ServingCredentials {
   static Result<std::unique_ptr<ServingCredentials>> Start(ClusterCa& ca, const std::string& dir,
                                                            std::vector<std::string> sans,
                                                            std::chrono::seconds refresh) {
-    WEFT_RETURN_IF_ERROR(credentials::EnsurePrivateDir(dir));
+    WEFT_RETURN_IF_ERROR(sys::MakePrivateDir(dir));
     auto key = pki::PrivateKey::Generate();
     if (!key.ok()) return key.status();
     std::unique_ptr<ServingCredentials> s(new ServingCredentials(ca, dir, std::move(sans), std::move(*key)));
-    WEFT_RETURN_IF_ERROR(credentials::WriteFileAtomic(s->paths_.key(), s->key_.ToPem(), 0600));
+    WEFT_RETURN_IF_ERROR(sys::WriteFileAtomic(s->paths_.key(), s->key_.ToPem(), 0600));
     WEFT_RETURN_IF_ERROR(s->Issue());
     s->provider_ = transport::WatchedCertificates(s->paths_, refresh);
     s->thread_ = std::thread([p = s.get()] { p->Loop(); });
@@ -99,15 +100,6 @@ class ServingCredentials {
   std::thread thread_;
 };
 
-// weft.db and its WAL/SHM: 0600 whatever the umask (the CA key is in it).
-Status ProtectStoreFiles(const std::string& data_dir) {
-  for (const char* f : {"weft.db", "weft.db-wal", "weft.db-shm", "weft.lock"}) {
-    std::string path = data_dir + "/" + f;
-    if (::chmod(path.c_str(), 0600) != 0 && errno != ENOENT) return Status::Errno("chmod 0600 " + path, errno);
-  }
-  return Status::Ok();
-}
-
 }  // namespace
 
 struct ControllerServer::Impl {
@@ -136,7 +128,7 @@ namespace {
 // private (0700, ours: the socket's only access control besides its mode).
 Status PrepareSocketPath(const std::string& path) {
   auto dir = std::filesystem::path(path).parent_path();
-  if (!dir.empty()) WEFT_RETURN_IF_ERROR(credentials::EnsurePrivateDir(dir.string()).Wrap("--admin-socket directory"));
+  if (!dir.empty()) WEFT_RETURN_IF_ERROR(sys::MakePrivateDir(dir.string()).Wrap("--admin-socket directory"));
   struct stat st {};
   if (::lstat(path.c_str(), &st) == 0) {
     if (!S_ISSOCK(st.st_mode)) return Status::Error("--admin-socket " + path + ": exists and is not a socket", EEXIST);
@@ -159,7 +151,6 @@ Result<std::unique_ptr<ControllerServer>> ControllerServer::Start(const ServerOp
   auto store = SqliteStore::Open(opts.data_dir, std::move(*vips), opts.init);
   if (!store.ok()) return store.status();
   impl->store = std::move(*store);
-  WEFT_RETURN_IF_ERROR(ProtectStoreFiles(opts.data_dir));
   auto ca = ClusterCa::Open(*impl->store, opts.ca);
   if (!ca.ok()) return ca.status();
   impl->ca = std::move(*ca);

@@ -4,6 +4,7 @@
 #include <thread>
 
 #include "weft/credentials.hpp"
+#include "weft/sys.hpp"
 #include "weft/pki.hpp"
 #include "weft/transport.hpp"
 
@@ -31,7 +32,7 @@ Result<credentials::Identity> LoadClientIdentity(const ClientTlsOptions& o) {
   auto denied = [](const Status& st) { return Status::Error(st.message(), EACCES); };
   // credentials::Load reads fixed names; the files may be anywhere here.
   auto read = [&](const std::string& path, const char* what) -> Result<std::string> {
-    auto text = credentials::ReadSmallFile(path);
+    auto text = sys::ReadSmallFile(path, pki::kMaxPemBytes);
     if (!text.ok())
       return Status::Error(std::string(what) + " " + path + ": " + text.status().message() + "; " + kHowToGetOne,
                            EACCES);

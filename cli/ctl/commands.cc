@@ -25,6 +25,7 @@
 #include "cli/ctl/inputs.hpp"
 #include "cli/ctl/kinds.hpp"
 #include "weft/credentials.hpp"
+#include "weft/sys.hpp"
 #include "weft/duration.hpp"
 #include "weft/pki.hpp"
 #include "weft/transport.hpp"
@@ -353,10 +354,10 @@ int DoAdminCert(const Global& g, const AdminCertArgs& a) {
     return Fail(kExitBadInput, "admin-cert: the controller's unix socket is needed (root on the controller's host), "
                                "not " + c.address + " (from " + c.source + ")");
   credentials::Paths p{a.out.empty() ? DefaultCredentialsDir() : a.out};
-  if (auto st = credentials::EnsurePrivateDir(p.dir); !st.ok()) return Fail(kExitEnv, st.message());
+  if (auto st = sys::MakePrivateDir(p.dir); !st.ok()) return Fail(kExitEnv, st.message());
   // A key already there is kept (a renewal); otherwise a new one.
   std::optional<pki::PrivateKey> key;
-  if (auto pem = credentials::ReadSmallFile(p.key()); pem.ok()) {
+  if (auto pem = sys::ReadSmallFile(p.key(), pki::kMaxPemBytes); pem.ok()) {
     auto k = pki::PrivateKey::FromPem(*pem);
     if (!k.ok()) return Fail(kExitBadInput, p.key() + ": " + k.status().message() + " (remove it to make a new key)");
     key = *k;

@@ -187,7 +187,7 @@ Status EnsureJoinToken(const LabState& st, const NodeState& n) {
     return Status::Ok();
   auto token = control::CreateJoinToken(st, n.name);
   if (!token.ok()) return token.status();
-  return credentials::WriteFileAtomic(JoinTokenFile(st, n), *token + "\n", 0600);
+  return sys::WriteFileAtomic(JoinTokenFile(st, n), *token + "\n", 0600);
 }
 
 // Starts node's agent on a fresh metrics port and records it (caller saves).

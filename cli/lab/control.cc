@@ -45,8 +45,8 @@ Status PlanController(LabState& st) {
   st.controller.data_dir = dir + "/data";
   st.controller.log = dir + "/controller.log";
   // The admin socket's directory and the store (the CA key): root's only.
-  WEFT_RETURN_IF_ERROR(credentials::EnsurePrivateDir(dir));
-  return credentials::EnsurePrivateDir(st.controller.data_dir);
+  WEFT_RETURN_IF_ERROR(sys::MakePrivateDir(dir));
+  return sys::MakePrivateDir(st.controller.data_dir);
 }
 
 std::vector<std::string> ControllerArgv(const LabState& st, bool init) {

@@ -42,11 +42,6 @@ bool Present(const Paths& p);
 // Reads and checks the three files: the key matches the leaf. (Validity and
 // the chain are the caller's to check, with the time it chooses.)
 Result<Identity> Load(const Paths& p);
-// A directory only this user can enter: created 0700 (with its parents) if
-// missing; if it exists it must be ours and not shared (world-writable or
-// sticky, like /tmp), and loses its group/other bits (chmod 0700). Used for
-// credentials dirs, the controller's data dir and its admin socket's dir.
-Status EnsurePrivateDir(const std::string& dir);
 // Atomic writes (0600). WriteKey refuses to replace an existing key.
 Status WriteKey(const Paths& p, const pki::PrivateKey& key);
 Status WriteCertificates(const Paths& p, const std::vector<pki::Certificate>& chain, const pki::TrustBundle& bundle);
@@ -61,9 +56,5 @@ struct JoinToken {
 Result<JoinToken> ParseJoinToken(std::string_view token);
 std::string FormatJoinToken(const std::string& ca_sha256, const std::string& id, const std::string& secret);
 
-// Atomically replaces `path` with `content`, mode `mode` (temp file in the same directory, fsync, rename).
-Status WriteFileAtomic(const std::string& path, const std::string& content, unsigned mode);
-// Reads at most `limit` bytes of `path`; more is an error naming the file.
-Result<std::string> ReadSmallFile(const std::string& path, size_t limit = pki::kMaxPemBytes);
 
 }  // namespace weft::credentials

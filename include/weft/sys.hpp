@@ -29,11 +29,13 @@ Status RemoveCgroup(const std::string& path);
 Result<std::vector<pid_t>> CgroupProcs(const std::string& path);
 
 // Private state on disk (data files are 0600, their directories 0700):
-// creates `path` and any missing parents with mode 0700 and sets `path`
-// itself to 0700 if it already existed (parents that existed are left as
-// they are).
+// creates `path` and any missing parents with mode 0700; if `path` exists it
+// must be a directory (not a link) of this user's and not shared
+// (world-writable or sticky, like /tmp), and is set to 0700 (parents that
+// existed are left as they are). Credentials dirs, the controller's data dir
+// and admin socket dir, the agent's state dir.
 Status MakePrivateDir(const std::string& path);
-// Writes `text` to `path` atomically: `path`.tmp created with `mode` (never
+// Writes `text` to `path` atomically: a temp file of its own created with `mode` (never
 // wider, whatever the umask), written, fsync'ed, renamed over `path`. A
 // reader sees the old file or the new one, never a part. The directory must
 // exist.

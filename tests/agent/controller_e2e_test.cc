@@ -17,6 +17,7 @@
 #include "tests/agent/agent_fixture.hpp"
 #include "tests/support/tls_util.hpp"
 #include "weft/credentials.hpp"
+#include "weft/sys.hpp"
 #include "weft/pki.hpp"
 #include "weft/transport.hpp"
 #include "weft/v1/config.grpc.pb.h"
@@ -237,7 +238,7 @@ class ControllerTest : public AgentTest {
     creds_dir_ = tmp_ + "/credentials";
     auto node = weft::testing::IssueIdentity(*ca_, pki::NodeId(kTrustDomain, kNode));
     credentials::Paths paths{creds_dir_};
-    ASSERT_TRUE(credentials::EnsurePrivateDir(creds_dir_).ok());
+    ASSERT_TRUE(sys::MakePrivateDir(creds_dir_).ok());
     ASSERT_TRUE(credentials::WriteKey(paths, node.key).ok());
     ASSERT_TRUE(credentials::WriteCertificates(paths, node.chain, node.bundle).ok());
 
@@ -390,9 +391,7 @@ TEST_F(ControllerTest, LocalWorkloadWithoutInterfaceIsWithheldAndReportedOnce) {
   EXPECT_EQ(Metric("weft_backends_withheld"), 1);
 
   // Gone from this node: an ordinary (remote) backend again.
-  v1::ControllerMessage d;
-  d.set_version(4);
-  d.set_nonce("v");
+  v1::ControllerMessage d = Delta(4, "v", {}, {}, 3);
   d.mutable_delta()->add_removed_workloads("default/ghost-1");
   svc_->Push(d);
   auto r = svc_->WaitAck(4, "v");
@@ -737,7 +736,7 @@ TEST_F(ControllerTest, NoCredentialsNoTokenFailsClearly) {
   EXPECT_EQ(*rc, 1) << out;
   EXPECT_NE(out.find("no node credentials in " + creds_dir_ + " and no --join-token-file"), std::string::npos) << out;
   const std::string token = tmp_ + "/token";
-  ASSERT_TRUE(credentials::WriteFileAtomic(token, "not-a-token\n", 0600).ok());
+  ASSERT_TRUE(sys::WriteFileAtomic(token, "not-a-token\n", 0600).ok());
   rc = sys::RunCommand({WEFT_AGENT_BIN, "run", "--node", kNode, "--cgroup", cgroup_, "--controller",
                         server_->address(), "--credentials-dir", creds_dir_, "--join-token-file", token, "--pin-root",
                         pin_root_, "--metrics", "127.0.0.1:" + std::to_string(port_)},

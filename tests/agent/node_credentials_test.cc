@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 
 #include <chrono>
+#include <filesystem>
 #include <thread>
 
 #include "agent/node_credentials.hpp"
@@ -16,6 +17,7 @@
 #include "tests/controller/test_util.hpp"
 #include "tests/support/tls_util.hpp"
 #include "weft/credentials.hpp"
+#include "weft/sys.hpp"
 #include "weft/transport.hpp"
 #include "weft/v1/config.grpc.pb.h"
 #include "weft/v1/identity.grpc.pb.h"
@@ -44,6 +46,7 @@ class NodeCredentialsTest : public ::testing::Test {
     o.listen = "127.0.0.1:0";
     o.admin_socket = dir_.path() + "/run/admin.sock";
     o.ca.node_cert_ttl = node_ttl;
+    o.init = !std::filesystem::exists(o.data_dir + "/weft.db");  // a new store the first time
     auto s = controller::ControllerServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status().message();
     server_ = std::move(*s);
@@ -52,7 +55,7 @@ class NodeCredentialsTest : public ::testing::Test {
     auto t = server_->ca().CreateJoinToken(node, 1h, at);
     EXPECT_TRUE(t.ok()) << t.status().message();
     std::string f = dir_.path() + "/token-" + std::to_string(++tokens_);
-    EXPECT_TRUE(credentials::WriteFileAtomic(f, t->token + "\n", 0600).ok());
+    EXPECT_TRUE(sys::WriteFileAtomic(f, t->token + "\n", 0600).ok());
     return f;
   }
   NodeCredentialsOptions Options(const std::string& node, const std::string& token_file) {

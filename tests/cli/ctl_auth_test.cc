@@ -69,7 +69,7 @@ class CtlAuth : public ::testing::Test {
     ::chmod(dir_.c_str(), 0755);  // nobody may enter; the controller's own dirs stay 0700
     sock_ = dir_ + "/run/admin.sock";
     tcp_ = "127.0.0.1:" + std::to_string(FreePort());
-    auto pid = sys::Spawn({WEFT_CONTROLLER_BIN, "--data-dir", dir_ + "/data", "--listen", tcp_, "--admin-socket", sock_},
+    auto pid = sys::Spawn({WEFT_CONTROLLER_BIN, "--data-dir", dir_ + "/data", "--init", "--listen", tcp_, "--admin-socket", sock_},
                           {.log_path = dir_ + "/controller.log"});
     ASSERT_TRUE(pid.ok()) << pid.status().message();
     pid_ = *pid;
@@ -103,7 +103,7 @@ class CtlAuth : public ::testing::Test {
   std::string CredsFor(const credentials::Identity& id, const std::string& name, const char* user) {
     std::string d = dir_ + "/" + name;
     credentials::Paths p{d};
-    EXPECT_TRUE(credentials::EnsurePrivateDir(d).ok());
+    EXPECT_TRUE(sys::MakePrivateDir(d).ok());
     EXPECT_TRUE(credentials::WriteKey(p, id.key).ok());
     EXPECT_TRUE(credentials::WriteCertificates(p, id.chain, id.bundle).ok());
     passwd* pw = ::getpwnam(user);

@@ -19,6 +19,7 @@
 #include "test_util.hpp"
 #include "tests/support/tls_util.hpp"
 #include "weft/credentials.hpp"
+#include "weft/sys.hpp"
 #include "weft/transport.hpp"
 #include "weft/v1/admin.grpc.pb.h"
 #include "weft/v1/config.grpc.pb.h"
@@ -77,6 +78,7 @@ class AuthTest : public ::testing::Test {
     return o;
   }
   void Start(ServerOptions o) {
+    o.init = !std::filesystem::exists(o.data_dir + "/weft.db");  // a new store the first time
     auto s = ControllerServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status().message();
     server_ = std::move(*s);
@@ -582,8 +584,8 @@ TEST_F(AuthTest, CaPersistsAndCanBeAnOrganisationsCa) {
 
   auto org = pki::CertificateAuthority::CreateRoot(pki::PrivateKey::Generate().value(), "cluster.local", 24h).value();
   const std::string cert_file = dir_.path() + "/org-ca.pem", key_file = dir_.path() + "/org-ca.key";
-  ASSERT_TRUE(credentials::WriteFileAtomic(cert_file, org.certificate().ToPem(), 0644).ok());
-  ASSERT_TRUE(credentials::WriteFileAtomic(key_file, org.key().ToPem(), 0644).ok());
+  ASSERT_TRUE(sys::WriteFileAtomic(cert_file, org.certificate().ToPem(), 0644).ok());
+  ASSERT_TRUE(sys::WriteFileAtomic(key_file, org.key().ToPem(), 0644).ok());
   o = Options();
   o.ca.ca_cert_file = cert_file;
   o.ca.ca_key_file = key_file;
