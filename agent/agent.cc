@@ -23,6 +23,7 @@
 #include "agent/metrics.hpp"
 #include "agent/policy/policy_datapath.hpp"
 #include "agent/reconcile.hpp"
+#include "config/names.hpp"
 #include "weft/ip.hpp"
 #include "weft/sys.hpp"
 #include "weft/unique_fd.hpp"
@@ -110,6 +111,8 @@ class Agent {
   // desired_ and the map writer's mirror change on the main thread under this
   // lock; the metrics thread takes it to build the topology on a scrape.
   std::mutex state_mu_;
+  bool attached_ = false;                    // Start attached the programs
+  bool applied_ok_ = false;                  // some config was applied: with attached_, /healthz is 200
   bool retry_ = false;                       // retry desired_ after a failed Apply
   std::optional<Clock::time_point> retry_at_;
   std::chrono::milliseconds backoff_{500};
@@ -117,6 +120,10 @@ class Agent {
 };
 
 Status Agent::Start() {
+  // The node name is a path component of the pins and the controller's key:
+  // a DNS-1123 subdomain, as the controller requires in the hello.
+  if (std::string why = config::CheckDns1123Subdomain(opts_.node); !why.empty())
+    return Status::Error("--node \"" + opts_.node + "\": " + why, EINVAL);
   // Signals are taken through a signalfd in the loop; block them before any
   // thread starts so that the metrics and controller threads inherit the mask.
   sigset_t set;
@@ -188,6 +195,8 @@ Status Agent::Start() {
     co.node = opts_.node;
     co.agent_version = WEFT_VERSION;
     co.capabilities = ProbeCapabilities(!opts_.no_batch);
+    co.state_dir = opts_.state_dir;
+    co.vip_ranges = {opts_.service_cidr, opts_.service_cidr_v6, opts_.service_entry_cidr, opts_.service_entry_cidr_v6};
     source_ = MakeControllerSource(std::move(co), *metrics_);
   } else {
     source_ = MakeFileSource(opts_.config, *metrics_);
@@ -218,6 +227,8 @@ Status Agent::Start() {
     if (opts_.controller.empty())
       WEFT_RETURN_IF_ERROR(policy_->Apply(v1::NodeConfig{}, 0).Wrap("policy datapath (file mode: no policy)"));
   }
+  attached_ = true;
+  if (applied_ok_) metrics_->SetHealthy();
   WEFT_RETURN_IF_ERROR(source_->Start());
   return Status::Ok();
 }
@@ -249,7 +260,10 @@ Status Agent::ApplyDesired(const std::string& why) {
   backoff_ = std::chrono::milliseconds(500);
   metrics_->RecordMapWrites(st->entries_written());
   metrics_->ConfigApplied();
-  metrics_->SetHealthy();
+  applied_ok_ = true;
+  // Healthy once a config is in the maps and the programs are attached (file
+  // mode applies its first config before attaching).
+  if (attached_) metrics_->SetHealthy();
   metrics_->TopologyChanged();
   const auto& s = *st;
   spdlog::info("reconciled ({}) in {:.3f} ms: {} services in config, {} changed; services +{}/-{}, backends +{}/-{}, "
@@ -390,8 +404,11 @@ int Cleanup(const std::string& pin_root, const std::string& node, const std::str
   }
   for (const auto& p : pr->removed) spdlog::info("cleanup: removed {}", p);
   if (!state_dir.empty()) {
-    const std::string dir = state_dir + "/" + node, names = dir + "/names.json";
-    if (::unlink(names.c_str()) == 0) spdlog::info("cleanup: removed {}", names);
+    const std::string dir = state_dir + "/" + node;
+    for (const char* f : {"/names.json", "/applied.json"}) {
+      const std::string path = dir + f;
+      if (::unlink(path.c_str()) == 0) spdlog::info("cleanup: removed {}", path);
+    }
     ::rmdir(dir.c_str());
   }
   auto r = datapath::Cleanup(pin_root, node);

@@ -29,11 +29,19 @@ struct RunOptions {
   std::string controller;  // --controller ADDR (exactly one of the two)
   std::string pin_root = "/sys/fs/bpf/weft";
   std::string metrics = "127.0.0.1:9464";  // "" disables the metrics server
-  std::string state_dir = "/run/weft/agent";  // <state-dir>/<node>/names.json (policy names for weftctl)
+  // <state-dir>/<node>/: names.json (policy names for weftctl), applied.json
+  // (the controller version applied, kept across restarts). 0700, files 0600.
+  std::string state_dir = "/run/weft/agent";
   // Network namespace of the pods' host-side interfaces (a netns file, e.g.
   // /run/netns/NAME); "" = the agent's own (a DaemonSet with hostNetwork).
   // The lab runs agents in the host netns and its pods' veths in node netns.
   std::string netns;
+  // VIPs the controller may program (the controller's --service-cidr/-v6 and
+  // --service-entry-cidr/-v6): a push with a VIP outside them is NACKed.
+  std::string service_cidr = "10.96.0.0/16";
+  std::string service_cidr_v6 = "fd00:96::/112";
+  std::string service_entry_cidr = "240.240.0.0/16";
+  std::string service_entry_cidr_v6 = "2001:2::/48";
   datapath::Capacities capacities;
   bool no_batch = false;
   bool verbose = false;
@@ -41,8 +49,8 @@ struct RunOptions {
 
 // Both return the process exit code.
 int Run(const RunOptions& opts);
-// Also removes the policy datapath's tcx links (and older agents' tc filters), program pins and
-// <state_dir>/<node>/names.json.
+// Also removes the policy datapath's tcx links (and older agents' tc filters), program pins,
+// <state_dir>/<node>/names.json and applied.json.
 int Cleanup(const std::string& pin_root, const std::string& node,
             const std::string& state_dir = "/run/weft/agent", const std::string& netns = "");
 

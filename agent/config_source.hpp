@@ -23,6 +23,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <vector>
 
 #include "agent/lb/desired_state.hpp"
 #include "weft/status.hpp"
@@ -97,12 +98,17 @@ struct ControllerSourceOptions {
   std::string node;
   std::string agent_version;
   NodeCapabilities capabilities;
+  // <state-dir>/<node>/applied.json: the version applied, kept across
+  // restarts (applied_state.hpp). "" keeps it in memory only.
+  std::string state_dir;
+  // CIDRs a service VIP must lie in (proto_convert.hpp); empty: the controller's defaults.
+  std::vector<std::string> vip_ranges;
   // Reconnect backoff (exponential, +-20 % jitter).
   std::chrono::milliseconds backoff_min{100};
   std::chrono::milliseconds backoff_max{5000};
 };
-// Implemented in controller_client.cc. `applied_version` is 0: a restarted
-// agent does not know which version its adopted maps reflect; the
+// Implemented in controller_client.cc. The hello carries the version (and
+// store) last applied, read from the state dir after a restart; the
 // controller's snapshot is applied as a difference anyway.
 std::unique_ptr<ConfigSource> MakeControllerSource(ControllerSourceOptions opts, AgentMetrics& metrics);
 

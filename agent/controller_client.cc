@@ -13,6 +13,7 @@
 #include <optional>
 #include <sstream>
 
+#include "agent/applied_state.hpp"
 #include "agent/config_source.hpp"
 #include "agent/metrics.hpp"
 #include "agent/proto_convert.hpp"
@@ -135,8 +136,10 @@ void ControllerClient::Run() {
     auto stream = stub_->Stream(&ctx);
     ++epoch;
     v1::AgentMessage hello;
-    *hello.mutable_hello() = hello_;
-    hello.mutable_hello()->set_applied_version(applied_version_.load(std::memory_order_relaxed));
+    {
+      std::lock_guard lk(applied_mu_);
+      *hello.mutable_hello() = hello_;
+    }
     bool got_message = false;
     if (stream->Write(hello)) {
       {
@@ -190,9 +193,31 @@ class ControllerSource : public ConfigSource {
   std::string Describe() const override { return "controller " + opts_.address; }
 
   Status Open() override {
+    VipRanges ranges = VipRanges::Defaults();
+    if (!opts_.vip_ranges.empty()) {
+      ranges.prefixes.clear();
+      for (const auto& c : opts_.vip_ranges) {
+        auto p = IpPrefix::Parse(c);
+        if (!p) return Status::Error("VIP range \"" + c + "\": expected a CIDR", EINVAL);
+        ranges.prefixes.push_back(*p);
+      }
+    }
+    good_ = ConvertedConfig(ranges);
+    if (!opts_.state_dir.empty()) {
+      applied_path_ = AppliedPath(opts_.state_dir, opts_.node);
+      auto applied = LoadApplied(applied_path_);
+      if (!applied.ok()) return applied.status();
+      applied_ = *applied;
+    }
     v1::NodeHello hello;
     hello.set_node(opts_.node);
     hello.set_agent_version(opts_.agent_version);
+    if (applied_) {
+      hello.set_applied_version(applied_->version);
+      hello.set_store_id(applied_->store_id);
+      spdlog::info("{}: this node has applied version {} of controller store {}", applied_path_, applied_->version,
+                   applied_->store_id.empty() ? "(none)" : applied_->store_id);
+    }
     auto* caps = hello.mutable_capabilities();
     caps->set_kernel_release(opts_.capabilities.kernel_release);
     caps->set_bpf_link(opts_.capabilities.bpf_link);
@@ -208,8 +233,10 @@ class ControllerSource : public ConfigSource {
 
   Status Start() override {
     const auto& c = opts_.capabilities;
-    spdlog::info("controller {}: connecting (kernel {}, bpf_link {}, sk_storage {}, map batch ops {}, ktls {})",
-                 opts_.address, c.kernel_release, c.bpf_link, c.sk_storage, c.map_batch_ops, c.ktls);
+    spdlog::info("controller {}: connecting (kernel {}, bpf_link {}, sk_storage {}, map batch ops {}, ktls {}); VIPs "
+                 "accepted in {}",
+                 opts_.address, c.kernel_release, c.bpf_link, c.sk_storage, c.map_batch_ops, c.ktls,
+                 good_.ranges().ToString());
     client_->Start();
     return Status::Ok();
   }
@@ -256,8 +283,20 @@ class ControllerSource : public ConfigSource {
       good_.Commit(std::move(f.pending));
       has_good_ = true;
       good_version_ = f.version;
-      client_->SetAppliedVersion(f.version);
+      good_store_ = f.store_id;
+      client_->SetApplied(f.version, f.store_id);
       metrics_.SetConfigVersion(f.version);
+      AppliedVersion now{f.store_id, f.version};
+      if (!applied_ || *applied_ != now) {
+        if (applied_ && applied_->store_id != now.store_id)
+          spdlog::warn("controller store changed from {} (version {}) to {} (version {}): a reset, applied",
+                       applied_->store_id.empty() ? "(none)" : applied_->store_id, applied_->version,
+                       now.store_id.empty() ? "(none)" : now.store_id, now.version);
+        applied_ = now;
+        if (!applied_path_.empty())
+          if (Status st = SaveApplied(applied_path_, now); !st.ok())
+            spdlog::error("record the applied version: {}; after a restart this node accepts any version", st.message());
+      }
       v1::AgentMessage m;
       m.mutable_ack()->set_version(f.version);
       m.mutable_ack()->set_nonce(f.nonce);
@@ -290,6 +329,7 @@ class ControllerSource : public ConfigSource {
     uint64_t version = 0;
     std::string nonce;
     uint64_t epoch = 0;
+    std::string store_id;
   };
 
   // A push -> the state to apply, or a NACK (nullopt) if it cannot be used.
@@ -298,11 +338,34 @@ class ControllerSource : public ConfigSource {
   // not copied, only its desired state (handed to the run loop) is.
   std::optional<ConfigUpdate> Handle(ControllerClient::Event& ev) {
     v1::ControllerMessage& m = ev.msg;
+    // Versions never go back within one store (applied_state.hpp).
+    if (std::string why = CheckMonotonic(applied_, m.store_id(), m.version(), applied_path_); !why.empty()) {
+      Nack(ev.epoch, m.version(), m.nonce(), why);
+      return std::nullopt;
+    }
+    // A delta applies only onto the version it was computed for: after a
+    // rejected push the config here is not that version's (truthful status).
+    if (m.has_delta()) {
+      std::string why;
+      if (!has_good_)
+        why = "a delta before any snapshot was applied";
+      else if (!m.has_base_version())
+        why = "a delta without a base version";
+      else if (m.store_id() != good_store_)
+        why = "a delta of store " + m.store_id() + " onto a config of store " + good_store_;
+      else if (m.base_version() != good_version_)
+        why = "a delta onto version " + std::to_string(m.base_version()) + ", but this node's config is version " +
+              std::to_string(good_version_) + " (a push in between was not applied)";
+      if (!why.empty()) {
+        Nack(ev.epoch, m.version(), m.nonce(), why + ": nothing changed; waiting for a full snapshot");
+        return std::nullopt;
+      }
+    }
     const char* kind;
     Result<ConvertedConfig::Pending> pending = Status::Error("message has neither a snapshot nor a delta", EINVAL);
     if (m.has_snapshot()) {
       kind = "snapshot";
-      pending = ConvertedConfig::PrepareSnapshot(m.snapshot());
+      pending = good_.PrepareSnapshot(m.snapshot());
     } else if (m.has_delta()) {
       kind = "delta";
       pending = good_.PrepareDelta(m.delta());
@@ -324,7 +387,7 @@ class ControllerSource : public ConfigSource {
       u.snapshot = std::make_shared<const v1::NodeConfig>(std::move(*m.mutable_snapshot()));
     else
       u.delta = std::make_shared<const v1::NodeConfigDelta>(std::move(*m.mutable_delta()));
-    inflight_ = Inflight{std::move(*pending), m.version(), m.nonce(), ev.epoch};
+    inflight_ = Inflight{std::move(*pending), m.version(), m.nonce(), ev.epoch, m.store_id()};
     return u;
   }
 
@@ -348,6 +411,9 @@ class ControllerSource : public ConfigSource {
   ConvertedConfig good_;                // last state applied successfully (empty until has_good_)
   bool has_good_ = false;
   uint64_t good_version_ = 0;
+  std::string good_store_;
+  std::string applied_path_;            // <state-dir>/<node>/applied.json ("" without a state dir)
+  std::optional<AppliedVersion> applied_;  // the last version ACKed, this run or an earlier one
   std::optional<Inflight> inflight_;   // handed out by Next, awaiting Applied
   std::optional<ConfigUpdate> rollback_;
 };

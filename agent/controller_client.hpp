@@ -65,8 +65,8 @@ class ControllerClient {
     std::string error;          // kDisconnected: the stream's end status
   };
 
-  // `hello` is sent first on every stream, with applied_version updated from
-  // SetAppliedVersion.
+  // `hello` is sent first on every stream, with applied_version and store_id
+  // updated from SetApplied.
   ControllerClient(std::string address, std::shared_ptr<grpc::Channel> channel, v1::NodeHello hello,
                    std::chrono::milliseconds backoff_min, std::chrono::milliseconds backoff_max);
   ~ControllerClient();
@@ -84,7 +84,11 @@ class ControllerClient {
   // Every queued event, oldest first (resets fd()).
   std::vector<Event> Drain();
 
-  void SetAppliedVersion(uint64_t v) { applied_version_.store(v, std::memory_order_relaxed); }
+  void SetApplied(uint64_t version, const std::string& store_id) {
+    std::lock_guard lk(applied_mu_);
+    hello_.set_applied_version(version);
+    hello_.set_store_id(store_id);
+  }
   // Writes on the stream of `epoch` if it is still open; false otherwise.
   bool Send(uint64_t epoch, const v1::AgentMessage& msg);
 
@@ -95,9 +99,9 @@ class ControllerClient {
   const std::string address_;
   std::shared_ptr<grpc::Channel> channel_;
   std::unique_ptr<v1::ConfigDiscovery::Stub> stub_;
+  std::mutex applied_mu_;  // hello_ (SetApplied on the main thread, read by Run)
   v1::NodeHello hello_;
   Backoff backoff_;
-  std::atomic<uint64_t> applied_version_{0};
   UniqueFd event_fd_;
 
   std::mutex queue_mu_;

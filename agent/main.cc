@@ -3,7 +3,9 @@
 //
 //   weft-agent run --node NAME --cgroup PATH (--config FILE | --controller ADDR)
 //                  [--pin-root DIR] [--metrics HOST:PORT] [--max-services N]
-//                  [--max-backends N] [--max-slots N] [--state-dir DIR] [--netns PATH] [--no-batch] [-v]
+//                  [--max-backends N] [--max-slots N] [--state-dir DIR] [--netns PATH]
+//                  [--service-cidr CIDR] [--service-cidr-v6 CIDR] [--service-entry-cidr CIDR]
+//                  [--service-entry-cidr-v6 CIDR] [--no-batch] [-v]
 //   weft-agent --node NAME ...            (no subcommand: run)
 //   weft-agent cleanup --node NAME [--pin-root DIR] [--state-dir DIR] [--netns PATH] [-v]
 #include <CLI/CLI.hpp>
@@ -42,7 +44,19 @@ int main(int argc, char** argv) {
                    ->check(CLI::PositiveNumber);
   auto* o_slots = run_cmd->add_option("--max-slots", max_slots, "Slot map capacity (default: pinned, else 1048576)")
                       ->check(CLI::PositiveNumber);
-  run_cmd->add_option("--state-dir", run.state_dir, "Directory for <node>/names.json (identity and policy names)")
+  run_cmd->add_option("--state-dir", run.state_dir,
+                      "Directory for <node>/names.json (identity and policy names) and <node>/applied.json (the "
+                      "controller version applied)")
+      ->capture_default_str();
+  run_cmd->add_option("--service-cidr", run.service_cidr, "IPv4 Service VIPs the controller may program")
+      ->capture_default_str();
+  run_cmd->add_option("--service-cidr-v6", run.service_cidr_v6, "IPv6 Service VIPs the controller may program")
+      ->capture_default_str();
+  run_cmd->add_option("--service-entry-cidr", run.service_entry_cidr,
+                      "IPv4 ServiceEntry addresses the controller may program as VIPs")
+      ->capture_default_str();
+  run_cmd->add_option("--service-entry-cidr-v6", run.service_entry_cidr_v6,
+                      "IPv6 ServiceEntry addresses the controller may program as VIPs")
       ->capture_default_str();
   run_cmd->add_option("--netns", run.netns,
                       "Network namespace of the pods' host-side interfaces (a netns file such as /run/netns/NAME); "

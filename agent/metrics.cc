@@ -9,10 +9,12 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <chrono>
 #include <cstring>
 #include <sstream>
+#include <vector>
 
 #include "agent/datapath/kernel_map_writer.hpp"
 
@@ -63,7 +65,6 @@ constexpr std::array<const char*, WEFT_STAT_MAX> kLbEvents = {
 };
 
 constexpr size_t kMaxRequestHead = 8192;
-constexpr int kReadTimeoutMs = 2000;
 
 }  // namespace
 
@@ -326,64 +327,116 @@ MetricsServer::~MetricsServer() {
   if (thread_.joinable()) thread_.join();
 }
 
+namespace {
+
+// One client connection of the metrics server.
+struct Conn {
+  UniqueFd fd;
+  std::string in;   // the request head so far
+  std::string out;  // the answer, once the head is in
+  size_t sent = 0;
+  bool answering = false;
+  std::chrono::steady_clock::time_point deadline;
+};
+
+bool HeadComplete(const std::string& head) {
+  return head.find("\r\n\r\n") != std::string::npos || head.find("\n\n") != std::string::npos;
+}
+
+}  // namespace
+
 void MetricsServer::Loop() {
+  using Clock = std::chrono::steady_clock;
+  std::vector<Conn> conns;
+  std::vector<pollfd> fds;
   for (;;) {
-    pollfd fds[2] = {{listen_fd_.get(), POLLIN, 0}, {stop_fd_.get(), POLLIN, 0}};
-    if (poll(fds, 2, -1) < 0) {
+    auto now = Clock::now();
+    fds.clear();
+    fds.push_back({stop_fd_.get(), POLLIN, 0});
+    fds.push_back({listen_fd_.get(), POLLIN, 0});
+    int timeout = -1;
+    for (const auto& c : conns) {
+      fds.push_back({c.fd.get(), static_cast<short>(c.answering ? POLLOUT : POLLIN), 0});
+      auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(c.deadline - now).count() + 1;
+      ms = std::max<int64_t>(ms, 0);
+      timeout = timeout < 0 ? static_cast<int>(ms) : std::min(timeout, static_cast<int>(ms));
+    }
+    if (poll(fds.data(), fds.size(), timeout) < 0) {
       if (errno == EINTR) continue;
       spdlog::error("metrics: poll: {}", std::strerror(errno));
       return;
     }
-    if (fds[1].revents) return;
-    if (!(fds[0].revents & POLLIN)) continue;
-    UniqueFd conn(accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
-    if (!conn) continue;  // EAGAIN, ECONNABORTED, EMFILE: try again on the next event
-    Serve(conn.get());
-  }
-}
-
-void MetricsServer::Serve(int conn) {
-  std::string head;
-  auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(kReadTimeoutMs);
-  bool complete = false;
-  while (head.size() < kMaxRequestHead) {
-    int left = static_cast<int>(std::chrono::duration_cast<std::chrono::milliseconds>(
-                                    deadline - std::chrono::steady_clock::now()).count());
-    if (left <= 0) break;
-    pollfd p{conn, POLLIN, 0};
-    pollfd s{stop_fd_.get(), POLLIN, 0};
-    pollfd fds[2] = {p, s};
-    if (poll(fds, 2, left) <= 0) {
-      if (errno == EINTR) continue;
-      break;
+    if (fds[0].revents) return;
+    now = Clock::now();
+    // Work on the connections polled (new ones are appended after).
+    const size_t polled = conns.size();
+    for (size_t i = 0; i < polled; ++i) {
+      Conn& c = conns[i];
+      const short rev = fds[i + 2].revents;
+      if (!rev) continue;
+      if (!c.answering) {
+        char buf[2048];
+        ssize_t n = recv(c.fd.get(), buf, sizeof(buf), 0);
+        if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
+        if (n <= 0) {  // closed (or reset) before a whole request: nothing to answer
+          c.fd.reset();
+          continue;
+        }
+        c.in.append(buf, static_cast<size_t>(n));
+        if (HeadComplete(c.in)) {
+          c.out = Respond(c.in, metrics_);
+        } else if (c.in.size() >= kMaxRequestHead) {
+          c.out = HttpResponse(400, "Bad Request", "text/plain; charset=utf-8", "bad request\n", false);
+        } else {
+          continue;
+        }
+        c.answering = true;
+        c.deadline = now + std::chrono::milliseconds(kWriteTimeoutMs);
+      }
+      while (c.sent < c.out.size()) {
+        ssize_t n = send(c.fd.get(), c.out.data() + c.sent, c.out.size() - c.sent, MSG_NOSIGNAL);
+        if (n < 0 && errno == EINTR) continue;
+        if (n < 0 && errno == EAGAIN) break;
+        if (n <= 0) {
+          c.fd.reset();
+          break;
+        }
+        c.sent += static_cast<size_t>(n);
+      }
+      if (c.fd && c.sent == c.out.size()) {
+        shutdown(c.fd.get(), SHUT_WR);
+        c.fd.reset();
+      }
     }
-    if (fds[1].revents) return;
-    char buf[2048];
-    ssize_t n = recv(conn, buf, sizeof(buf), 0);
-    if (n < 0 && (errno == EINTR || errno == EAGAIN)) continue;
-    if (n <= 0) break;
-    head.append(buf, static_cast<size_t>(n));
-    if (head.find("\r\n\r\n") != std::string::npos || head.find("\n\n") != std::string::npos) {
-      complete = true;
-      break;
+    // Deadlines: a request head that did not come in time, an answer not taken.
+    for (auto& c : conns) {
+      if (!c.fd || now < c.deadline) continue;
+      if (!c.answering && !c.in.empty()) {
+        std::string r = HttpResponse(408, "Request Timeout", "text/plain; charset=utf-8", "request timeout\n", false);
+        (void)!send(c.fd.get(), r.data(), r.size(), MSG_NOSIGNAL | MSG_DONTWAIT);
+        shutdown(c.fd.get(), SHUT_WR);
+      }
+      c.fd.reset();
+    }
+    conns.erase(std::remove_if(conns.begin(), conns.end(), [](const Conn& c) { return !c.fd; }), conns.end());
+    if (!(fds[1].revents & POLLIN)) continue;
+    for (;;) {
+      UniqueFd fd(accept4(listen_fd_.get(), nullptr, nullptr, SOCK_CLOEXEC | SOCK_NONBLOCK));
+      if (!fd) break;  // EAGAIN (all taken), ECONNABORTED, EMFILE: the next event
+      if (conns.size() >= kMaxConnections) {
+        // Full: the oldest connection still waiting for its request makes room.
+        auto oldest = conns.end();
+        for (auto it = conns.begin(); it != conns.end(); ++it)
+          if (!it->answering && (oldest == conns.end() || it->deadline < oldest->deadline)) oldest = it;
+        if (oldest == conns.end()) break;  // every one is being answered: fd closes, the client retries
+        conns.erase(oldest);
+      }
+      Conn c;
+      c.fd = std::move(fd);
+      c.deadline = now + std::chrono::milliseconds(kReadTimeoutMs);
+      conns.push_back(std::move(c));
     }
   }
-  if (head.empty()) return;  // closed or timed out without a byte: nothing to answer
-  std::string resp = complete ? Respond(head, metrics_)
-                              : HttpResponse(400, "Bad Request", "text/plain; charset=utf-8", "bad request\n", false);
-  size_t off = 0;
-  while (off < resp.size()) {
-    ssize_t n = send(conn, resp.data() + off, resp.size() - off, MSG_NOSIGNAL);
-    if (n < 0 && errno == EINTR) continue;
-    if (n < 0 && errno == EAGAIN) {
-      pollfd p{conn, POLLOUT, 0};
-      if (poll(&p, 1, kReadTimeoutMs) <= 0) return;
-      continue;
-    }
-    if (n <= 0) return;
-    off += static_cast<size_t>(n);
-  }
-  shutdown(conn, SHUT_WR);
 }
 
 std::string MetricsServer::Respond(const std::string& request_head, const AgentMetrics& metrics) {

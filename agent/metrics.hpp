@@ -140,8 +140,19 @@ class AgentMetrics {
   mutable std::atomic<bool> topo_dirty_{false};
 };
 
+// One thread serves every connection (poll over all of them): a request is
+// answered as soon as its head is in, whatever other connections do. Each
+// connection has a deadline: kReadTimeoutMs for its request head (then it is
+// closed, with a 408 if it had sent part of one), kWriteTimeoutMs for the
+// answer. At most kMaxConnections are open; one more closes the oldest that
+// has not sent its request yet. /healthz thus answers while idle clients hold
+// connections (before: one connection at a time, 2 s each).
 class MetricsServer {
  public:
+  static constexpr size_t kMaxConnections = 64;
+  static constexpr int kReadTimeoutMs = 2000;
+  static constexpr int kWriteTimeoutMs = 5000;
+
   // listen: "127.0.0.1:9464", "[::1]:9464" (port 0: pick a free one).
   static Result<std::unique_ptr<MetricsServer>> Start(const std::string& listen, const AgentMetrics& metrics);
   ~MetricsServer();
@@ -155,7 +166,6 @@ class MetricsServer {
  private:
   MetricsServer(UniqueFd listen_fd, UniqueFd stop_fd, std::string address, const AgentMetrics& metrics);
   void Loop();
-  void Serve(int conn);
 
   UniqueFd listen_fd_, stop_fd_;
   std::string address_;

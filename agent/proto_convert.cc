@@ -5,6 +5,7 @@
 
 #include <cstring>
 #include <limits>
+#include <set>
 #include <utility>
 
 #include "weft/ip.hpp"
@@ -84,7 +85,39 @@ Result<lb::ServiceEntry> ConvertPort(const std::string& svc, const v1::ServicePo
   return e;
 }
 
+// The address of a host entry (/32 or /128) of the identity cache; nullopt for a wider prefix.
+std::optional<IpAddr> HostOf(const v1::IdentityCacheEntry& e) {
+  auto a = AddrFromBytes(e.prefix());
+  if (!a || e.prefix_len() != (a->is_v4() ? 32u : 128u)) return std::nullopt;
+  return a;
+}
+
+// "ns/name port p" of an LB entry named "ns/name:p".
+std::string EntryLabel(const lb::ServiceEntry& e) {
+  auto colon = e.name.rfind(':');
+  return "service " + e.name.substr(0, colon) + " port " + e.name.substr(colon + 1);
+}
+
 }  // namespace
+
+VipRanges VipRanges::Defaults() {
+  VipRanges r;
+  for (const char* c : {"10.96.0.0/16", "fd00:96::/112", "240.240.0.0/16", "2001:2::/48"})
+    r.prefixes.push_back(*IpPrefix::Parse(c));
+  return r;
+}
+
+bool VipRanges::Contains(const IpAddr& ip) const {
+  for (const auto& p : prefixes)
+    if (p.addr.is_v4() == ip.is_v4() && p.Contains(ip)) return true;
+  return false;
+}
+
+std::string VipRanges::ToString() const {
+  std::string out;
+  for (const auto& p : prefixes) out += (out.empty() ? "" : ", ") + p.ToString();
+  return out.empty() ? "none" : out;
+}
 
 std::string KeyOf(const v1::Service& s) { return s.namespace_() + "/" + s.name(); }
 std::string KeyOf(const v1::Workload& w) { return w.namespace_() + "/" + w.name(); }
@@ -169,7 +202,7 @@ Result<lb::DesiredState> ToDesiredState(const NodeConfigState& state) {
   return out;
 }
 
-Result<ConvertedConfig::Pending> ConvertedConfig::PrepareSnapshot(const v1::NodeConfig& snapshot) {
+Result<ConvertedConfig::Pending> ConvertedConfig::PrepareSnapshot(const v1::NodeConfig& snapshot) const {
   auto st = NodeConfigState::FromSnapshot(snapshot);
   if (!st.ok()) return st.status();
   Pending p;
@@ -192,6 +225,10 @@ Result<ConvertedConfig::Pending> ConvertedConfig::PrepareSnapshot(const v1::Node
     }
   }
   p.snapshot = std::move(*st);
+  for (const auto& e : snapshot.identity_cache())
+    if (auto host = HostOf(e)) p.hosts[*host] = e.identity();
+  for (const auto& i : snapshot.identities()) p.workload_ids[i.id()] = !i.spiffe_id().empty();
+  WEFT_RETURN_IF_ERROR(CheckVips(p, /*snapshot=*/true));
   return p;
 }
 
@@ -230,7 +267,101 @@ Result<ConvertedConfig::Pending> ConvertedConfig::PrepareDelta(const v1::NodeCon
       p.desired.services.emplace(key, std::move(entry));
     }
   }
+  WEFT_RETURN_IF_ERROR(CheckVips(p, /*snapshot=*/false));
   return p;
+}
+
+Status ConvertedConfig::CheckVips(const Pending& p, bool snapshot) const {
+  // The identity tables after the push: a delta's changes over the committed ones.
+  std::map<IpAddr, std::optional<uint32_t>> delta_hosts;  // nullopt: removed
+  std::map<uint32_t, std::optional<bool>> delta_ids;      // nullopt: removed
+  if (!snapshot) {
+    for (const auto& e : p.delta.removed_identity_cache())
+      if (auto host = HostOf(e)) delta_hosts[*host] = std::nullopt;
+    for (const auto& e : p.delta.upserted_identity_cache())
+      if (auto host = HostOf(e)) delta_hosts[*host] = e.identity();
+    for (uint32_t id : p.delta.removed_identities()) delta_ids[id] = std::nullopt;
+    for (const auto& i : p.delta.upserted_identities()) delta_ids[i.id()] = !i.spiffe_id().empty();
+  }
+  const auto& hosts = snapshot ? p.hosts : hosts_;
+  const auto& ids = snapshot ? p.workload_ids : workload_ids_;
+  // An identity is a workload's unless it is known to be CIDR-only.
+  auto is_workload_id = [&](uint32_t id) {
+    if (auto d = delta_ids.find(id); d != delta_ids.end()) return !d->second || *d->second;
+    auto it = ids.find(id);
+    return it == ids.end() || it->second;
+  };
+  auto host_identity = [&](const IpAddr& ip) -> std::optional<uint32_t> {
+    if (auto d = delta_hosts.find(ip); d != delta_hosts.end()) return d->second;
+    auto it = hosts.find(ip);
+    if (it == hosts.end()) return std::nullopt;
+    return it->second;
+  };
+  // Local workloads after the push.
+  std::map<IpAddr, std::string> local;
+  auto add_local = [&](const v1::Workload& w) {
+    for (const auto& a : w.addresses())
+      if (auto ip = AddrFromBytes(a)) local.emplace(*ip, KeyOf(w));
+  };
+  if (snapshot) {
+    for (const auto& [name, w] : p.snapshot->workloads) add_local(w);
+  } else {
+    std::set<std::string> replaced(p.delta.removed_workloads().begin(), p.delta.removed_workloads().end());
+    for (const auto& w : p.delta.upserted_workloads()) replaced.insert(KeyOf(w));
+    for (const auto& [name, w] : state_.workloads)
+      if (!replaced.count(name)) add_local(w);
+    for (const auto& w : p.delta.upserted_workloads()) add_local(w);
+  }
+  // "" if `ip` is no workload's address after the push, else whose it is.
+  auto workload_at = [&](const IpAddr& ip) -> std::string {
+    if (auto it = local.find(ip); it != local.end()) return "local workload " + it->second;
+    if (auto id = host_identity(ip); id && is_workload_id(*id))
+      return "a workload of the mesh (identity " + std::to_string(*id) + " in the identity cache)";
+    return "";
+  };
+  const std::string refuse = ": refusing the push, nothing changed";
+  auto check_vip = [&](const weft_svc_key& key, const lb::ServiceEntry& e) -> Status {
+    IpAddr ip = IpAddr::FromBytes(key.addr);
+    if (!ranges_.Contains(ip))
+      return Status::Error(EntryLabel(e) + ": VIP " + ip.ToString() + " is outside this node's VIP ranges (" +
+                               ranges_.ToString() +
+                               "; weft-agent --service-cidr, --service-entry-cidr and their -v6)" + refuse,
+                           EINVAL);
+    if (std::string w = workload_at(ip); !w.empty())
+      return Status::Error(EntryLabel(e) + ": VIP " + ip.ToString() + " is the address of " + w + refuse, EINVAL);
+    return Status::Ok();
+  };
+  // Services the push adds or changes (a snapshot: all of them).
+  for (const auto& [key, e] : p.entries) WEFT_RETURN_IF_ERROR(check_vip(key, e));
+  if (snapshot) return Status::Ok();
+  // Workload addresses the delta adds, against every VIP after it.
+  auto vip_entry = [&](const IpAddr& ip) -> const std::pair<const weft_svc_key, lb::ServiceEntry>* {
+    weft_svc_key probe{};
+    ip.CopyTo(probe.addr);
+    auto it = p.desired.services.lower_bound(probe);
+    if (it == p.desired.services.end() || std::memcmp(it->first.addr, probe.addr, 16) != 0) return nullptr;
+    return &*it;
+  };
+  std::vector<IpAddr> added;
+  for (const auto& w : p.delta.upserted_workloads())
+    for (const auto& a : w.addresses())
+      if (auto ip = AddrFromBytes(a)) added.push_back(*ip);
+  for (const auto& [ip, id] : delta_hosts)
+    if (id) added.push_back(ip);
+  for (const auto& ip : added)
+    if (const auto* v = vip_entry(ip); v && !workload_at(ip).empty())
+      WEFT_RETURN_IF_ERROR(check_vip(v->first, v->second));
+  // An identity that became a workload's: every VIP again (rare).
+  if (p.delta.upserted_identities_size() > 0) {
+    std::optional<IpAddr> last;  // the keys of one VIP are adjacent: check each VIP once
+    for (const auto& [key, e] : p.desired.services) {
+      IpAddr ip = IpAddr::FromBytes(key.addr);
+      if (last == ip) continue;
+      last = ip;
+      WEFT_RETURN_IF_ERROR(check_vip(key, e));
+    }
+  }
+  return Status::Ok();
 }
 
 void ConvertedConfig::Commit(Pending&& p) {
@@ -239,8 +370,16 @@ void ConvertedConfig::Commit(Pending&& p) {
     keys_of_.clear();
     owner_.clear();
     desired_.services.clear();
+    hosts_ = std::move(p.hosts);
+    workload_ids_ = std::move(p.workload_ids);
   } else {
     (void)state_.ApplyDelta(p.delta);
+    for (const auto& e : p.delta.removed_identity_cache())
+      if (auto host = HostOf(e)) hosts_.erase(*host);
+    for (const auto& e : p.delta.upserted_identity_cache())
+      if (auto host = HostOf(e)) hosts_[*host] = e.identity();
+    for (uint32_t id : p.delta.removed_identities()) workload_ids_.erase(id);
+    for (const auto& i : p.delta.upserted_identities()) workload_ids_[i.id()] = !i.spiffe_id().empty();
     for (const auto& [name, keys] : p.keys)
       if (auto it = keys_of_.find(name); it != keys_of_.end()) {
         for (const auto& key : it->second) {

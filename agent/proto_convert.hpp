@@ -20,6 +20,15 @@
 //   - two services claiming one VIP:port/protocol is an error naming both.
 // Errors name the service and port ("service default/web port http: vip has 5
 // bytes, expected 4 or 16"); nothing is partially converted.
+//
+// VIP sanity (ConvertedConfig, issue 9): a push is refused (NACK, nothing
+// changed) if a service's VIP lies outside the node's VIP ranges (the agent's
+// --service-cidr/-v6 and --service-entry-cidr/-v6, the controller's defaults
+// unless given) or equals a workload address the node knows: a local
+// workload's address or a host entry (/32, /128) of the identity cache (every
+// workload in the mesh), unless that entry's identity is known to be a
+// CIDR-only one (no SPIFFE id). A controller that is not ours cannot point a
+// VIP, or a pod's address, at another pod this way.
 #pragma once
 
 #include <map>
@@ -29,10 +38,21 @@
 #include <vector>
 
 #include "agent/lb/desired_state.hpp"
+#include "weft/ip.hpp"
 #include "weft/status.hpp"
 #include "weft/v1/config.pb.h"
 
 namespace weft::agent {
+
+// The ranges VIPs must lie in.
+struct VipRanges {
+  std::vector<IpPrefix> prefixes;
+  // The controller's defaults: 10.96.0.0/16, fd00:96::/112 (Services),
+  // 240.240.0.0/16, 2001:2::/48 (ServiceEntry addresses).
+  static VipRanges Defaults();
+  bool Contains(const IpAddr& ip) const;
+  std::string ToString() const;  // "10.96.0.0/16, fd00:96::/112, ..."
+};
 
 struct NodeConfigState {
   std::map<std::string, v1::Service> services;    // "namespace/name" -> service
@@ -79,21 +99,35 @@ class ConvertedConfig {
     std::map<std::string, std::vector<weft_svc_key>> keys;
     // The entries of those services (Commit puts them into the current desired state).
     std::vector<std::pair<weft_svc_key, lb::ServiceEntry>> entries;
+    // A snapshot's identity tables (a delta's are in `delta`).
+    std::map<IpAddr, uint32_t> hosts;
+    std::map<uint32_t, bool> workload_ids;
   };
 
-  static Result<Pending> PrepareSnapshot(const v1::NodeConfig& snapshot);
+  explicit ConvertedConfig(VipRanges ranges = VipRanges::Defaults()) : ranges_(std::move(ranges)) {}
+
+  // Both check the VIPs (see above) before anything is decided.
+  Result<Pending> PrepareSnapshot(const v1::NodeConfig& snapshot) const;
   // On top of this state (never modified here).
   Result<Pending> PrepareDelta(const v1::NodeConfigDelta& delta) const;
   void Commit(Pending&& p);
 
   const NodeConfigState& state() const { return state_; }
   const lb::DesiredState& desired() const { return desired_; }
+  const VipRanges& ranges() const { return ranges_; }
 
  private:
+  // The VIP checks of a prepared push (see above).
+  Status CheckVips(const Pending& p, bool snapshot) const;
+
+  VipRanges ranges_;
   NodeConfigState state_;
   lb::DesiredState desired_;
   std::map<weft_svc_key, std::string, lb::ServiceKeyLess> owner_;  // LB key -> "namespace/name"
   std::map<std::string, std::vector<weft_svc_key>> keys_of_;       // "namespace/name" -> its LB keys
+  // What the node knows of workload addresses (the VIP check):
+  std::map<IpAddr, uint32_t> hosts_;          // identity cache host entries -> identity
+  std::map<uint32_t, bool> workload_ids_;     // identity -> has a SPIFFE id (a workload)
 };
 
 }  // namespace weft::agent

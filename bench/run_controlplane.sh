@@ -158,7 +158,9 @@ fi
 PORT=$(free_port)
 ADDR=127.0.0.1:$PORT
 log "weft-controller on $ADDR, data dir $DATA"
-"$CONTROLLER" --data-dir "$DATA/data" --listen "$ADDR" --admin-socket "$DATA/controller.sock" \
+# --init: a new store. The VIPs (10.96.0.1 + i) pass 10.96.0.0/16 at 100,000 services: a /14.
+"$CONTROLLER" --data-dir "$DATA/data" --init --service-cidr 10.96.0.0/14 --listen "$ADDR" \
+  --admin-socket "$DATA/controller.sock" \
   >>"$RUN_DIR/controller.log" 2>&1 &
 CTL_PID=$!
 for ((i = 0; i < 100; i++)); do
@@ -184,7 +186,7 @@ if [[ $DO_KERNEL == 1 ]]; then
   APORT=$(free_port)
   log "weft-agent --node $NODE --cgroup $CG --pin-root $PIN"
   "$AGENT" run --node "$NODE" --cgroup "$CG" --controller "$ADDR" --pin-root "$PIN" \
-    --metrics "127.0.0.1:$APORT" >>"$RUN_DIR/agent.log" 2>&1 &
+    --metrics "127.0.0.1:$APORT" --service-cidr 10.96.0.0/14 --state-dir "$DATA/agent" >>"$RUN_DIR/agent.log" 2>&1 &
   AGENT_PID=$!
   "$BENCH" kernel --controller "$ADDR" "${SCALE[@]}" --node "$NODE" --maps "$PIN/$NODE/maps" \
     --reps "$KERNEL_REPS" >>"$RESULTS" || log "kernel: some changes not visible (see results.jsonl)"

@@ -56,6 +56,71 @@ Status EnsureBpffs(const std::string& path) {
   return Status::Ok();
 }
 
+Status MakePrivateDir(const std::string& path) {
+  if (path.empty()) return Status::Error("create directory: empty path", EINVAL);
+  // Create missing components one by one with 0700 (create_directories would
+  // use 0777 & ~umask).
+  fs::path p(path);
+  fs::path cur;
+  for (const auto& part : p) {
+    cur /= part;
+    if (::mkdir(cur.c_str(), 0700) != 0 && errno != EEXIST) return Status::Errno("create directory " + cur.string(), errno);
+  }
+  struct stat st {};
+  if (::stat(path.c_str(), &st) != 0) return Status::Errno("stat " + path, errno);
+  if (!S_ISDIR(st.st_mode)) return Status::Error(path + ": exists and is not a directory", ENOTDIR);
+  if ((st.st_mode & 07777) != 0700 && ::chmod(path.c_str(), 0700) != 0) return Status::Errno("chmod 0700 " + path, errno);
+  return Status::Ok();
+}
+
+Status WriteFileAtomic(const std::string& path, const std::string& text, mode_t mode) {
+  const std::string tmp = path + ".tmp";
+  ::unlink(tmp.c_str());  // a leftover of a crash; O_EXCL below refuses anything else there
+  UniqueFd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC | O_NOFOLLOW, mode));
+  if (!fd) return Status::Errno("create " + tmp, errno);
+  if (::fchmod(fd.get(), mode) != 0) return Status::Errno("chmod " + tmp, errno);  // the umask may have narrowed it
+  size_t off = 0;
+  while (off < text.size()) {
+    ssize_t n = ::write(fd.get(), text.data() + off, text.size() - off);
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      int err = n < 0 ? errno : EIO;
+      ::unlink(tmp.c_str());
+      return Status::Errno("write " + tmp, err);
+    }
+    off += static_cast<size_t>(n);
+  }
+  if (::fsync(fd.get()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return Status::Errno("fsync " + tmp, err);
+  }
+  fd.reset();
+  if (::rename(tmp.c_str(), path.c_str()) != 0) {
+    int err = errno;
+    ::unlink(tmp.c_str());
+    return Status::Errno("rename " + tmp + " to " + path, err);
+  }
+  return Status::Ok();
+}
+
+Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes) {
+  UniqueFd fd(::open(path.c_str(), O_RDONLY | O_CLOEXEC | O_NOFOLLOW));
+  if (!fd) return Status::Errno("open " + path, errno);
+  std::string out;
+  char buf[4096];
+  for (;;) {
+    ssize_t n = ::read(fd.get(), buf, sizeof buf);
+    if (n < 0 && errno == EINTR) continue;
+    if (n < 0) return Status::Errno("read " + path, errno);
+    if (n == 0) break;
+    if (out.size() + static_cast<size_t>(n) > max_bytes)
+      return Status::Error("read " + path + ": larger than " + std::to_string(max_bytes) + " bytes", EFBIG);
+    out.append(buf, static_cast<size_t>(n));
+  }
+  return out;
+}
+
 Status MakeCgroup(const std::string& path) {
   std::error_code ec;
   fs::create_directories(path, ec);

@@ -3,6 +3,7 @@
 #include <cctype>
 #include <charconv>
 
+#include "config/limits.hpp"
 #include "config/names.hpp"
 #include "config/resource_parsers.hpp"
 #include "weft/ip.hpp"
@@ -43,19 +44,53 @@ std::string CheckHost(std::string_view host) {
   }
 }
 
+std::string CheckHeaderName(std::string_view name) {
+  if (name.empty()) return "must not be empty";
+  bool ok = std::all_of(name.begin(), name.end(), [](char c) {
+    return std::isalnum(static_cast<unsigned char>(c)) || std::string_view("!#$%&'*+-.^_`|~").find(c) != std::string_view::npos;
+  });
+  return ok ? "" : "is not a valid HTTP header name";
+}
+
+std::string CheckStrictHeaderName(std::string_view name) {
+  if (name.empty()) return "must not be empty";
+  bool ok = std::all_of(name.begin(), name.end(),
+                        [](char c) { return std::isalnum(static_cast<unsigned char>(c)) || c == '-' || c == '_'; });
+  return ok ? "" : "must be a header name of letters, digits, '-' and '_'";
+}
+
+void CheckAnnotationSize(FieldReader& r, const YAML::Node& annotations, const std::string& path) {
+  if (!annotations.IsMap()) return;
+  size_t total = 0;
+  for (const auto& kv : annotations) {
+    if (kv.first.IsScalar()) total += kv.first.Scalar().size();
+    if (kv.second.IsScalar()) total += kv.second.Scalar().size();
+  }
+  if (total > kMaxAnnotationBytes) {
+    r.Error(annotations, path,
+            "annotations total " + std::to_string(total) + " bytes, more than " + FormatBytes(kMaxAnnotationBytes) +
+                " (the limit, as Kubernetes')");
+  }
+}
+
 const schema::Node* WorkloadSelector() {
   static const auto* s = schema::Object({{"matchLabels", schema::LabelMap()}});
   return s;
 }
 
-// "." (this namespace), "*" (all) or a namespace name.
-const schema::Node* ExportTo() {
+// "." (this namespace), "*" (all) or a namespace name; for a ServiceEntry also "~" (no one).
+const schema::Node* ExportTo(bool service_entry) {
   static const auto* s = schema::List(schema::String([](std::string_view ns) -> std::string {
     if (ns == "." || ns == "*") return "";
     std::string why = CheckDns1123Label(ns);
     return why.empty() ? "" : "must be \".\", \"*\" or a namespace name";
   }));
-  return s;
+  static const auto* se = schema::List(schema::String([](std::string_view ns) -> std::string {
+    if (ns == "." || ns == "*" || ns == "~") return "";
+    std::string why = CheckDns1123Label(ns);
+    return why.empty() ? "" : "must be \".\", \"*\", \"~\" or a namespace name";
+  }));
+  return service_entry ? se : s;
 }
 
 }  // namespace weft::config

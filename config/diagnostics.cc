@@ -3,13 +3,15 @@
 #include <algorithm>
 #include <tuple>
 
+#include "config/resources.hpp"
+
 namespace weft::config {
 
 void Diagnostics::Add(Location at, std::string_view subject, std::string_view message) {
-  std::string line = file_ + ":" + std::to_string(at.line + 1) + ":" + std::to_string(at.column + 1) + ": ";
-  line.append(subject);
-  line += ": ";
-  line.append(message);
+  // Control characters (a NUL from "\0" in a quoted scalar, a newline in a
+  // key) would cut the line short or split it: DisplayName writes them as \xNN.
+  std::string line = DisplayName(file_) + ":" + std::to_string(at.line + 1) + ":" + std::to_string(at.column + 1) +
+                     ": " + DisplayName(subject) + ": " + DisplayName(message);
   lines_.push_back({at, std::move(line)});
 }
 

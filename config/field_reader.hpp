@@ -32,6 +32,10 @@ class FieldReader {
 
   // Names the resource in later errors: "Service default/cart".
   void set_resource(std::string resource) { resource_ = std::move(resource); }
+  // The resource's metadata.namespace, for rules that compare against it
+  // (exportTo "." is the own namespace); "" before metadata is read.
+  void set_namespace(std::string ns) { ns_ = std::move(ns); }
+  const std::string& ns() const { return ns_; }
   void Error(const YAML::Node& at, std::string_view path, std::string_view message);
   void Error(Location at, std::string_view path, std::string_view message);
   size_t errors() const { return errors_; }
@@ -64,6 +68,7 @@ class FieldReader {
  private:
   Diagnostics& diags_;
   std::string resource_;
+  std::string ns_;
   size_t errors_ = 0;
 };
 

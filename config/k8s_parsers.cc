@@ -75,8 +75,11 @@ const Node* DeploymentBody() {
                  "priorityClassName", "readinessGates", "resourceClaims", "runtimeClassName", "schedulerName",
                  "schedulingGates", "securityContext", "setHostnameAsFQDN", "shareProcessNamespace", "subdomain",
                  "tolerations", "topologySpreadConstraints", "volumes"})));
-  static const auto* template_meta = Object(Concat({{"labels", LabelMap()}, {"annotations", Map(String())}},
-                                                   AnyFields({"name", "namespace"})));
+  static const auto* template_meta = Object(
+      Concat({{"labels", LabelMap()}, {"annotations", Map(String())}}, AnyFields({"name", "namespace"})),
+      {.check = [](FieldReader& r, const YAML::Node& meta, const std::string& path) {
+        if (auto a = FieldReader::Find(meta, "annotations")) CheckAnnotationSize(r, *a, path + ".annotations");
+      }});
   static const auto* pod_template =
       Object({{"metadata", template_meta}, {"spec", pod_spec, kRequired}});
   static const auto* spec = Object(

@@ -6,8 +6,8 @@
 #include <yaml-cpp/yaml.h>
 
 #include <fstream>
-#include <sstream>
 
+#include "config/limits.hpp"
 #include "config/resource_parsers.hpp"
 #include "config/resources.hpp"
 #include "config/yaml_json.hpp"
@@ -58,13 +58,20 @@ Result<Config> ParseConfig(std::string_view text, std::string_view filename) {
   return BuildConfig(*resources);
 }
 
+// Reads at most kMaxRequestBytes (one more is refused): a config file is
+// bounded as an Admin request is (config/limits.hpp).
 Result<Config> LoadConfigFile(const std::string& path) {
   std::ifstream in(path, std::ios::binary);
   if (!in) return Status::Errno("read config " + path, errno);
-  std::stringstream text;
-  text << in.rdbuf();
+  std::string text(kMaxRequestBytes + 1, '\0');
+  in.read(text.data(), static_cast<std::streamsize>(text.size()));
   if (in.bad()) return Status::Errno("read config " + path, errno);
-  return ParseConfig(text.str(), path);
+  text.resize(static_cast<size_t>(in.gcount()));
+  if (text.size() > kMaxRequestBytes) {
+    return Status::Error("read config " + path + ": larger than " + FormatBytes(kMaxRequestBytes) + " (the limit)",
+                         EFBIG);
+  }
+  return ParseConfig(text, path);
 }
 
 }  // namespace weft::config

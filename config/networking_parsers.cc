@@ -65,6 +65,121 @@ std::string CheckRetryOn(std::string_view s) {
   return "";
 }
 
+// Istio's host.Name.Matches: identical, or a wildcard whose suffix ends the other.
+bool HostsOverlap(std::string_view a, std::string_view b) {
+  auto ends = [](std::string_view s, std::string_view suffix) {
+    return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+  };
+  if (a == b) return true;
+  bool aw = !a.empty() && a.front() == '*', bw = !b.empty() && b.front() == '*';
+  if (aw && bw) return ends(a.substr(1), b.substr(1)) || ends(b.substr(1), a.substr(1));
+  if (aw) return ends(b, a.substr(1));
+  if (bw) return ends(a, b.substr(1));
+  return false;
+}
+
+// Istio's host.Name.SubsetOf: every name `sub` matches, `of` matches too.
+bool HostSubsetOf(std::string_view sub, std::string_view of) {
+  if (of == "*" || sub == of) return true;
+  if (of.front() != '*') return false;
+  std::string_view suffix = of.substr(1);  // ".example.com"
+  std::string_view s = sub.front() == '*' ? sub.substr(1) : sub;
+  return s.size() >= suffix.size() && s.substr(s.size() - suffix.size()) == suffix;
+}
+
+// "name" or "namespace/name" entries of a list, in order: their scalar nodes.
+std::vector<YAML::Node> Scalars(const YAML::Node& parent, std::string_view field) {
+  std::vector<YAML::Node> out;
+  auto list = FieldReader::Find(parent, field);
+  if (!list || !list->IsSequence()) return out;
+  for (const auto& v : *list) {
+    if (v.IsScalar()) out.push_back(v);
+  }
+  return out;
+}
+
+// Istio's validateExportTo: no duplicate ("." is the own namespace), "*" alone,
+// and for a ServiceEntry "~" (no one) alone.
+void CheckExportTo(FieldReader& r, const YAML::Node& spec, const std::string& path) {
+  auto values = Scalars(spec, "exportTo");
+  std::map<std::string, size_t> seen;
+  bool all = false, none = false;
+  for (size_t i = 0; i < values.size(); ++i) {
+    std::string v = values[i].Scalar();
+    all |= v == "*";
+    none |= v == "~";
+    std::string key = v == "." && !r.ns().empty() ? r.ns() : v;
+    auto [it, inserted] = seen.emplace(key, i);
+    if (!inserted) {
+      r.Error(values[i], IndexPath(path + ".exportTo", i),
+              "\"" + v + "\" repeats " + IndexPath(path + ".exportTo", it->second) +
+                  (key != v ? " (\".\" is namespace " + key + ")" : ""));
+    }
+  }
+  if ((all || none) && values.size() > 1) {
+    r.Error(values.front(), path + ".exportTo",
+            std::string(all ? "\"*\" (every namespace)" : "\"~\" (no namespace)") + " must be the only entry");
+  }
+}
+
+// Envoy's header rules as Istio applies them (ValidateHTTPHeader*Name, ...Value).
+bool PseudoHeader(std::string_view n) { return !n.empty() && n.front() == ':'; }
+bool HostHeader(std::string_view n) {
+  return n.size() == 4 && std::equal(n.begin(), n.end(), "host", [](char a, char b) { return std::tolower(a) == b; });
+}
+
+void CheckHeaderOperations(FieldReader& r, const YAML::Node& headers, const std::string& path) {
+  for (std::string_view dir : {"request", "response"}) {
+    auto ops = FieldReader::Find(headers, dir);
+    if (!ops || !ops->IsMap()) continue;
+    std::string dp = path + "." + std::string(dir);
+    for (std::string_view op : {"set", "add"}) {
+      auto m = FieldReader::Find(*ops, op);
+      if (!m || !m->IsMap()) continue;
+      for (const auto& kv : *m) {
+        if (!kv.first.IsScalar()) continue;
+        const std::string& name = kv.first.Scalar();
+        std::string field = FieldPath(dp + "." + std::string(op), name);
+        if (name.empty()) {
+          r.Error(kv.first, field, "a header name must not be empty");
+        } else if (dir == "request" ? PseudoHeader(name) && name != ":authority"
+                                    : PseudoHeader(name) || HostHeader(name)) {
+          r.Error(kv.first, field, "header \"" + name + "\" cannot be " + (dir == "request" ? "set" : "set in a response"));
+        }
+        if (kv.second.IsScalar() && std::any_of(kv.second.Scalar().begin(), kv.second.Scalar().end(), [](char c) {
+              auto u = static_cast<unsigned char>(c);
+              return (u < 0x20 && u != '\t') || u == 0x7F;
+            })) {
+          r.Error(kv.second, field, "a header value may not hold control characters");
+        }
+      }
+    }
+    auto remove = Scalars(*ops, "remove");
+    for (size_t i = 0; i < remove.size(); ++i) {
+      const std::string& name = remove[i].Scalar();
+      if (name.empty() || PseudoHeader(name) || HostHeader(name)) {
+        r.Error(remove[i], IndexPath(dp + ".remove", i),
+                name.empty() ? "a header name must not be empty" : "header \"" + name + "\" cannot be removed");
+      }
+    }
+  }
+}
+
+// StringMatch: an empty prefix matches anything but is refused outside uri;
+// a regex must not be empty and at most 1024 characters (Envoy's RE2 program limit).
+template <bool kAllowEmptyPrefix>
+void CheckStringMatch(FieldReader& r, const YAML::Node& m, const std::string& path) {
+  auto prefix = FieldReader::Find(m, "prefix");
+  if (!kAllowEmptyPrefix && prefix && prefix->IsScalar() && prefix->Scalar().empty()) {
+    r.Error(*prefix, path + ".prefix", "must not be empty");
+  }
+  auto regex = FieldReader::Find(m, "regex");
+  if (regex && regex->IsScalar()) {
+    if (regex->Scalar().empty()) r.Error(*regex, path + ".regex", "must not be empty");
+    if (regex->Scalar().size() > 1024) r.Error(*regex, path + ".regex", "is longer than 1024 characters");
+  }
+}
+
 const Node* PortProtocol() {
   static const auto* p = Enum(
       {"HTTP", "HTTPS", "GRPC", "GRPC-WEB", "HTTP2", "MONGO", "MYSQL", "REDIS", "TCP", "TLS", "UDP"}, true);
@@ -82,20 +197,31 @@ const Node* PortSelector() {
 }
 
 const Node* StringMatch() {
-  static const auto* m =
-      Object({{"exact", String()}, {"prefix", String()}, {"regex", String()}}, {.one_of = {"exact", "prefix", "regex"}});
+  static const auto* m = Object({{"exact", String()}, {"prefix", String()}, {"regex", String()}},
+                                {.check = CheckStringMatch<false>, .one_of = {"exact", "prefix", "regex"}});
   return m;
+}
+
+const Node* UriMatch() {
+  static const auto* m = Object({{"exact", String()}, {"prefix", String()}, {"regex", String()}},
+                                {.check = CheckStringMatch<true>, .one_of = {"exact", "prefix", "regex"}});
+  return m;
+}
+
+// A destination names one service: "*" is no destination (Istio: "invalid destination host").
+std::string CheckDestinationHost(std::string_view host) {
+  return host == "*" ? "is not a destination: name a service" : CheckHost(host);
 }
 
 const Node* Destination() {
   static const auto* d = Object(
-      {{"host", String(CheckHost), kRequired}, {"subset", String(CheckLabel)}, {"port", PortSelector()}});
+      {{"host", String(CheckDestinationHost), kRequired}, {"subset", String(CheckLabel)}, {"port", PortSelector()}});
   return d;
 }
 
 const Node* Headers() {
   static const auto* op = Object({{"set", Map(String())}, {"add", Map(String())}, {"remove", List(String())}});
-  static const auto* h = Object({{"request", op}, {"response", op}});
+  static const auto* h = Object({{"request", op}, {"response", op}}, {.check = CheckHeaderOperations});
   return h;
 }
 
@@ -123,20 +249,90 @@ const Node* RouteDestination() {
   return d;
 }
 
+// "@request.auth.claims.<name>": routing on a JWT claim (only where a gateway validated the JWT).
+bool ClaimHeader(std::string_view name) { return name.rfind("@request.auth.claims.", 0) == 0 && name.size() > 21; }
+
+void CheckMatchHeaders(FieldReader& r, const YAML::Node& match, const std::string& path) {
+  for (std::string_view field : {"headers", "withoutHeaders"}) {
+    auto headers = FieldReader::Find(match, field);
+    if (!headers || !headers->IsMap()) continue;
+    for (const auto& kv : *headers) {
+      if (!kv.first.IsScalar()) continue;
+      const std::string& name = kv.first.Scalar();
+      if (ClaimHeader(name) || name == ":method" || name == ":scheme" || name == ":authority" || name == ":path" ||
+          name == ":status") {
+        continue;
+      }
+      if (std::string why = CheckHeaderName(name); !why.empty()) {
+        r.Error(kv.first, FieldPath(path + "." + std::string(field), name), "\"" + name + "\" " + why);
+      }
+    }
+  }
+}
+
+// Istio's validateHTTPRouteConflict, validateHTTPRedirect, validateHTTPRewrite,
+// validateAuthorityRewrite and the direct response size.
 void CheckHttpRoute(FieldReader& r, const YAML::Node& route, const std::string& path) {
   CheckWeights(r, route, path);
-  bool delegate = FieldReader::Find(route, "delegate").has_value();
-  bool target = FieldReader::Find(route, "route") || FieldReader::Find(route, "redirect") ||
-                FieldReader::Find(route, "directResponse");
-  if (!target && !delegate) r.Error(route, path, "one of route, redirect, directResponse or delegate is required");
-  if (FieldReader::Find(route, "redirect") && FieldReader::Find(route, "rewrite")) {
-    r.Error(route, path, "rewrite may not be combined with redirect");
+  auto has = [&](std::string_view f) { return FieldReader::Find(route, f).has_value(); };
+  bool target = has("route") || has("redirect") || has("directResponse");
+  if (!target && !has("delegate")) r.Error(route, path, "one of route, redirect, directResponse or delegate is required");
+  for (std::string_view with : {"redirect", "directResponse"}) {
+    if (!has(with)) continue;
+    for (std::string_view other : {"rewrite", "fault"}) {
+      if (has(other)) r.Error(*FieldReader::Find(route, other), FieldPath(path, other), "may not be combined with " + std::string(with));
+    }
+  }
+  if (has("mirror") && has("mirrors")) {
+    r.Error(*FieldReader::Find(route, "mirrors"), path + ".mirrors", "may not be combined with mirror");
+  }
+  if (auto redirect = FieldReader::Find(route, "redirect"); redirect && redirect->IsMap()) {
+    auto set = [&](std::string_view f) { return FieldReader::Find(*redirect, f).has_value(); };
+    if (!set("uri") && !set("authority") && !set("scheme") && !set("port") && !set("derivePort")) {
+      r.Error(*redirect, path + ".redirect", "must set uri, authority, scheme, port or derivePort");
+    }
+    auto scheme = FieldReader::Find(*redirect, "scheme");
+    if (scheme && scheme->IsScalar() && scheme->Scalar() != "http" && scheme->Scalar() != "https") {
+      r.Error(*scheme, path + ".redirect.scheme", "\"" + scheme->Scalar() + "\" must be \"http\" or \"https\"");
+    }
+  }
+  auto rewrite = FieldReader::Find(route, "rewrite");
+  if (rewrite && rewrite->IsMap() && !FieldReader::Find(*rewrite, "uri") && !FieldReader::Find(*rewrite, "authority") &&
+      !FieldReader::Find(*rewrite, "uriRegexRewrite")) {
+    r.Error(*rewrite, path + ".rewrite", "must set uri, uriRegexRewrite or authority");
+  }
+  // The authority is rewritten in one place only.
+  int authorities = rewrite && rewrite->IsMap() && FieldReader::Find(*rewrite, "authority") ? 1 : 0;
+  auto headers = FieldReader::Find(route, "headers");
+  auto request = headers ? FieldReader::Find(*headers, "request") : std::nullopt;
+  for (std::string_view op : {"set", "add"}) {
+    auto m = request ? FieldReader::Find(*request, op) : std::nullopt;
+    if (!m || !m->IsMap()) continue;
+    for (const auto& kv : *m) {
+      if (kv.first.IsScalar() && (kv.first.Scalar() == ":authority" || HostHeader(kv.first.Scalar())) &&
+          ++authorities > 1) {
+        r.Error(kv.first, FieldPath(path + ".headers.request." + std::string(op), kv.first.Scalar()),
+                "the authority is already rewritten (rewrite.authority or another header): once only");
+      }
+    }
+  }
+  if (auto direct = FieldReader::Find(route, "directResponse")) {
+    auto body = FieldReader::Find(*direct, "body");
+    for (std::string_view f : {"string", "bytes"}) {
+      auto v = body ? FieldReader::Find(*body, f) : std::nullopt;
+      if (v && v->IsScalar() && v->Scalar().size() > 1024 * 1024) {
+        r.Error(*v, path + ".directResponse.body." + std::string(f), "is larger than 1 MiB (Istio's limit)");
+      }
+    }
+  }
+  if (auto matches = FieldReader::Find(route, "match"); matches && matches->IsSequence()) {
+    for (size_t i = 0; i < matches->size(); ++i) CheckMatchHeaders(r, (*matches)[i], IndexPath(path + ".match", i));
   }
 }
 
 const Node* HttpRoute() {
   static const auto* match = Object({{"name", String()},
-                                     {"uri", StringMatch()},
+                                     {"uri", UriMatch()},
                                      {"scheme", StringMatch()},
                                      {"method", StringMatch()},
                                      {"authority", StringMatch()},
@@ -215,6 +411,74 @@ const Node* HttpRoute() {
 
 void CheckL4Route(FieldReader& r, const YAML::Node& route, const std::string& path) { CheckWeights(r, route, path); }
 
+// Bound to the mesh: no gateways, or only "mesh" (Istio's isGateway).
+bool BoundToMesh(const YAML::Node& spec) {
+  auto gateways = Scalars(spec, "gateways");
+  return std::all_of(gateways.begin(), gateways.end(), [](const YAML::Node& g) { return g.Scalar() == "mesh"; });
+}
+
+// Istio's ValidateVirtualService: hosts ("*" only for gateways, no two
+// overlapping), TLS SNI hosts within the hosts, JWT claim routing only at a
+// gateway, exportTo.
+void CheckVirtualService(FieldReader& r, const YAML::Node& spec, const std::string& path) {
+  if (!FieldReader::Find(spec, "http") && !FieldReader::Find(spec, "tcp") && !FieldReader::Find(spec, "tls")) {
+    r.Error(spec, path, "at least one of http, tcp or tls is required");
+  }
+  const bool mesh = BoundToMesh(spec);
+  auto hosts = Scalars(spec, "hosts");
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    if (mesh && hosts[i].Scalar() == "*") {
+      r.Error(hosts[i], IndexPath(path + ".hosts", i),
+              "\"*\" is not allowed for a VirtualService bound to the mesh (it would take every host): name them, or bind it to a gateway");
+    }
+    for (size_t j = 0; j < i; ++j) {
+      if (HostsOverlap(hosts[j].Scalar(), hosts[i].Scalar())) {
+        r.Error(hosts[i], IndexPath(path + ".hosts", i),
+                "\"" + hosts[i].Scalar() + "\" overlaps " + IndexPath(path + ".hosts", j) + " \"" + hosts[j].Scalar() + "\"");
+        break;
+      }
+    }
+  }
+  if (auto tls = FieldReader::Find(spec, "tls"); tls && tls->IsSequence()) {
+    for (size_t i = 0; i < tls->size(); ++i) {
+      auto matches = FieldReader::Find((*tls)[i], "match");
+      if (!matches || !matches->IsSequence()) continue;
+      for (size_t m = 0; m < matches->size(); ++m) {
+        auto sni = Scalars((*matches)[m], "sniHosts");
+        for (size_t k = 0; k < sni.size(); ++k) {
+          bool within = std::any_of(hosts.begin(), hosts.end(),
+                                    [&](const YAML::Node& h) { return HostSubsetOf(sni[k].Scalar(), h.Scalar()); });
+          if (!within && CheckHost(sni[k].Scalar()).empty()) {
+            r.Error(sni[k], IndexPath(IndexPath(IndexPath(path + ".tls", i) + ".match", m) + ".sniHosts", k),
+                    "\"" + sni[k].Scalar() + "\" is not within any of spec.hosts");
+          }
+        }
+      }
+    }
+  }
+  if (mesh) {
+    auto http = FieldReader::Find(spec, "http");
+    for (size_t i = 0; http && http->IsSequence() && i < http->size(); ++i) {
+      auto matches = FieldReader::Find((*http)[i], "match");
+      for (size_t m = 0; matches && matches->IsSequence() && m < matches->size(); ++m) {
+        for (std::string_view field : {"headers", "withoutHeaders"}) {
+          auto headers = FieldReader::Find((*matches)[m], field);
+          if (!headers || !headers->IsMap()) continue;
+          for (const auto& kv : *headers) {
+            if (kv.first.IsScalar() && ClaimHeader(kv.first.Scalar())) {
+              r.Error(kv.first,
+                      FieldPath(IndexPath(IndexPath(path + ".http", i) + ".match", m) + "." + std::string(field),
+                                kv.first.Scalar()),
+                      "routing on a JWT claim needs a gateway (spec.gateways): the mesh has not validated the token");
+            }
+          }
+        }
+      }
+    }
+  }
+  CheckExportTo(r, spec, path);
+}
+
 const Node* VirtualServiceBody() {
   static const auto* l4_match = Object({{"destinationSubnets", List(String(CheckIpOrCidr))},
                                         {"port", Int(1, 65535)},
@@ -239,29 +503,146 @@ const Node* VirtualServiceBody() {
                                     {"tcp", List(tcp)},
                                     {"tls", List(tls)},
                                     {"exportTo", ExportTo()}},
-                                   {.check = [](FieldReader& r, const YAML::Node& n, const std::string& p) {
-                                     if (!FieldReader::Find(n, "http") && !FieldReader::Find(n, "tcp") &&
-                                         !FieldReader::Find(n, "tls")) {
-                                       r.Error(n, p, "at least one of http, tcp or tls is required");
-                                     }
-                                   }});
+                                   {.check = CheckVirtualService});
   static const auto* body = Object({{"spec", spec, kRequired}});
   return body;
 }
 
-// MUTUAL TLS needs a certificate: credentialName, or a certificate and key pair.
-template <const char* kCert>
-void CheckMutualCredentials(FieldReader& r, const YAML::Node& tls, const std::string& path) {
+std::string ModeOf(const YAML::Node& tls) {
   auto mode = FieldReader::Find(tls, "mode");
-  if (!mode || !mode->IsScalar() || mode->Scalar() != "MUTUAL") return;
-  if (FieldReader::Find(tls, "credentialName")) return;
-  if (!FieldReader::Find(tls, kCert) || !FieldReader::Find(tls, "privateKey")) {
-    r.Error(*mode, path + ".mode",
-            std::string("MUTUAL requires credentialName, or ") + kCert + " and privateKey");
+  return mode && mode->IsScalar() ? mode->Scalar() : "";
+}
+
+// Istio's ValidateTLS (a DestinationRule's client side): MUTUAL needs a
+// certificate (credentialName, or clientCertificate and privateKey); a
+// credentialName excludes files; insecureSkipVerify excludes what would verify.
+void CheckClientTls(FieldReader& r, const YAML::Node& tls, const std::string& path) {
+  const std::string mode = ModeOf(tls);
+  auto has = [&](std::string_view f) { return FieldReader::Find(tls, f).has_value(); };
+  auto skip = FieldReader::Find(tls, "insecureSkipVerify");
+  if (skip && skip->IsScalar() && Classify(*skip) == ScalarType::kBool && skip->Scalar() == "true") {
+    std::vector<std::string_view> verify = {"caCertificates", "subjectAltNames"};
+    if (mode == "SIMPLE") verify.push_back("credentialName");
+    for (auto f : verify) {
+      if (has(f) && (mode == "SIMPLE" || mode == "MUTUAL")) {
+        r.Error(*FieldReader::Find(tls, f), FieldPath(path, f), "may not be set with insecureSkipVerify: true");
+      }
+    }
+  }
+  if ((mode == "SIMPLE" || mode == "MUTUAL") && has("credentialName")) {
+    for (std::string_view f : {"clientCertificate", "privateKey", "caCertificates", "caCrl"}) {
+      if (has(f)) r.Error(*FieldReader::Find(tls, f), FieldPath(path, f), "may not be set with credentialName");
+    }
+    return;
+  }
+  if (mode == "MUTUAL" && (!has("clientCertificate") || !has("privateKey"))) {
+    r.Error(*FieldReader::Find(tls, "mode"), path + ".mode",
+            "MUTUAL requires credentialName, or clientCertificate and privateKey");
   }
 }
-constexpr char kClientCert[] = "clientCertificate";
-constexpr char kServerCert[] = "serverCertificate";
+
+// Istio's validateTLSOptions (a Gateway server): ISTIO_MUTUAL takes no
+// certificate; one certificate source only; SIMPLE and MUTUAL need a server
+// certificate and key unless credentialName(s) fetch them, MUTUAL a CA
+// bundle too; a CRL not with credentialName nor SIMPLE.
+void CheckServerTls(FieldReader& r, const YAML::Node& tls, const std::string& path) {
+  const std::string mode = ModeOf(tls);
+  auto has = [&](std::string_view f) { return FieldReader::Find(tls, f).has_value(); };
+  auto at = [&](std::string_view f) { return *FieldReader::Find(tls, f); };
+  static constexpr std::string_view kCertFields[] = {"serverCertificate", "privateKey", "caCertificates",
+                                                     "credentialName", "credentialNames", "tlsCertificates"};
+  if (mode == "ISTIO_MUTUAL") {
+    for (auto f : kCertFields) {
+      if (has(f)) r.Error(at(f), FieldPath(path, f), "may not be set with mode ISTIO_MUTUAL (the mesh's certificates)");
+    }
+    return;
+  }
+  int sources = (has("serverCertificate") && has("privateKey")) + has("credentialName") + has("credentialNames") +
+                has("tlsCertificates");
+  if (sources > 1) {
+    r.Error(tls, path, "only one of credentialName, credentialNames, serverCertificate/privateKey, tlsCertificates");
+  }
+  bool fetched = has("credentialName") || has("credentialNames");
+  bool mutual = mode == "MUTUAL" || mode == "OPTIONAL_MUTUAL";
+  if ((mode == "SIMPLE" || mutual) && !fetched) {
+    if (!has("tlsCertificates")) {
+      for (std::string_view f : {"serverCertificate", "privateKey"}) {
+        if (!has(f)) r.Error(at("mode"), FieldPath(path, f), "required with mode " + mode + " (or credentialName)");
+      }
+    }
+    if (mutual && !has("caCertificates")) {
+      r.Error(at("mode"), path + ".caCertificates", "required with mode " + mode + " (or credentialName)");
+    }
+  }
+  if (has("caCrl") && has("credentialName")) {
+    r.Error(at("caCrl"), path + ".caCrl", "may not be set with credentialName (the credential holds the CRL)");
+  }
+  if (has("caCrl") && mode == "SIMPLE") r.Error(at("caCrl"), path + ".caCrl", "is not supported with mode SIMPLE");
+}
+
+bool AnyOf(const YAML::Node& node, std::initializer_list<std::string_view> fields) {
+  return std::any_of(fields.begin(), fields.end(), [&](std::string_view f) { return FieldReader::Find(node, f).has_value(); });
+}
+
+// Istio's validateTrafficPolicy: not empty; tunnel and proxyProtocol not together.
+void CheckTrafficPolicy(FieldReader& r, const YAML::Node& policy, const std::string& path) {
+  if (!AnyOf(policy, {"loadBalancer", "connectionPool", "outlierDetection", "tls", "portLevelSettings", "tunnel",
+                      "proxyProtocol", "retryBudget"})) {
+    r.Error(policy, path, "must set at least one field (or be left out)");
+  }
+  if (AnyOf(policy, {"tunnel"}) && AnyOf(policy, {"proxyProtocol"})) {
+    r.Error(policy, path, "tunnel and proxyProtocol may not be set together");
+  }
+}
+
+void CheckPortTrafficPolicy(FieldReader& r, const YAML::Node& policy, const std::string& path) {
+  if (!AnyOf(policy, {"loadBalancer", "connectionPool", "outlierDetection", "tls"})) {
+    r.Error(policy, path, "must set at least one of loadBalancer, connectionPool, outlierDetection or tls");
+  }
+}
+
+void CheckConnectionPool(FieldReader& r, const YAML::Node& pool, const std::string& path) {
+  if (!AnyOf(pool, {"http", "tcp"})) r.Error(pool, path, "must set http or tcp (or be left out)");
+  auto http = FieldReader::Find(pool, "http");
+  auto policy = http ? FieldReader::Find(*http, "h2UpgradePolicy") : std::nullopt;
+  auto client = http ? FieldReader::Find(*http, "useClientProtocol") : std::nullopt;
+  if (policy && policy->IsScalar() && policy->Scalar() == "UPGRADE" && client && client->IsScalar() &&
+      client->Scalar() == "true") {
+    r.Error(*client, path + ".http.useClientProtocol", "may not be true with h2UpgradePolicy: UPGRADE");
+  }
+}
+
+void CheckOutlierDetection(FieldReader& r, const YAML::Node& od, const std::string& path) {
+  auto local = FieldReader::Find(od, "consecutiveLocalOriginFailures");
+  auto split = FieldReader::Find(od, "splitExternalLocalOriginErrors");
+  bool splitting = split && split->IsScalar() && split->Scalar() == "true";
+  if (local && FieldReader::IsInteger(*local) && std::strtoll(local->Scalar().c_str(), nullptr, 10) > 0 && !splitting) {
+    r.Error(*local, path + ".consecutiveLocalOriginFailures", "needs splitExternalLocalOriginErrors: true");
+  }
+}
+
+bool IsPrime(uint64_t x) {
+  if (x < 2) return false;
+  for (uint64_t d = 2; d * d <= x; ++d) {
+    if (x % d == 0) return false;
+  }
+  return true;
+}
+
+// Istio's validateLoadBalancer: Maglev's table is a prime below 5000011; the
+// deprecated minimumRingSize not with ringHash or maglev.
+void CheckConsistentHash(FieldReader& r, const YAML::Node& hash, const std::string& path) {
+  if (auto maglev = FieldReader::Find(hash, "maglev")) {
+    auto size = FieldReader::Find(*maglev, "tableSize");
+    uint64_t v = size && FieldReader::IsInteger(*size) ? std::strtoull(size->Scalar().c_str(), nullptr, 10) : 0;
+    if (!size || v == 0 || v >= 5000011 || !IsPrime(v)) {
+      r.Error(size ? *size : *maglev, path + ".maglev.tableSize", "must be a prime below 5000011");
+    }
+  }
+  if (AnyOf(hash, {"minimumRingSize"}) && AnyOf(hash, {"ringHash", "maglev"})) {
+    r.Error(*FieldReader::Find(hash, "minimumRingSize"), path + ".minimumRingSize", "may not be set with ringHash or maglev");
+  }
+}
 
 const Node* TrafficPolicy() {
   static const auto* consistent_hash = Object(
@@ -272,7 +653,7 @@ const Node* TrafficPolicy() {
        {"ringHash", Object({{"minimumRingSize", Int(0, kMaxUint32)}})},
        {"maglev", Object({{"tableSize", Int(0, kMaxUint32)}})},
        {"minimumRingSize", Int(0, kMaxUint32)}},
-      {.one_of = {"httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName"}});
+      {.check = CheckConsistentHash, .one_of = {"httpHeaderName", "httpCookie", "useSourceIp", "httpQueryParameterName"}});
   static const auto* lb = Object(
       Concat({{"simple", Enum({"UNSPECIFIED", "LEAST_CONN", "RANDOM", "PASSTHROUGH", "ROUND_ROBIN", "LEAST_REQUEST"})},
               {"consistentHash", consistent_hash},
@@ -294,7 +675,7 @@ const Node* TrafficPolicy() {
                                     {"h2UpgradePolicy", Enum({"DEFAULT", "DO_NOT_UPGRADE", "UPGRADE"})},
                                     {"useClientProtocol", Bool()},
                                     {"maxConcurrentStreams", Int(0, kMaxInt32)}});
-  static const auto* pool = Object({{"tcp", tcp}, {"http", http}});
+  static const auto* pool = Object({{"tcp", tcp}, {"http", http}}, {.check = CheckConnectionPool});
   static const auto* outlier = Object({{"consecutiveErrors", Int(0, kMaxInt32)},
                                        {"consecutiveGatewayErrors", Int(0, kMaxUint32)},
                                        {"consecutive5xxErrors", Int(0, kMaxUint32)},
@@ -303,7 +684,8 @@ const Node* TrafficPolicy() {
                                        {"interval", Duration()},
                                        {"baseEjectionTime", Duration()},
                                        {"maxEjectionPercent", Int(0, 100)},
-                                       {"minHealthPercent", Int(0, 100)}});
+                                       {"minHealthPercent", Int(0, 100)}},
+                                      {.check = CheckOutlierDetection});
   static const auto* tls = Object({{"mode", Enum({"DISABLE", "SIMPLE", "MUTUAL", "ISTIO_MUTUAL"})},
                                    {"clientCertificate", String()},
                                    {"privateKey", String()},
@@ -313,32 +695,46 @@ const Node* TrafficPolicy() {
                                    {"sni", String()},
                                    {"insecureSkipVerify", Bool()},
                                    {"caCrl", String()}},
-                                  {.check = CheckMutualCredentials<kClientCert>});
+                                  {.check = CheckClientTls});
   static const auto* port_level = Object({{"port", PortSelector(), kRequired},
                                           {"loadBalancer", lb},
                                           {"connectionPool", pool},
                                           {"outlierDetection", outlier},
-                                          {"tls", tls}});
+                                          {"tls", tls}},
+                                         {.check = CheckPortTrafficPolicy});
   static const auto* policy = Object(Concat({{"loadBalancer", lb},
                                              {"connectionPool", pool},
                                              {"outlierDetection", outlier},
                                              {"tls", tls},
                                              {"portLevelSettings", List(port_level)}},
-                                            AnyFields({"tunnel", "proxyProtocol"})));
+                                            AnyFields({"tunnel", "proxyProtocol", "retryBudget"})),
+                                     {.check = CheckTrafficPolicy});
   return policy;
 }
 
-void CheckSubsetNames(FieldReader& r, const YAML::Node& spec, const std::string& path) {
+// Istio's ValidateDestinationRule: unique subset names; a rule with a
+// workload selector stays in its namespace; exportTo.
+void CheckDestinationRule(FieldReader& r, const YAML::Node& spec, const std::string& path) {
   auto subsets = FieldReader::Find(spec, "subsets");
-  if (!subsets || !subsets->IsSequence()) return;
-  std::map<std::string, size_t> seen;
-  for (size_t i = 0; i < subsets->size(); ++i) {
-    auto name = FieldReader::Find((*subsets)[i], "name");
-    if (!name || !name->IsScalar()) continue;
-    auto [it, inserted] = seen.emplace(name->Scalar(), i);
-    if (!inserted) {
-      r.Error(*name, IndexPath(path + ".subsets", i) + ".name",
-              "duplicate subset name \"" + name->Scalar() + "\" (also " + IndexPath(path + ".subsets", it->second) + ")");
+  if (subsets && subsets->IsSequence()) {
+    std::map<std::string, size_t> seen;
+    for (size_t i = 0; i < subsets->size(); ++i) {
+      auto name = FieldReader::Find((*subsets)[i], "name");
+      if (!name || !name->IsScalar()) continue;
+      auto [it, inserted] = seen.emplace(name->Scalar(), i);
+      if (!inserted) {
+        r.Error(*name, IndexPath(path + ".subsets", i) + ".name",
+                "duplicate subset name \"" + name->Scalar() + "\" (also " + IndexPath(path + ".subsets", it->second) + ")");
+      }
+    }
+  }
+  CheckExportTo(r, spec, path);
+  if (FieldReader::Find(spec, "workloadSelector")) {
+    for (const auto& v : Scalars(spec, "exportTo")) {
+      if (v.Scalar() != "." && v.Scalar() != r.ns()) {
+        r.Error(v, path + ".exportTo", "a DestinationRule with a workloadSelector may be exported only to its own namespace");
+        break;
+      }
     }
   }
 }
@@ -351,7 +747,7 @@ const Node* DestinationRuleBody() {
                                     {"subsets", List(subset)},
                                     {"exportTo", ExportTo()},
                                     {"workloadSelector", WorkloadSelector()}},
-                                   {.check = CheckSubsetNames});
+                                   {.check = CheckDestinationRule});
   static const auto* body = Object({{"spec", spec, kRequired}});
   return body;
 }
@@ -372,26 +768,91 @@ void CheckUniquePorts(FieldReader& r, const YAML::Node& ports, const std::string
   }
 }
 
+// Protocols that tell hosts apart on one port (HTTP by authority, TLS by SNI).
+bool HostAware(std::string p) {
+  for (auto& c : p) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
+  return p == "HTTP" || p == "HTTP2" || p == "GRPC" || p == "GRPC-WEB" || p == "HTTPS" || p == "TLS";
+}
+
+// Istio's ValidateServiceEntry: unique ports; "*" is no host; CIDR
+// addresses only without DNS; per resolution: NONE has no endpoints, STATIC
+// endpoints are IPs, DNS without endpoints resolves the hosts (so no
+// wildcards), DNS_ROUND_ROBIN at most one endpoint; endpoint ports are the
+// entry's port names; several hosts on a port only if HTTP or TLS tells them
+// apart (or resolution NONE); exportTo.
 void CheckServiceEntry(FieldReader& r, const YAML::Node& spec, const std::string& path) {
+  std::set<std::string> port_names;
+  std::vector<std::pair<YAML::Node, std::string>> protocols;  // (protocol node, value)
   if (auto ports = FieldReader::Find(spec, "ports"); ports && ports->IsSequence()) {
     CheckUniquePorts(r, *ports, path + ".ports");
+    for (const auto& port : *ports) {
+      auto name = FieldReader::Find(port, "name");
+      if (name && name->IsScalar()) port_names.insert(name->Scalar());
+      auto protocol = FieldReader::Find(port, "protocol");
+      if (protocol && protocol->IsScalar()) protocols.emplace_back(*protocol, protocol->Scalar());
+    }
   }
   auto resolution = FieldReader::Find(spec, "resolution");
   std::string mode = resolution && resolution->IsScalar() ? resolution->Scalar() : "NONE";
+  auto hosts = Scalars(spec, "hosts");
+  for (size_t i = 0; i < hosts.size(); ++i) {
+    if (hosts[i].Scalar() == "*") r.Error(hosts[i], IndexPath(path + ".hosts", i), "\"*\" is not a host: name one");
+  }
+  for (const auto& a : Scalars(spec, "addresses")) {
+    if (a.Scalar().find('/') != std::string::npos && mode != "NONE" && mode != "STATIC") {
+      r.Error(a, path + ".addresses", "a CIDR (\"" + a.Scalar() + "\") needs resolution NONE or STATIC");
+      break;
+    }
+  }
   auto endpoints = FieldReader::Find(spec, "endpoints");
   bool has_endpoints = endpoints && endpoints->IsSequence() && endpoints->size() > 0;
   if (mode == "NONE" && has_endpoints) {
     r.Error(*endpoints, path + ".endpoints", "no endpoints may be given with resolution NONE");
   }
-  if (mode == "STATIC" && has_endpoints) {
-    for (size_t i = 0; i < endpoints->size(); ++i) {
-      auto addr = FieldReader::Find((*endpoints)[i], "address");
-      if (addr && addr->IsScalar() && !CheckIp(addr->Scalar()).empty()) {
-        r.Error(*addr, IndexPath(path + ".endpoints", i) + ".address",
-                "\"" + addr->Scalar() + "\" must be an IP address with resolution STATIC");
+  if ((mode == "DNS" || mode == "DNS_ROUND_ROBIN") && !has_endpoints) {
+    for (size_t i = 0; i < hosts.size(); ++i) {
+      if (hosts[i].Scalar().find('*') != std::string::npos && hosts[i].Scalar() != "*") {
+        r.Error(hosts[i], IndexPath(path + ".hosts", i),
+                "\"" + hosts[i].Scalar() + "\" cannot be resolved by DNS (resolution " + mode +
+                    " without endpoints resolves the hosts): name a host");
       }
     }
   }
+  if (mode == "DNS_ROUND_ROBIN" && has_endpoints && endpoints->size() > 1) {
+    r.Error(*endpoints, path + ".endpoints", "at most one endpoint with resolution DNS_ROUND_ROBIN");
+  }
+  for (size_t i = 0; has_endpoints && i < endpoints->size(); ++i) {
+    const YAML::Node& ep = (*endpoints)[i];
+    std::string ep_path = IndexPath(path + ".endpoints", i);
+    auto addr = FieldReader::Find(ep, "address");
+    if (addr && addr->IsScalar()) {
+      const std::string& a = addr->Scalar();
+      if (mode == "STATIC" && !CheckIp(a).empty() && a.rfind("unix://", 0) != 0) {
+        r.Error(*addr, ep_path + ".address", "\"" + a + "\" must be an IP address with resolution STATIC");
+      } else if ((mode == "DNS" || mode == "DNS_ROUND_ROBIN") && !CheckIp(a).empty() &&
+                 (a.find('*') != std::string::npos || !CheckHost(a).empty())) {
+        r.Error(*addr, ep_path + ".address", "\"" + a + "\" must be an IP address or a host name");
+      }
+    }
+    if (auto ports = FieldReader::Find(ep, "ports"); ports && ports->IsMap() && mode != "NONE") {
+      for (const auto& kv : *ports) {
+        if (kv.first.IsScalar() && !port_names.contains(kv.first.Scalar())) {
+          r.Error(kv.first, FieldPath(ep_path + ".ports", kv.first.Scalar()),
+                  "\"" + kv.first.Scalar() + "\" is not the name of one of spec.ports");
+        }
+      }
+    }
+  }
+  if (mode != "NONE" && hosts.size() > 1) {
+    for (const auto& [node, protocol] : protocols) {
+      if (!HostAware(protocol)) {
+        r.Error(node, path + ".hosts",
+                "several hosts on a " + protocol + " port cannot be told apart (only HTTP or TLS ports, or resolution NONE)");
+        break;
+      }
+    }
+  }
+  CheckExportTo(r, spec, path);
 }
 
 const Node* ServiceEntryBody() {
@@ -413,29 +874,66 @@ const Node* ServiceEntryBody() {
                                     {"resolution", Enum({"NONE", "STATIC", "DNS", "DNS_ROUND_ROBIN"})},
                                     {"endpoints", List(endpoint)},
                                     {"workloadSelector", Object({{"labels", LabelMap()}})},
-                                    {"exportTo", ExportTo()},
+                                    {"exportTo", ExportTo(/*service_entry=*/true)},
                                     {"subjectAltNames", List(String())}},
                                    {.check = CheckServiceEntry, .one_of = {"endpoints", "workloadSelector"}});
   static const auto* body = Object({{"spec", spec, kRequired}});
   return body;
 }
 
-// A server speaking HTTPS or TLS needs TLS settings.
+// Istio's validateServer: HTTPS and TLS servers need TLS settings; a plain
+// HTTP server may only redirect to HTTPS (no certificates), other protocols
+// take none; targetPort has no effect on a Gateway; bind is an IP or unix://.
 void CheckServer(FieldReader& r, const YAML::Node& server, const std::string& path) {
   auto port = FieldReader::Find(server, "port");
+  if (auto target = port ? FieldReader::Find(*port, "targetPort") : std::nullopt) {
+    r.Error(*target, path + ".port.targetPort", "has no effect on a Gateway: leave it out");
+  }
+  if (auto bind = FieldReader::Find(server, "bind"); bind && bind->IsScalar()) {
+    const std::string& b = bind->Scalar();
+    if (b.rfind("unix://", 0) == 0 ? b.size() == 7 : !CheckIp(b).empty()) {
+      r.Error(*bind, path + ".bind", "\"" + b + "\" must be an IP address or unix://<path>");
+    }
+  }
   auto protocol = port ? FieldReader::Find(*port, "protocol") : std::nullopt;
   if (!protocol || !protocol->IsScalar()) return;
   std::string p = protocol->Scalar();
   for (auto& c : p) c = static_cast<char>(std::toupper(static_cast<unsigned char>(c)));
-  if ((p == "HTTPS" || p == "TLS") && !FieldReader::Find(server, "tls")) {
+  auto tls = FieldReader::Find(server, "tls");
+  if ((p == "HTTPS" || p == "TLS") && !tls) {
     r.Error(server, path + ".tls", "required for protocol " + protocol->Scalar());
+  }
+  if (!tls || p == "HTTPS" || p == "TLS") return;
+  std::string mode = ModeOf(*tls);
+  bool redirect_only = (mode.empty() || mode == "PASSTHROUGH" || mode == "AUTO_PASSTHROUGH") &&
+                       !AnyOf(*tls, {"caCertificates", "privateKey", "serverCertificate"});
+  if (!HostAware(p) || p == "GRPC" || p == "GRPC-WEB" || !redirect_only) {
+    r.Error(*tls, path + ".tls",
+            "TLS settings on a plain " + protocol->Scalar() + " port: only httpsRedirect, on an HTTP port");
+  }
+}
+
+// Port names are unique across a Gateway's servers (Istio).
+void CheckGateway(FieldReader& r, const YAML::Node& spec, const std::string& path) {
+  auto servers = FieldReader::Find(spec, "servers");
+  if (!servers || !servers->IsSequence()) return;
+  std::map<std::string, size_t> names;
+  for (size_t i = 0; i < servers->size(); ++i) {
+    auto port = FieldReader::Find((*servers)[i], "port");
+    auto name = port ? FieldReader::Find(*port, "name") : std::nullopt;
+    if (!name || !name->IsScalar()) continue;
+    auto [it, inserted] = names.emplace(name->Scalar(), i);
+    if (!inserted) {
+      r.Error(*name, IndexPath(path + ".servers", i) + ".port.name",
+              "duplicate port name \"" + name->Scalar() + "\" (also " + IndexPath(path + ".servers", it->second) + ")");
+    }
   }
 }
 
 const Node* GatewayBody() {
   static const auto* port = Object({{"number", Int(1, 65535), kRequired},
                                     {"protocol", PortProtocol(), kRequired},
-                                    {"name", String()},
+                                    {"name", String(), kRequired},
                                     {"targetPort", Int(1, 65535)}});
   static const auto* tls_version = Enum({"TLS_AUTO", "TLSV1_0", "TLSV1_1", "TLSV1_2", "TLSV1_3"});
   static const auto* tls = Object(
@@ -454,7 +952,7 @@ const Node* GatewayBody() {
               {"maxProtocolVersion", tls_version},
               {"cipherSuites", List(String())}},
              AnyFields({"tlsCertificates"})),
-      {.check = CheckMutualCredentials<kServerCert>});
+      {.check = CheckServerTls});
   static const auto* server = Object({{"port", port, kRequired},
                                       {"bind", String()},
                                       {"hosts", List(String(CheckGatewayHost), 1), kRequired},
@@ -462,14 +960,19 @@ const Node* GatewayBody() {
                                       {"defaultEndpoint", String()},
                                       {"name", String()}},
                                      {.check = CheckServer});
-  static const auto* spec = Object({{"selector", LabelMap()}, {"servers", List(server, 1), kRequired}});
+  static const auto* spec =
+      Object({{"selector", LabelMap()}, {"servers", List(server, 1), kRequired}}, {.check = CheckGateway});
   static const auto* body = Object({{"spec", spec, kRequired}});
   return body;
 }
 
-void ParseWorkloadEntryDoc(FieldReader& r, const YAML::Node& doc, const Metadata& meta, ParsedDocs&) {
+void ParseWorkloadEntryDoc(FieldReader& r, const YAML::Node& doc, const Metadata& meta, ParsedDocs& out) {
   r.ExpectMap(doc, "", {"apiVersion", "kind", "metadata", "spec"});
-  ParseWorkloadEntry(r, doc, meta);
+  if (auto w = ParseWorkloadEntry(r, doc, meta); w && !w->addresses.empty()) {
+    auto spec = FieldReader::Find(doc, "spec");
+    auto address = spec ? FieldReader::Find(*spec, "address") : std::nullopt;
+    out.workloads.push_back({w->ns, w->name, w->addresses.front(), address ? LocationOf(*address) : LocationOf(doc)});
+  }
   // weft.io/node: the node the workload runs on (the controller sends it to that node's agent).
   if (auto node = meta.annotations.find("weft.io/node"); node != meta.annotations.end()) {
     if (std::string why = CheckDns1123Subdomain(node->second); !why.empty()) {
@@ -492,7 +995,7 @@ std::vector<KindSpec> NetworkingKinds() {
       {.kind = "DestinationRule", .api_versions = kVersions, .body = DestinationRuleBody()},
       {.kind = "ServiceEntry", .api_versions = kVersions, .body = ServiceEntryBody()},
       {.kind = "WorkloadEntry", .api_versions = kVersions, .parse = ParseWorkloadEntryDoc},
-      {.kind = "Gateway", .api_versions = kVersions, .body = GatewayBody()},
+      {.kind = "Gateway", .api_versions = kVersions, .label_name = true, .body = GatewayBody()},
   };
 }
 

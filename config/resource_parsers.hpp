@@ -39,9 +39,17 @@ struct ParsedService {
 std::optional<ParsedService> ParseService(FieldReader& reader, const YAML::Node& doc, const Metadata& meta);
 std::optional<Workload> ParseWorkloadEntry(FieldReader& reader, const YAML::Node& doc, const Metadata& meta);
 
+// Where a WorkloadEntry's address was written, to report an address claimed twice.
+struct ParsedWorkload {
+  std::string ns, name;
+  IpAddr address;
+  Location at;  // spec.address
+};
+
 // What hand-written parsers hand back for checks across documents.
 struct ParsedDocs {
-  std::vector<ParsedService> services;  // VIPs claimed twice
+  std::vector<ParsedService> services;    // VIPs claimed twice
+  std::vector<ParsedWorkload> workloads;  // addresses claimed twice
 };
 
 // One kind: where it is valid and how its body (everything but apiVersion,
@@ -67,8 +75,13 @@ std::string CheckIp(std::string_view text);
 std::string CheckIpOrCidr(std::string_view text);
 std::string CheckPortString(std::string_view text);  // "8080"
 std::string CheckHost(std::string_view host);        // FQDN, short name or wildcard ("*", "*.example.com")
+std::string CheckHeaderName(std::string_view name);        // an HTTP token (RFC 7230 tchars)
+std::string CheckStrictHeaderName(std::string_view name);  // letters, digits, '-' and '_' (Istio's strict form)
+// Annotations (a mapping of strings) larger than kMaxAnnotationBytes, keys and
+// values together, as apimachinery's ValidateAnnotations counts them.
+void CheckAnnotationSize(FieldReader& r, const YAML::Node& annotations, const std::string& path);
 // selector: {matchLabels} as Istio's WorkloadSelector.
 const schema::Node* WorkloadSelector();
-const schema::Node* ExportTo();
+const schema::Node* ExportTo(bool service_entry = false);
 
 }  // namespace weft::config

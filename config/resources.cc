@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <map>
 
+#include "config/input_scan.hpp"
 #include "config/names.hpp"
 #include "config/resource_parsers.hpp"
 #include "config/resources.hpp"
@@ -104,10 +105,12 @@ std::optional<Metadata> ParseMetadata(FieldReader& r, const YAML::Node& doc, con
     r.Error(*ns_node, "metadata.namespace", std::string(kind.kind) + " is cluster-scoped: no namespace");
   }
   r.set_resource(ResourceKey{std::string(kind.kind), meta.ns, meta.name}.ToString());
+  r.set_namespace(meta.ns);
   if (auto labels = FieldReader::Find(*node, "labels")) {
     if (auto v = r.LabelMap(*labels, "metadata.labels")) meta.labels = std::move(*v);
   }
   if (auto annotations = FieldReader::Find(*node, "annotations")) {
+    CheckAnnotationSize(r, *annotations, "metadata.annotations");
     if (auto v = r.StringMap(*annotations, "metadata.annotations")) {
       meta.annotations = std::move(*v);
       meta.annotations_node = *annotations;
@@ -160,12 +163,22 @@ void LoadDocument(const YAML::Node& doc, size_t index, std::string_view file, Di
   Resource res;
   res.api_version = *api_version;
   res.key = std::move(key);
-  res.object = YamlToJson(doc);
-  if (kind->spec.namespaced) res.object["metadata"]["namespace"] = meta->ns;
   try {
-    (void)res.object.dump();  // the store and weftctl serialize it: JSON strings must be UTF-8
+    res.object = YamlToJson(doc);
+  } catch (const TooDeep& e) {  // in a field Weft accepts without modelling (the schema walks only its own)
+    diags.Add(Location{std::max(e.mark.line, 0), std::max(e.mark.column, 0)}, doc_name, TooDeepMessage());
+    return;
+  }
+  if (kind->spec.namespaced) res.object["metadata"]["namespace"] = meta->ns;
+  size_t bytes = 0;
+  try {
+    bytes = res.object.dump().size();  // the store and weftctl serialize it: JSON strings must be UTF-8
   } catch (const nlohmann::json::exception&) {
     r.Error(doc, "", "contains text that is not valid UTF-8");
+    return;
+  }
+  if (bytes > kMaxObjectBytes) {
+    diags.Add(LocationOf(doc), doc_name, TooLargeMessage());
     return;
   }
   Location at = LocationOf(doc);
@@ -190,12 +203,39 @@ void CheckVipConflicts(const Loaded& loaded, Diagnostics& diags) {
   }
 }
 
+// An address is one workload's: the kernel's identity cache maps it to one
+// identity, so a second claimant would take the first one's identity (or lose
+// its own) silently. The first in the file keeps it.
+void CheckAddressConflicts(const Loaded& loaded, Diagnostics& diags) {
+  std::map<IpAddr, const ParsedWorkload*> owners;
+  for (const auto& w : loaded.parsed.workloads) {
+    auto [it, inserted] = owners.emplace(w.address, &w);
+    if (inserted) continue;
+    FieldReader r(diags, "WorkloadEntry " + w.ns + "/" + w.name);
+    r.Error(w.at, "spec.address",
+            "address " + w.address.ToString() + " is already the address of WorkloadEntry " + it->second->ns + "/" +
+                it->second->name + " (line " + std::to_string(it->second->at.line + 1) +
+                "): one address, one workload");
+  }
+}
+
 Location MarkLocation(const YAML::Mark& m) { return Location{std::max(m.line, 0), std::max(m.column, 0)}; }
 
 }  // namespace
 
-Result<std::vector<Resource>> ParseResources(std::string_view text, std::string_view filename) {
+Status CheckText(std::string_view text, std::string_view filename) {
   Diagnostics diags(filename);
+  ScanEncoding(text, diags);
+  return diags.ToStatus();
+}
+
+Result<std::vector<Resource>> ParseResources(std::string_view text, std::string_view filename,
+                                             const ParseOptions& options) {
+  Diagnostics diags(filename);
+  if (!ScanEncoding(text, diags)) return diags.ToStatus();
+  if (NeedsStructureScan(text, options.max_documents) && !ScanStructure(text, diags, options.max_documents)) {
+    return diags.ToStatus();
+  }
   Loaded loaded;
   std::vector<YAML::Node> docs;
   try {
@@ -217,6 +257,7 @@ Result<std::vector<Resource>> ParseResources(std::string_view text, std::string_
     }
   }
   CheckVipConflicts(loaded, diags);
+  CheckAddressConflicts(loaded, diags);
   if (!diags.empty()) return diags.ToStatus();
   return std::move(loaded.resources);
 }

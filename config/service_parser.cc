@@ -2,6 +2,7 @@
 #include <charconv>
 #include <map>
 
+#include "config/limits.hpp"
 #include "config/names.hpp"
 #include "config/resource_parsers.hpp"
 #include "weft/bpf_abi.h"
@@ -126,6 +127,13 @@ void ParsePorts(FieldReader& r, const YAML::Node& spec, bool headless, Service& 
     return;
   }
   if (!r.ExpectSequence(*list, "spec.ports")) return;
+  if (list->size() > kMaxServicePorts) {
+    r.Error(*list, "spec.ports",
+            std::to_string(list->size()) + " ports, more than " + std::to_string(kMaxServicePorts) +
+                " (the limit: each port of each cluster IP takes one of the agent's " +
+                std::to_string(WEFT_DEFAULT_MAX_SERVICES - 1) + " service ids)");
+    return;
+  }
   std::map<std::string, size_t> names;
   std::map<std::pair<uint16_t, Protocol>, size_t> numbers;
   for (size_t i = 0; i < list->size(); ++i) {

@@ -4,6 +4,7 @@
 #include <cstdlib>
 
 #include "config/field_reader.hpp"
+#include "config/limits.hpp"
 #include "config/resources.hpp"
 
 namespace weft::config {
@@ -80,16 +81,18 @@ void Emit(YAML::Emitter& out, const nlohmann::json& v) {
 
 }  // namespace
 
-nlohmann::json YamlToJson(const YAML::Node& node) {
+nlohmann::json YamlToJson(const YAML::Node& node, int depth) {
   switch (node.Type()) {
     case YAML::NodeType::Map: {
+      if (depth > kMaxDepth) throw TooDeep{node.Mark()};
       nlohmann::json obj = nlohmann::json::object();
-      for (const auto& kv : node) obj[kv.first.Scalar()] = YamlToJson(kv.second);
+      for (const auto& kv : node) obj[kv.first.Scalar()] = YamlToJson(kv.second, depth + 1);
       return obj;
     }
     case YAML::NodeType::Sequence: {
+      if (depth > kMaxDepth) throw TooDeep{node.Mark()};
       nlohmann::json arr = nlohmann::json::array();
-      for (const auto& e : node) arr.push_back(YamlToJson(e));
+      for (const auto& e : node) arr.push_back(YamlToJson(e, depth + 1));
       return arr;
     }
     case YAML::NodeType::Scalar:

@@ -1,7 +1,6 @@
 #include "controller/admin_service.hpp"
 
 #include <grpcpp/grpcpp.h>
-#include <malloc.h>
 #include <spdlog/spdlog.h>
 
 #include <cerrno>
@@ -13,8 +12,11 @@
 #include <set>
 #include <mutex>
 
+#include "config/limits.hpp"
 #include "config/resources.hpp"
 #include "controller/kinds.hpp"
+#include "controller/memory_trim.hpp"
+#include "controller/workload_addresses.hpp"
 #include "controller/unified_diff.hpp"
 #include "weft/v1/admin.grpc.pb.h"
 
@@ -67,13 +69,25 @@ std::string Where(const config::SourcePos& p) {
 
 // Parses every file; every error of every file, one per line, or the
 // resources in file order. A kind/ns/name defined in two files is an error.
+// Bounded before any parsing (config/limits.hpp): all files together at most
+// kMaxRequestBytes, and at most kMaxDocuments documents.
 Result<std::vector<config::Resource>> ParseFiles(const google::protobuf::RepeatedPtrField<v1::SourceFile>& files) {
+  size_t bytes = 0;
+  for (const auto& f : files) bytes += f.content().size();
+  if (bytes > config::kMaxRequestBytes) {
+    return Status::Error("request: " + std::to_string(bytes) + " bytes in " + std::to_string(files.size()) +
+                             " files, more than " + config::FormatBytes(config::kMaxRequestBytes) +
+                             " (the limit per request); split it",
+                         EINVAL);
+  }
   std::vector<config::Resource> all;
   std::string errors;
   std::map<config::ResourceKey, config::SourcePos> first;
   for (const auto& f : files) {
-    const std::string name = f.name().empty() ? "-" : f.name();
-    auto r = config::ParseResources(f.content(), name);
+    const std::string name = f.name().empty() ? "-" : config::DisplayName(f.name());
+    config::ParseOptions options;
+    options.max_documents = config::kMaxDocuments - std::min(all.size(), config::kMaxDocuments);
+    auto r = config::ParseResources(f.content(), name, options);
     if (!r.ok()) {
       errors += r.status().message();
       if (!errors.empty() && errors.back() != '\n') errors += '\n';
@@ -98,7 +112,8 @@ Result<std::vector<config::Resource>> ParseFiles(const google::protobuf::Repeate
 }  // namespace
 
 struct AdminService::Impl : public v1::Admin::CallbackService {
-  Impl(Store& s, ConfigHub& h, NodeRegistry& n) : store(s), hub(h), nodes(n) {}
+  Impl(Store& s, ConfigHub& h, NodeRegistry& n, std::string id)
+      : store(s), hub(h), nodes(n), store_id(std::move(id)) {}
 
   template <typename Req, typename Resp>
   using Handler = grpc::Status (Impl::*)(const Req&, Resp&);
@@ -193,13 +208,12 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
   // After a big request (a whole cluster's YAML: ~21 MB, 110,000 documents)
   // the parser's trees, the parsed and analyzed copies are freed, but glibc
   // keeps the pages in its per-thread arenas: the controller's RSS stayed
-  // ~2x what it holds. Give them back (a few ms, only after big requests).
-  static constexpr size_t kTrimAfterBytes = 1 << 20;
+  // ~2x what it holds. Every request that parses files (accepted, refused or
+  // dry run alike) asks the trimmer to give them back once it is answered
+  // (memory_trim.hpp says why not here).
   grpc::Status DoApply(const v1::ApplyRequest& req, v1::ApplyResponse& resp) {
-    size_t bytes = 0;
-    for (const auto& f : req.files()) bytes += f.content().size();
     grpc::Status st = DoApplyFiles(req, resp);
-    if (bytes >= kTrimAfterBytes) malloc_trim(0);
+    trimmer.Request();
     return st;
   }
 
@@ -207,8 +221,10 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
     auto parsed = ParseFiles(req.files());
     if (!parsed.ok()) return ToGrpc(parsed.status());
     std::unique_lock lock(write_mu);
+    if (weft::Status st = Addresses().Check(*parsed); !st.ok()) return ToGrpc(st);
     auto res = store.Apply(*parsed, req.dry_run());
     if (!res.ok()) return ToGrpc(res.status());
+    if (!req.dry_run()) addresses.Update(*res);
     // Push first, analyze after: the warnings only go back to the caller, so
     // the agents never wait for a whole-store analysis. After a real apply the
     // store already holds `parsed`; for a dry run Warnings() overlays it.
@@ -229,6 +245,12 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
   }
 
   grpc::Status DoDelete(const v1::DeleteRequest& req, v1::DeleteResponse& resp) {
+    grpc::Status st = DoDeleteKeys(req, resp);
+    if (req.files_size() > 0) trimmer.Request();
+    return st;
+  }
+
+  grpc::Status DoDeleteKeys(const v1::DeleteRequest& req, v1::DeleteResponse& resp) {
     std::vector<config::ResourceKey> keys;
     if (req.files_size() > 0) {
       auto parsed = ParseFiles(req.files());
@@ -245,6 +267,7 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
     std::lock_guard lock(write_mu);
     auto res = store.Delete(keys, req.dry_run());
     if (!res.ok()) return ToGrpc(res.status());
+    if (!req.dry_run()) Addresses().Update(*res);
     if (!req.dry_run() && res->changed()) {
       hub.Publish(res->revision, res->upserted, res->deleted);
       NoteWrite(*res);
@@ -281,8 +304,18 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
   }
 
   grpc::Status DoDiff(const v1::DiffRequest& req, v1::DiffResponse& resp) {
+    grpc::Status st = DoDiffFiles(req, resp);
+    trimmer.Request();
+    return st;
+  }
+
+  grpc::Status DoDiffFiles(const v1::DiffRequest& req, v1::DiffResponse& resp) {
     auto parsed = ParseFiles(req.files());
     if (!parsed.ok()) return ToGrpc(parsed.status());
+    {
+      std::lock_guard lock(write_mu);
+      if (weft::Status st = Addresses().Check(*parsed); !st.ok()) return ToGrpc(st);
+    }
     for (const auto& d : Warnings(*parsed, /*stored=*/false)) ToProto(d, resp.add_warnings());
     // The dry-run admission gives the objects as they would be stored (VIPs).
     auto res = store.Apply(*parsed, /*dry_run=*/true);
@@ -314,6 +347,7 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
 
   grpc::Status DoStatus(const v1::StatusRequest&, v1::StatusResponse& resp) {
     resp.set_revision(store.Revision());
+    resp.set_store_id(store_id);
     for (const auto& n : nodes.All()) {
       auto* out = resp.add_nodes();
       out->set_node(n.node);
@@ -325,6 +359,9 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
       out->set_nack_reason(n.nack_reason);
       out->set_agent_version(n.agent_version);
       out->set_last_seen_unix_ms(n.last_seen_unix_ms);
+      out->set_agent_applied_version(n.agent_applied_version);
+      out->set_agent_store_id(n.agent_store_id);
+      out->set_state_reason(n.state_reason);
     }
     return grpc::Status::OK;
   }
@@ -336,17 +373,26 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
     return ns.empty() ? "default" : ns;
   }
 
+  // The WorkloadEntry address index, read from the store on first use (under write_mu).
+  WorkloadAddresses& Addresses() {
+    if (!addresses.loaded()) addresses.Load(store.List("WorkloadEntry", ""));
+    return addresses;
+  }
+
   Store& store;
   ConfigHub& hub;
   NodeRegistry& nodes;
+  const std::string store_id;
   std::mutex write_mu;
+  WorkloadAddresses addresses;  // one address, one workload (workload_addresses.hpp)
+  MemoryTrimmer trimmer;
   std::atomic<uint64_t> analyzed_epoch{0};  // +1 per write that touches an analyzed kind
   std::mutex warnings_mu;
   std::optional<WarningsCache> warnings_cache;
 };
 
-AdminService::AdminService(Store& store, ConfigHub& hub, NodeRegistry& nodes)
-    : impl_(std::make_unique<Impl>(store, hub, nodes)) {}
+AdminService::AdminService(Store& store, ConfigHub& hub, NodeRegistry& nodes, std::string store_id)
+    : impl_(std::make_unique<Impl>(store, hub, nodes, std::move(store_id))) {}
 AdminService::~AdminService() = default;
 grpc::Service* AdminService::service() { return impl_.get(); }
 

@@ -11,6 +11,7 @@
 #pragma once
 
 #include <memory>
+#include <string>
 
 #include "controller/config_service.hpp"
 #include "controller/node_status.hpp"
@@ -24,7 +25,7 @@ namespace weft::controller {
 
 class AdminService {
  public:
-  AdminService(Store& store, ConfigHub& hub, NodeRegistry& nodes);
+  AdminService(Store& store, ConfigHub& hub, NodeRegistry& nodes, std::string store_id = "");
   ~AdminService();
   grpc::Service* service();
 

@@ -385,8 +385,9 @@ std::optional<AuthorizationPolicyModel> ParseAuthorizationPolicy(const json& obj
   static const char* const kL7Operation[] = {"methods", "notMethods", "paths", "notPaths", "hosts", "notHosts"};
   static const char* const kL7Source[] = {"requestPrincipals", "notRequestPrincipals", "remoteIpBlocks",
                                           "notRemoteIpBlocks"};
-  static const char* const kL4Conditions[] = {"source.ip",      "source.namespace", "source.principal",
-                                              "destination.ip", "destination.port", "connection.sni"};
+  static const char* const kL4Conditions[] = {"source.ip",          "source.namespace",      "source.principal",
+                                              "source.serviceAccount", "source.trustDomain", "destination.ip",
+                                              "destination.port",   "connection.sni"};
   for (const json& rule : Arr(spec, "rules")) {
     for (const json& to : Arr(rule, "to")) {
       const json& op = Obj(to, "operation");

@@ -22,12 +22,26 @@
 //
 // Protocol per stream: hello -> snapshot (version = compiled store revision,
 // fresh nonce); each later revision -> the node's delta (only if non-empty),
-// new nonce. A stream with more than kMaxBacklog unsent pushes (a slow agent)
-// has them replaced by one snapshot. A newer stream for the same node
-// supersedes the older one (finished with ABORTED).
+// new nonce, base_version = the previous push's version. A stream with more
+// than kMaxBacklog unsent pushes (a slow agent) has them replaced by one
+// snapshot. After a NACK the node's next push is a snapshot, whether or not
+// the revision changed anything for it. A newer stream for the same node
+// supersedes the older one (finished with ABORTED). Every push carries the
+// store id.
+//
+// BEHIND: a hello whose store_id is this store's and whose applied_version
+// is higher than the compiled revision (this store was restored from an
+// older copy) gets no snapshot and no deltas; the node shows BEHIND. Once a
+// revision passes the node's version, it gets that revision's snapshot.
+//
+// Bounds: at most max_streams streams (more are finished with
+// RESOURCE_EXHAUSTED); a stream that says no hello within hello_timeout is
+// finished with DEADLINE_EXCEEDED (the "hello reaper" thread); node names
+// must be DNS-1123 subdomains (INVALID_ARGUMENT otherwise).
 #pragma once
 
 #include <atomic>
+#include <chrono>
 #include <cstdint>
 #include <map>
 #include <memory>
@@ -45,11 +59,17 @@ class Service;
 
 namespace weft::controller {
 
+struct HubOptions {
+  std::string store_id;  // sent with every push (ControllerMessage.store_id)
+  std::chrono::milliseconds hello_timeout{5000};
+  size_t max_streams = 10000;
+};
+
 class ConfigHub {
  public:
   static constexpr size_t kMaxBacklog = 16;
 
-  ConfigHub(NodeRegistry& nodes, CompilerOptions opts = {});
+  ConfigHub(NodeRegistry& nodes, CompilerOptions opts = {}, HubOptions hub = {});
   ~ConfigHub();
   ConfigHub(const ConfigHub&) = delete;
   ConfigHub& operator=(const ConfigHub&) = delete;
@@ -61,7 +81,8 @@ class ConfigHub {
   void Publish(uint64_t revision, const std::vector<config::Resource>& upserted,
                const std::vector<config::ResourceKey>& deleted);
   uint64_t version() const;
-  size_t streams() const;
+  size_t streams() const;       // streams that said hello (one per node)
+  size_t open_streams() const;  // every stream, with or without a hello
 
   // The ConfigDiscovery service to register on a grpc::ServerBuilder.
   grpc::Service* service();

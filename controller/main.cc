@@ -1,9 +1,11 @@
 // weft-controller: stores the mesh config and pushes compiled per-node config
 // to the agents.
 //
-//   weft-controller --data-dir DIR [--listen 127.0.0.1:15012]
+//   weft-controller --data-dir DIR [--init] [--listen 127.0.0.1:15012]
 //                   [--admin-socket /run/weft/controller.sock]
-//                   [--service-cidr 10.96.0.0/16] [--service-cidr-v6 fd00:96::/112] [-v]
+//                   [--service-cidr 10.96.0.0/16] [--service-cidr-v6 fd00:96::/112]
+//                   [--service-entry-cidr 240.240.0.0/16] [--service-entry-cidr-v6 2001:2::/48]
+//                   [--max-streams 10000] [--hello-timeout-ms 5000] [-v]
 //
 // SIGTERM/SIGINT: graceful shutdown (streams finished with UNAVAILABLE, calls
 // in flight given 2 s, the store closed, the socket file removed).
@@ -33,6 +35,9 @@ int main(int argc, char** argv) {
   CLI::App app{"weft-controller: stores the mesh config and pushes per-node config to weft-agents",
                "weft-controller"};
   app.add_option("--data-dir", opts.data_dir, "Directory of the store (weft.db, SQLite)")->required();
+  app.add_flag("--init", opts.init,
+               "Create a new, empty store in --data-dir (once, for a new cluster; refused if weft.db exists). "
+               "Without it a missing, empty or unreadable store refuses to start");
   app.add_option("--listen", opts.listen, "HOST:PORT for ConfigDiscovery and Admin (\"\" disables)")
       ->capture_default_str();
   app.add_option("--admin-socket", opts.admin_socket, "Unix socket for Admin (weftctl) (\"\" disables)")
@@ -40,8 +45,24 @@ int main(int argc, char** argv) {
   app.add_option("--service-cidr", opts.service_cidr, "IPv4 range for Service VIPs")->capture_default_str();
   app.add_option("--service-cidr-v6", opts.service_cidr_v6, "IPv6 range for dual-stack and IPv6 Service VIPs")
       ->capture_default_str();
+  app.add_option("--service-entry-cidr", opts.service_entry_cidr,
+                 "IPv4 range that ServiceEntry addresses (VIPs) must lie in")
+      ->capture_default_str();
+  app.add_option("--service-entry-cidr-v6", opts.service_entry_cidr_v6,
+                 "IPv6 range that ServiceEntry addresses (VIPs) must lie in")
+      ->capture_default_str();
+  size_t max_streams = opts.max_streams;
+  int64_t hello_ms = opts.hello_timeout.count();
+  app.add_option("--max-streams", max_streams, "Concurrent ConfigDiscovery streams (more are refused)")
+      ->capture_default_str()
+      ->check(CLI::PositiveNumber);
+  app.add_option("--hello-timeout-ms", hello_ms, "A stream that sends no hello within this is closed")
+      ->capture_default_str()
+      ->check(CLI::Range(int64_t{100}, int64_t{600000}));
   app.add_flag("-v,--verbose", verbose, "Debug logging");
   CLI11_PARSE(app, argc, argv);
+  opts.max_streams = max_streams;
+  opts.hello_timeout = std::chrono::milliseconds(hello_ms);
   SetUpLogging(verbose);
 
   // Block the stop signals in every thread (gRPC's too); main waits for them.

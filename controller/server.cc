@@ -22,6 +22,7 @@
 namespace weft::controller {
 
 struct ControllerServer::Impl {
+  explicit Impl(NodeRegistryOptions o) : nodes(std::move(o)) {}
   std::unique_ptr<SqliteStore> store;
   NodeRegistry nodes;
   std::unique_ptr<ConfigHub> hub;
@@ -57,20 +58,28 @@ Status PrepareSocketPath(const std::string& path) {
 
 Result<std::unique_ptr<ControllerServer>> ControllerServer::Start(const ServerOptions& opts) {
   if (opts.data_dir.empty()) return Status::Error("--data-dir is required", EINVAL);
-  auto vips = VipAllocator::Create(opts.service_cidr, opts.service_cidr_v6);
+  auto vips = VipAllocator::Create(opts.service_cidr, opts.service_cidr_v6, opts.service_entry_cidr,
+                                   opts.service_entry_cidr_v6);
   if (!vips.ok()) return vips.status();
-  auto impl = std::make_unique<Impl>();
-  auto store = SqliteStore::Open(opts.data_dir, std::move(*vips));
+  NodeRegistryOptions nopts;
+  nopts.forget_disconnected = opts.forget_disconnected;
+  nopts.max_disconnected = opts.max_disconnected_nodes;
+  auto impl = std::make_unique<Impl>(std::move(nopts));
+  auto store = SqliteStore::Open(opts.data_dir, std::move(*vips), opts.init);
   if (!store.ok()) return store.status();
   impl->store = std::move(*store);
   // Identity numbers and policy ids persist in the store (it outlives the hub:
   // shutdown resets the hub first), so a restart keeps them.
   CompilerOptions copts;
   copts.state = impl->store.get();
-  impl->hub = std::make_unique<ConfigHub>(impl->nodes, copts);
+  HubOptions hopts;
+  hopts.store_id = impl->store->store_id();
+  hopts.hello_timeout = opts.hello_timeout;
+  hopts.max_streams = opts.max_streams;
+  impl->hub = std::make_unique<ConfigHub>(impl->nodes, copts, hopts);
   auto all = impl->store->LoadAll();
   impl->hub->Reset(all, impl->store->Revision());
-  impl->admin = std::make_unique<AdminService>(*impl->store, *impl->hub, impl->nodes);
+  impl->admin = std::make_unique<AdminService>(*impl->store, *impl->hub, impl->nodes, impl->store->store_id());
   spdlog::info("store {}/weft.db: revision {}, {} resources", opts.data_dir, impl->store->Revision(), all.size());
   all = {};
   malloc_trim(0);  // the loaded copy and the compiler's scratch: give the pages back (see admin_service.cc)
@@ -129,6 +138,7 @@ std::string ControllerServer::tcp_target() const {
   return impl_->listen_host + ":" + std::to_string(impl_->port);
 }
 Store& ControllerServer::store() { return *impl_->store; }
+const std::string& ControllerServer::store_id() const { return impl_->store->store_id(); }
 NodeRegistry& ControllerServer::nodes() { return impl_->nodes; }
 size_t ControllerServer::streams() const { return impl_->hub->streams(); }
 

@@ -3,6 +3,8 @@
 // the in-process tests use this.
 #pragma once
 
+#include <chrono>
+#include <cstddef>
 #include <memory>
 #include <string>
 
@@ -18,6 +20,18 @@ struct ServerOptions {
   std::string admin_socket = "/run/weft/controller.sock";  // "" = no unix socket
   std::string service_cidr = "10.96.0.0/16";
   std::string service_cidr_v6 = "fd00:96::/112";
+  // ServiceEntry addresses (compiled as VIPs) must lie here (Istio's
+  // auto-allocation ranges); agents accept VIPs in these and the service CIDRs.
+  std::string service_entry_cidr = "240.240.0.0/16";
+  std::string service_entry_cidr_v6 = "2001:2::/48";
+  // --init: create a new, empty store in data_dir (refused if one exists).
+  // Without it, a missing, empty or unreadable store refuses to start.
+  bool init = false;
+  // Bounds on what agents (or anyone who can connect) can make the controller hold.
+  std::chrono::milliseconds hello_timeout{5000};         // a stream says hello within this, or is closed
+  size_t max_streams = 10000;                            // concurrent ConfigDiscovery streams
+  std::chrono::milliseconds forget_disconnected{3600 * 1000};  // status forgets a disconnected node after this
+  size_t max_disconnected_nodes = 4096;                  // and keeps at most this many (the oldest go first)
 };
 
 class ControllerServer {
@@ -29,6 +43,7 @@ class ControllerServer {
   int tcp_port() const;           // the bound TCP port (0 without --listen)
   std::string tcp_target() const;  // "127.0.0.1:<port>" style, for Dial
   Store& store();
+  const std::string& store_id() const;  // the store's identity (agents compare it)
   NodeRegistry& nodes();
   size_t streams() const;  // connected ConfigDiscovery streams
   // Graceful: finishes every stream (UNAVAILABLE), waits up to 2 s for calls

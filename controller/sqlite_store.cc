@@ -4,13 +4,18 @@
 #include <sqlite3.h>
 #include <sys/file.h>
 #include <spdlog/spdlog.h>
+#include <sys/random.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <cerrno>
 #include <chrono>
 #include <filesystem>
 #include <mutex>
+#include <random>
 #include <set>
+
+#include "weft/sys.hpp"
 
 namespace weft::controller {
 namespace {
@@ -102,6 +107,51 @@ CREATE TABLE IF NOT EXISTS state(
   value BLOB NOT NULL);
 )sql";
 
+// The store's identity (an addition to schema 1, made at init).
+const char* kStoreInfoSchema = R"sql(
+CREATE TABLE IF NOT EXISTS store_info(
+  key TEXT PRIMARY KEY,
+  value TEXT NOT NULL);
+)sql";
+
+// A WAL that was checkpointed completely is restarted by the next write and
+// then truncated to this size (PRAGMA journal_size_limit).
+constexpr int64_t kWalSizeLimitBytes = 4 << 20;
+// Past this size after a PASSIVE checkpoint (writes with no pause long enough
+// for one to catch up), the checkpointer runs a TRUNCATE checkpoint.
+constexpr int64_t kWalTruncateBytes = 64 << 20;
+
+// 128 random bits as 32 hex digits.
+std::string NewStoreId() {
+  unsigned char b[16];
+  if (::getrandom(b, sizeof b, 0) != static_cast<ssize_t>(sizeof b)) {
+    std::random_device rd;
+    for (auto& x : b) x = static_cast<unsigned char>(rd());
+  }
+  static const char* hex = "0123456789abcdef";
+  std::string out;
+  for (unsigned char x : b) {
+    out.push_back(hex[x >> 4]);
+    out.push_back(hex[x & 15]);
+  }
+  return out;
+}
+
+// -1 if absent.
+int64_t FileSize(const std::string& path) {
+  struct stat st {};
+  return ::lstat(path.c_str(), &st) == 0 ? static_cast<int64_t>(st.st_size) : -1;
+}
+
+// Data files are 0600; stores made by older controllers were 0644.
+Status TightenMode(const std::string& path) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) != 0) return Status::Ok();  // absent
+  if (!S_ISREG(st.st_mode)) return Status::Error(path + ": not a regular file", EINVAL);
+  if ((st.st_mode & 07777) != 0600 && ::chmod(path.c_str(), 0600) != 0) return Status::Errno("chmod 0600 " + path, errno);
+  return Status::Ok();
+}
+
 bool SameObject(const config::Resource& a, const config::Resource& b) {
   return a.api_version == b.api_version && a.object == b.object;
 }
@@ -118,29 +168,137 @@ const char* ToString(ChangeAction a) {
   return "unknown";
 }
 
-Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& data_dir, VipAllocator vips) {
-  std::error_code ec;
-  std::filesystem::create_directories(data_dir, ec);
-  if (ec) return Status::Error("create data dir " + data_dir + ": " + ec.message(), EIO);
+Result<std::unique_ptr<SqliteStore>> SqliteStore::Open(const std::string& data_dir, VipAllocator vips, bool init) {
+  struct stat dst {};
+  if (::stat(data_dir.c_str(), &dst) != 0) {
+    if (errno != ENOENT) return Status::Errno("data dir " + data_dir, errno);
+    if (!init)
+      return Status::Error("data dir " + data_dir +
+                               " does not exist. Refusing to start with an empty store (it would remove every "
+                               "service and policy from every node). A new cluster: start once with --init. A store "
+                               "that lived there: restore the data dir from a backup",
+                           ENOENT);
+  } else if (!S_ISDIR(dst.st_mode)) {
+    return Status::Error("data dir " + data_dir + ": not a directory", ENOTDIR);
+  }
+  WEFT_RETURN_IF_ERROR(sys::MakePrivateDir(data_dir).Wrap("data dir"));
   std::unique_ptr<SqliteStore> s(new SqliteStore(std::move(vips)));
   const std::string lock_path = data_dir + "/weft.lock";
   s->lock_fd_.reset(::open(lock_path.c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600));
   if (!s->lock_fd_) return Status::Errno("open " + lock_path, errno);
   if (::flock(s->lock_fd_.get(), LOCK_EX | LOCK_NB) != 0)
     return Status::Error("lock " + lock_path + ": another weft-controller uses data dir " + data_dir, EBUSY);
+  (void)::fchmod(s->lock_fd_.get(), 0600);
   s->path_ = data_dir + "/weft.db";
-  if (sqlite3_open_v2(s->path_.c_str(), &s->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_CREATE | SQLITE_OPEN_FULLMUTEX,
-                      nullptr) != SQLITE_OK)
-    return Status::Error("open " + s->path_ + ": " + (s->db_ ? sqlite3_errmsg(s->db_) : "out of memory"), EIO);
+  const int64_t size = FileSize(s->path_);
+  if (init && size >= 0)
+    return Status::Error("--init: " + s->path_ + " already exists (" + std::to_string(size) +
+                             " bytes); --init only creates a new store. Start without --init to use it; to start "
+                             "over with an empty store, move " + data_dir + " away first",
+                         EEXIST);
+  if (init && FileSize(s->path_ + "-wal") >= 0)
+    return Status::Error("--init: " + s->path_ + "-wal exists without " + s->path_ +
+                             ": a store was here; restore weft.db, or move " + data_dir + " away first",
+                         EEXIST);
+  if (!init && size < 0)
+    return Status::Error("data dir " + data_dir +
+                             " holds no weft.db. Refusing to start with an empty store (it would remove every "
+                             "service and policy from every node). A new cluster: start once with --init. A store "
+                             "that lived there: restore weft.db from a backup",
+                         ENOENT);
+  if (init) {
+    UniqueFd created(::open(s->path_.c_str(), O_RDWR | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    if (!created) return Status::Errno("create " + s->path_, errno);
+  }
+  for (const char* suffix : {"", "-wal", "-shm"}) WEFT_RETURN_IF_ERROR(TightenMode(s->path_ + suffix));
+  if (sqlite3_open_v2(s->path_.c_str(), &s->db_, SQLITE_OPEN_READWRITE | SQLITE_OPEN_FULLMUTEX, nullptr) != SQLITE_OK)
+    return Status::Error(s->path_ + " cannot be opened: " + (s->db_ ? sqlite3_errmsg(s->db_) : "out of memory") +
+                             ". Refusing to start",
+                         EIO);
   sqlite3_busy_timeout(s->db_, 5000);
-  WEFT_RETURN_IF_ERROR(s->Exec("PRAGMA journal_mode=WAL"));
+  if (init) {
+    WEFT_RETURN_IF_ERROR(s->Exec("PRAGMA journal_mode=WAL"));
+    WEFT_RETURN_IF_ERROR(s->Initialize());
+  } else {
+    WEFT_RETURN_IF_ERROR(s->CheckExisting(data_dir));
+    WEFT_RETURN_IF_ERROR(s->Exec("PRAGMA journal_mode=WAL"));
+  }
   WEFT_RETURN_IF_ERROR(s->Exec("PRAGMA synchronous=FULL"));
   WEFT_RETURN_IF_ERROR(s->Exec("PRAGMA wal_autocheckpoint=0"));  // CheckpointLoop does it
-  WEFT_RETURN_IF_ERROR(s->Exec(kSchema));
+  WEFT_RETURN_IF_ERROR(s->Exec(("PRAGMA journal_size_limit=" + std::to_string(kWalSizeLimitBytes)).c_str()));
   WEFT_RETURN_IF_ERROR(s->Exec(kStateSchema));
   WEFT_RETURN_IF_ERROR(s->Load());
+  for (const char* suffix : {"-wal", "-shm"}) WEFT_RETURN_IF_ERROR(TightenMode(s->path_ + suffix));
+  spdlog::info("store {}: {}id {}, revision {}", s->path_, init ? "created, " : "", s->store_id_, s->revision_);
   s->checkpointer_ = std::thread([p = s.get()] { p->CheckpointLoop(); });
   return s;
+}
+
+Status SqliteStore::Initialize() {
+  Txn txn(db_);
+  WEFT_RETURN_IF_ERROR(txn.Begin());
+  WEFT_RETURN_IF_ERROR(Exec(kSchema));
+  WEFT_RETURN_IF_ERROR(Exec(kStateSchema));
+  WEFT_RETURN_IF_ERROR(Exec(kStoreInfoSchema));
+  const std::string id = NewStoreId();
+  Stmt put(db_, "INSERT INTO store_info(key, value) VALUES('id', ?1), ('created_unix_ms', ?2)");
+  if (!put.ok()) return Status::Error(path_ + ": prepare store id: " + sqlite3_errmsg(db_), EIO);
+  const auto now_ms = std::chrono::duration_cast<std::chrono::milliseconds>(
+                          std::chrono::system_clock::now().time_since_epoch()).count();
+  WEFT_RETURN_IF_ERROR(put.Text(1, id).Text(2, std::to_string(now_ms)).Run(path_ + ": write store id"));
+  WEFT_RETURN_IF_ERROR(txn.Commit());
+  store_id_ = id;
+  return Status::Ok();
+}
+
+Status SqliteStore::CheckExisting(const std::string& data_dir) {
+  const std::string found = path_ + " (" + std::to_string(FileSize(path_)) + " bytes)";
+  const std::string todo =
+      ". Refusing to start: an empty or unknown store would be pushed to every node and remove every service and "
+      "policy. Restore weft.db from a backup; to start a new, empty store on purpose, move " + data_dir +
+      " away and start once with --init";
+  std::set<std::string> tables;
+  {
+    Stmt q(db_, "SELECT name FROM sqlite_master WHERE type = 'table'");
+    if (!q.ok()) return Status::Error(found + " cannot be read: " + sqlite3_errmsg(db_) + todo, EIO);
+    int rc;
+    while ((rc = q.Step()) == SQLITE_ROW) tables.insert(q.ColText(0));
+    if (rc != SQLITE_DONE) return Status::Error(found + " cannot be read: " + sqlite3_errmsg(db_) + todo, EIO);
+  }
+  if (tables.empty()) return Status::Error(found + " is empty: it holds no tables" + todo, ENODATA);
+  if (!tables.count("meta") || !tables.count("resources"))
+    return Status::Error(found + " is not a Weft store (no meta or resources table)" + todo, EINVAL);
+  uint64_t revision = 0, resources = 0;
+  {
+    Stmt q(db_, "SELECT (SELECT value FROM meta WHERE key = 'revision'), (SELECT count(*) FROM resources)");
+    if (!q.ok() || q.Step() != SQLITE_ROW)
+      return Status::Error(found + " cannot be read: " + sqlite3_errmsg(db_) + todo, EIO);
+    revision = q.ColInt(0);
+    resources = q.ColInt(1);
+  }
+  if (tables.count("store_info")) {
+    Stmt q(db_, "SELECT value FROM store_info WHERE key = 'id'");
+    if (!q.ok()) return Status::Error(found + " cannot be read: " + sqlite3_errmsg(db_) + todo, EIO);
+    if (q.Step() == SQLITE_ROW) store_id_ = q.ColText(0);
+    if (store_id_.empty()) return Status::Error(found + " has no store id" + todo, EINVAL);
+    return Status::Ok();
+  }
+  if (revision == 0 && resources == 0)
+    return Status::Error(found + " holds an empty store (revision 0, no resources) that was never initialized" + todo,
+                         ENODATA);
+  // A store made before store ids: it holds data, so it is this cluster's; give it its id.
+  Txn txn(db_);
+  WEFT_RETURN_IF_ERROR(txn.Begin());
+  WEFT_RETURN_IF_ERROR(Exec(kStoreInfoSchema));
+  const std::string id = NewStoreId();
+  Stmt put(db_, "INSERT INTO store_info(key, value) VALUES('id', ?1)");
+  if (!put.ok()) return Status::Error(path_ + ": prepare store id: " + sqlite3_errmsg(db_), EIO);
+  WEFT_RETURN_IF_ERROR(put.Text(1, id).Run(path_ + ": write store id"));
+  WEFT_RETURN_IF_ERROR(txn.Commit());
+  store_id_ = id;
+  spdlog::warn("store {}: made before store ids (revision {}, {} resources): it is now store {}", path_, revision,
+               resources, id);
+  return Status::Ok();
 }
 
 SqliteStore::~SqliteStore() {
@@ -167,10 +325,20 @@ void SqliteStore::CheckpointLoop() {
     ckpt_cv_.wait_for(lk, std::chrono::milliseconds(500), [this] { return stopping_; });
     const bool last = stopping_;
     lk.unlock();
+    // A connection opens the WAL when it first reads the database; a
+    // checkpoint on one that never read does nothing at all (this one did
+    // not: weft.db stayed at 4 KiB while the WAL grew to 119 MB). A read
+    // per round also follows a WAL that a writer restarted.
+    int rc = sqlite3_exec(db, "SELECT value FROM meta WHERE key = 'revision'", nullptr, nullptr, nullptr);
     int log = 0, done = 0;
     // PASSIVE: copies what it can without waiting for (or blocking) writers.
-    int rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
+    if (rc == SQLITE_OK) rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_PASSIVE, &log, &done);
     if (rc != SQLITE_OK && rc != SQLITE_BUSY) spdlog::warn("store {}: WAL checkpoint: {}", path_, sqlite3_errmsg(db));
+    if (rc == SQLITE_OK && FileSize(path_ + "-wal") > kWalTruncateBytes) {
+      rc = sqlite3_wal_checkpoint_v2(db, nullptr, SQLITE_CHECKPOINT_TRUNCATE, &log, &done);
+      spdlog::info("store {}: WAL over {} MiB: TRUNCATE checkpoint: {}", path_, kWalTruncateBytes >> 20,
+                   rc == SQLITE_OK ? "done" : sqlite3_errmsg(db));
+    }
     lk.lock();
     if (last) break;
   }
@@ -230,6 +398,8 @@ Result<WriteResult> SqliteStore::Apply(const std::vector<config::Resource>& reso
     if (r.key.kind == "Service") {
       if (prior) IndexServiceVips(*prior, index, /*remove=*/true);
       WEFT_RETURN_IF_ERROR(vips_.Assign(r, prior, index));
+    } else if (r.key.kind == "ServiceEntry") {
+      WEFT_RETURN_IF_ERROR(vips_.Assign(r, prior, index));  // its addresses in the ServiceEntry CIDRs
     }
     Change c{r.key, ChangeAction::kCreated, 0};
     if (prior && SameObject(*prior, r)) {

@@ -59,8 +59,23 @@ void IndexServiceVips(const config::Resource& svc, VipIndex& index, bool remove)
   }
 }
 
-Result<VipAllocator> VipAllocator::Create(const std::string& cidr_v4, const std::string& cidr_v6) {
+namespace {
+bool Overlap(const IpPrefix& a, const IpPrefix& b) {
+  return a.addr.is_v4() == b.addr.is_v4() && (a.Contains(b.addr) || b.Contains(a.addr));
+}
+}  // namespace
+
+Result<VipAllocator> VipAllocator::Create(const std::string& cidr_v4, const std::string& cidr_v6,
+                                          const std::string& se_cidr_v4, const std::string& se_cidr_v6) {
   VipAllocator a;
+  auto se4 = IpPrefix::Parse(se_cidr_v4);
+  if (!se4 || !se4->addr.is_v4())
+    return Status::Error("--service-entry-cidr \"" + se_cidr_v4 + "\": expected an IPv4 CIDR", EINVAL);
+  auto se6 = IpPrefix::Parse(se_cidr_v6);
+  if (!se6 || se6->addr.is_v4())
+    return Status::Error("--service-entry-cidr-v6 \"" + se_cidr_v6 + "\": expected an IPv6 CIDR", EINVAL);
+  a.se_v4_ = *se4;
+  a.se_v6_ = *se6;
   auto v4 = IpPrefix::Parse(cidr_v4);
   if (!v4 || !v4->addr.is_v4() || v4->len > 30)
     return Status::Error("--service-cidr \"" + cidr_v4 + "\": expected an IPv4 CIDR of at most /30", EINVAL);
@@ -69,7 +84,35 @@ Result<VipAllocator> VipAllocator::Create(const std::string& cidr_v4, const std:
     return Status::Error("--service-cidr-v6 \"" + cidr_v6 + "\": expected an IPv6 CIDR between /64 and /126", EINVAL);
   a.v4_ = *v4;
   a.v6_ = *v6;
+  if (Overlap(a.v4_, a.se_v4_) || Overlap(a.v6_, a.se_v6_))
+    return Status::Error("the ServiceEntry CIDRs (" + a.se_v4_.ToString() + ", " + a.se_v6_.ToString() +
+                             ") overlap the service CIDRs (" + a.v4_.ToString() + ", " + a.v6_.ToString() + ")",
+                         EINVAL);
   return a;
+}
+
+Status VipAllocator::CheckServiceEntry(const config::Resource& se) const {
+  const json& obj = se.object;
+  auto spec = obj.find("spec");
+  if (spec == obj.end() || !spec->is_object() || spec->value("resolution", "") != "STATIC") return Status::Ok();
+  auto addrs = spec->find("addresses");
+  if (addrs == spec->end() || !addrs->is_array()) return Status::Ok();
+  for (size_t i = 0; i < addrs->size(); ++i) {
+    const json& a = (*addrs)[i];
+    if (!a.is_string()) continue;
+    auto ip = IpAddr::Parse(a.get<std::string>());
+    if (!ip) continue;  // a CIDR: the compiler makes no VIP of it
+    const IpPrefix& range = ip->is_v4() ? se_v4_ : se_v6_;
+    if (!range.Contains(*ip))
+      return Status::Error("ServiceEntry " + se.key.ns + "/" + se.key.name + ": spec.addresses[" + std::to_string(i) +
+                               "]: " + ip->ToString() + " is outside the ServiceEntry CIDR " + range.ToString() +
+                               " (--service-entry-cidr" + (ip->is_v4() ? "" : "-v6") +
+                               "): Weft load-balances a ServiceEntry address as a VIP, and agents refuse VIPs "
+                               "outside their ranges. Use an address in " + range.ToString() +
+                               " (as Istio's auto-allocation does), or a CIDR (no VIP)",
+                           EINVAL);
+  }
+  return Status::Ok();
 }
 
 Result<IpAddr> VipAllocator::Allocate(const IpPrefix& cidr, const config::ResourceKey& key,
@@ -95,6 +138,7 @@ Result<IpAddr> VipAllocator::Allocate(const IpPrefix& cidr, const config::Resour
 }
 
 Status VipAllocator::Assign(config::Resource& svc, const config::Resource* prior, VipIndex& index) const {
+  if (svc.key.kind == "ServiceEntry") return CheckServiceEntry(svc);
   if (svc.key.kind != "Service") return Status::Ok();
   json& obj = svc.object;
   if (!obj.contains("spec") || !obj["spec"].is_object()) obj["spec"] = json::object();
@@ -151,6 +195,12 @@ Status VipAllocator::Assign(config::Resource& svc, const config::Resource* prior
       if (ip.is_v4() != v4)
         return Status::Error(where + ": spec.clusterIPs[" + std::to_string(i) + "]: " + ip.ToString() +
                                  " is not " + FamilyName(fam) + " as spec.ipFamilies says",
+                             EINVAL);
+      const IpPrefix& cidr = v4 ? v4_ : v6_;
+      if (!cidr.Contains(ip))
+        return Status::Error(where + ": spec.clusterIPs[" + std::to_string(i) + "]: " + ip.ToString() +
+                                 " is not in the service CIDR " + cidr.ToString() + " (--service-cidr" +
+                                 (v4 ? "" : "-v6") + "); agents refuse VIPs outside it",
                              EINVAL);
       if (auto it = index.find(ip); it != index.end() && it->second != svc.key)
         return Status::Error("spec.clusterIP " + ip.ToString() + " of " + where + " is already allocated to " +

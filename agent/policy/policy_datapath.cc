@@ -649,18 +649,12 @@ Status PolicyDatapath::WriteNames(const PolicyDesired& desired, uint64_t version
     ep["policies"] = e.policies;
     j["endpoints"].push_back(ep);
   }
-  const std::string dir = opts_.state_dir + "/" + opts_.node, path = dir + "/names.json", tmp = path + ".tmp";
+  const std::string dir = opts_.state_dir + "/" + opts_.node, path = dir + "/names.json";
   std::string text = j.dump(1) + "\n";
   if (text == last_names_ && Exists(path)) return Status::Ok();  // unchanged (e.g. a Refresh)
-  WEFT_RETURN_IF_ERROR(MakeDirs(dir));
-  {
-    std::ofstream out(tmp, std::ios::trunc);
-    if (!out) return Status::Errno("write " + tmp, errno);
-    out << text;
-    out.flush();
-    if (!out) return Status::Error("write " + tmp + ": short write");
-  }
-  if (::rename(tmp.c_str(), path.c_str()) != 0) return Status::Errno("rename " + tmp + " to " + path, errno);
+  // Data files are 0600 in a 0700 directory (sys::WriteFileAtomic: tmp + fsync + rename).
+  WEFT_RETURN_IF_ERROR(sys::MakePrivateDir(dir));
+  WEFT_RETURN_IF_ERROR(sys::WriteFileAtomic(path, text, 0600));
   last_names_ = std::move(text);
   return Status::Ok();
 }

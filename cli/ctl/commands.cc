@@ -34,7 +34,7 @@ struct Global {
 };
 
 int Fail(int code, const std::string& msg) {
-  std::fprintf(stderr, "weftctl: %s\n", msg.c_str());
+  PrintMessage("weftctl: ", msg);
   return code;
 }
 
@@ -53,7 +53,7 @@ int RpcFail(const grpc::Status& s, const std::string& what, const std::string& a
   std::string msg = DescribeRpcError(s, what, address);
   if (IsRejectedInput(s.error_code())) {
     // Verbatim: the controller's "file:line:col: Kind ns/name: field: problem" lines.
-    std::fprintf(stderr, "%s%s", msg.c_str(), (!msg.empty() && msg.back() == '\n') ? "" : "\n");
+    PrintMessage("", msg);
     return kExitBadInput;
   }
   return Fail(kExitEnv, msg);
@@ -77,7 +77,10 @@ struct ApplyArgs {
 
 int DoApply(const Global& g, const ApplyArgs& a) {
   auto in = Inputs(a.files, a.recursive);
-  if (!in.ok()) return Fail(kExitBadInput, in.status().message());
+  if (!in.ok()) {
+    PrintInputError(in.status());
+    return kExitBadInput;
+  }
   int rc = 0;
   auto conn = Connect(g, &rc);
   if (!conn) return rc;
@@ -114,7 +117,10 @@ int DoDelete(const Global& g, const DeleteArgs& a) {
   if (!a.files.empty()) {
     if (!a.positional.empty()) return Fail(kExitBadInput, "delete: give either -f FILE or KIND NAME..., not both");
     auto in = Inputs(a.files, a.recursive);
-    if (!in.ok()) return Fail(kExitBadInput, in.status().message());
+    if (!in.ok()) {
+      PrintInputError(in.status());
+      return kExitBadInput;
+    }
     for (const auto& f : *in) {
       auto* sf = req.add_files();
       sf->set_name(f.name);
@@ -205,7 +211,7 @@ struct DiffArgs {
 int DoDiff(const Global& g, const DiffArgs& a) {
   auto in = Inputs(a.files, a.recursive);
   if (!in.ok()) {
-    std::fprintf(stderr, "weftctl: %s\n", in.status().message().c_str());
+    PrintInputError(in.status());
     return kDiffBadInput;
   }
   int rc = 0;
@@ -340,7 +346,7 @@ void Register(CLI::App& root, int* exit_code) {
 
   auto st = std::make_shared<StatusArgs>();
   CLI::App* c_status = root.add_subcommand(
-      "status", "per node: NODE STATE (SYNCED|STALE|NACKED|DISCONNECTED) SENT ACKED AGENT-VERSION NACK-REASON");
+      "status", "per node: NODE STATE (SYNCED|STALE|NACKED|BEHIND|DISCONNECTED) SENT ACKED AGENT-VERSION REASON");
   c_status->add_option("-o,--output", st->output, "json: one JSON object");
   with_controller(c_status);
   c_status->callback([g, st, exit_code] { *exit_code = DoStatus(*g, *st); });

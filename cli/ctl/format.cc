@@ -245,13 +245,34 @@ std::string FormatDiagnostic(const weft::v1::Diagnostic& d) {
   return out;
 }
 
+namespace {
+
+// One table cell: on one line, at most `max` bytes (cut at a character, "...").
+// What a controller sends is not trusted to be small: a node name or version
+// of a megabyte must not pad every row of the table to a megabyte.
+std::string Cell(const std::string& text, size_t max) {
+  std::string out = text.substr(0, std::min(text.size(), max));
+  for (char& c : out)
+    if (static_cast<unsigned char>(c) < 0x20 || c == 0x7f) c = ' ';
+  if (text.size() <= max) return out;
+  out.resize(max - 3);
+  while (!out.empty() && (static_cast<unsigned char>(out.back()) & 0xc0) == 0x80) out.pop_back();
+  if (!out.empty() && (static_cast<unsigned char>(out.back()) & 0x80)) out.pop_back();
+  return out + "...";
+}
+
+}  // namespace
+
 std::string FormatStatus(const weft::v1::StatusResponse& s) {
-  std::vector<std::vector<std::string>> rows = {{"NODE", "STATE", "SENT", "ACKED", "AGENT-VERSION", "NACK-REASON"}};
+  constexpr size_t kColumn = 64, kReason = 200;
+  std::vector<std::vector<std::string>> rows = {{"NODE", "STATE", "SENT", "ACKED", "AGENT-VERSION", "REASON"}};
   for (const auto& n : s.nodes()) {
-    std::string reason = n.nack_reason();
-    std::replace(reason.begin(), reason.end(), '\n', ' ');
-    rows.push_back({n.node(), n.state(), std::to_string(n.last_sent_version()), std::to_string(n.last_acked_version()),
-                    n.agent_version().empty() ? "<unknown>" : n.agent_version(), reason.empty() ? "<none>" : reason});
+    // The NACK reason, or why the node is in a state such as BEHIND.
+    std::string reason = n.state() == "NACKED" || n.state_reason().empty() ? n.nack_reason() : n.state_reason();
+    rows.push_back({Cell(n.node(), kColumn), Cell(n.state(), kColumn), std::to_string(n.last_sent_version()),
+                    std::to_string(n.last_acked_version()),
+                    n.agent_version().empty() ? "<unknown>" : Cell(n.agent_version(), kColumn),
+                    reason.empty() ? "<none>" : Cell(reason, kReason)});
   }
   return RenderTable(rows);
 }

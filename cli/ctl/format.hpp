@@ -27,7 +27,9 @@ std::string FormatChange(const weft::v1::ResourceChange& c, bool dry_run);
 // "file:line:col: Kind ns/name: field: message" (parts that are unknown are left out).
 std::string FormatDiagnostic(const weft::v1::Diagnostic& d);
 
-// NODE STATE SENT ACKED AGENT-VERSION NACK-REASON, one line per node.
+// NODE STATE SENT ACKED AGENT-VERSION REASON, one line per node; every cell
+// on one line and capped (64 bytes, 200 for REASON), so a huge field from
+// the controller never pads the table.
 std::string FormatStatus(const weft::v1::StatusResponse& s);
 
 // kubectl's age: 42s, 5m, 3h, 2d.

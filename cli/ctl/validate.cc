@@ -24,7 +24,7 @@ struct ValidateArgs {
 int DoValidate(const ValidateArgs& a) {
   auto in = ReadInputs(a.files, a.recursive, std::cin);
   if (!in.ok()) {
-    std::fprintf(stderr, "weftctl: %s\n", in.status().message().c_str());
+    PrintInputError(in.status());
     return kExitBadInput;
   }
   std::vector<config::Resource> all;
@@ -32,8 +32,7 @@ int DoValidate(const ValidateArgs& a) {
   for (const auto& f : *in) {
     auto rs = config::ParseResources(f.content, f.name);
     if (!rs.ok()) {
-      std::string m = rs.status().message();
-      std::fprintf(stderr, "%s%s", m.c_str(), (!m.empty() && m.back() == '\n') ? "" : "\n");
+      PrintMessage("", rs.status().message());
       invalid = true;
       continue;
     }

@@ -114,7 +114,10 @@ std::vector<std::string> AgentArgv(const LabState& st, const NodeState& n) {
                                    "--pin-root",          st.pin_root,  "--metrics", n.agent.metrics,
                                    // The pods' host-side veths live in the node's netns; names.json for weftctl.
                                    "--netns",             "/run/netns/" + n.netns,
-                                   "--state-dir",         st.state_dir + "/agents"};
+                                   "--state-dir",         st.state_dir + "/agents",
+                                   // The VIPs the lab's controller allocates: anything else is refused.
+                                   "--service-cidr",      control::kServiceCidr,
+                                   "--service-cidr-v6",   control::kServiceCidrV6};
   argv.insert(argv.end(), st.agent_args.begin(), st.agent_args.end());
   return argv;
 }
@@ -409,7 +412,7 @@ class UpRun {
     // before any namespace exists.
     WEFT_RETURN_IF_ERROR(control::PlanController(st_));
     WEFT_RETURN_IF_ERROR(Save());
-    WEFT_RETURN_IF_ERROR(control::StartController(st_));
+    WEFT_RETURN_IF_ERROR(control::StartController(st_, /*init=*/true));
     WEFT_RETURN_IF_ERROR(Save());
     auto deadline = Clock::now() + std::chrono::seconds(o_.timeout_s);
     WEFT_RETURN_IF_ERROR(control::WaitControllerReady(st_, deadline));
@@ -632,7 +635,7 @@ int DoStatus(const std::string& lab, bool json) {
   bool healthy = st->phase == "ready";
   nlohmann::json j = nlohmann::json::parse(StateToJson(*st));
   bool ctl_alive = sys::ProcessMatches(st->controller.pid, "weft-controller");
-  std::map<std::string, std::string> sync;  // node -> SYNCED/STALE/NACKED/DISCONNECTED
+  std::map<std::string, std::string> sync;  // node -> SYNCED/STALE/NACKED/BEHIND/DISCONNECTED
   std::map<std::string, std::string> nack;
   if (ctl_alive) {
     if (auto ss = control::SyncStatus(*st); ss.ok()) {
@@ -798,7 +801,7 @@ int DoRestartController(const std::string& lab, bool force_kill, double down_for
   InstallSignalHandlers();
   if (down_for_s > 0) std::this_thread::sleep_for(std::chrono::duration<double>(down_for_s));
   // Same data dir, socket and port: the agents reconnect to the address they were given.
-  if (auto s = control::StartController(*st); !s.ok()) return Fail(kExitEnv, s.message());
+  if (auto s = control::StartController(*st, /*init=*/false); !s.ok()) return Fail(kExitEnv, s.message());
   if (auto s = SaveState(*st); !s.ok()) return Fail(kExitEnv, s.message());
   auto s = control::WaitControllerReady(*st, Clock::now() + std::chrono::seconds(timeout_s));
   if (!s.ok()) return Fail(kExitEnv, s.message());

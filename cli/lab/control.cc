@@ -49,15 +49,19 @@ Status PlanController(LabState& st) {
   return Status::Ok();
 }
 
-std::vector<std::string> ControllerArgv(const LabState& st) {
-  return {st.controller_bin, "--data-dir",     st.controller.data_dir, "--listen",
-          st.controller.listen, "--admin-socket", st.controller.admin_socket};
+std::vector<std::string> ControllerArgv(const LabState& st, bool init) {
+  std::vector<std::string> argv = {st.controller_bin,     "--data-dir",     st.controller.data_dir,
+                                   "--listen",            st.controller.listen, "--admin-socket",
+                                   st.controller.admin_socket, "--service-cidr", kServiceCidr,
+                                   "--service-cidr-v6",   kServiceCidrV6};
+  if (init) argv.push_back("--init");
+  return argv;
 }
 
-Status StartController(LabState& st) {
+Status StartController(LabState& st, bool init) {
   sys::SpawnOptions o;
   o.log_path = st.controller.log;
-  auto pid = sys::Spawn(ControllerArgv(st), o);
+  auto pid = sys::Spawn(ControllerArgv(st, init), o);
   if (!pid.ok()) return pid.status().Wrap("start weft-controller");
   st.controller.pid = *pid;
   return Status::Ok();

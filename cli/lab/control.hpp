@@ -16,14 +16,20 @@
 
 namespace weft::cli::lab::control {
 
+// The lab's service CIDRs, given to its controller and to every agent (which
+// refuse VIPs outside them).
+inline constexpr const char* kServiceCidr = "10.96.0.0/16";
+inline constexpr const char* kServiceCidrV6 = "fd00:96::/112";
+
 // weftctl's address for the lab's controller: unix://<admin socket>.
 std::string AdminAddress(const LabState& st);
 
 // Fills st.controller (paths, a free port) for a first start.
 Status PlanController(LabState& st);
-std::vector<std::string> ControllerArgv(const LabState& st);
+// init: the lab's first start (a new store: --init); a restart opens the existing one.
+std::vector<std::string> ControllerArgv(const LabState& st, bool init);
 // Starts the controller with the recorded arguments; records the pid (caller saves).
-Status StartController(LabState& st);
+Status StartController(LabState& st, bool init);
 // Until the Admin API answers (or the process exits: the log's tail is in the error).
 Status WaitControllerReady(const LabState& st, std::chrono::steady_clock::time_point deadline);
 
@@ -44,7 +50,7 @@ CallResult Apply(const LabState& st, const std::vector<NamedText>& files);
 CallResult DeleteWorkloads(const LabState& st, const std::vector<std::pair<std::string, std::string>>& ns_names);
 // Every Service's VIPs, as the controller stored them.
 Result<std::vector<ServiceVips>> ReadVips(const LabState& st);
-// Per-node sync state (SYNCED/STALE/NACKED/DISCONNECTED).
+// Per-node sync state (SYNCED/STALE/NACKED/BEHIND/DISCONNECTED).
 Result<weft::v1::StatusResponse> SyncStatus(const LabState& st);
 
 }  // namespace weft::cli::lab::control

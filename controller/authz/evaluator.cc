@@ -30,6 +30,18 @@ std::optional<std::string> ServiceAccountOf(const Peer& p) {
   return ns + "/" + sa;
 }
 
+// The trust domain of the peer's identity ("cluster.local").
+std::optional<std::string_view> TrustDomainOf(const Peer& p) {
+  auto principal = PrincipalOf(p);
+  if (!principal) return std::nullopt;
+  return principal->substr(0, principal->find('/'));
+}
+
+bool ServiceAccountMatches(const Peer& p, const std::string& ns_sa) {
+  auto sa = ServiceAccountOf(p);
+  return sa && *sa == ns_sa;
+}
+
 bool InCidr(const Peer& p, const IpPrefix& c) {
   if (p.cidrs) return p.cidrs->contains(CanonicalCidr(c));
   return p.ip && c.Contains(*p.ip);
@@ -57,11 +69,10 @@ bool NamespaceMatches(const Peer& p, const std::string& pattern) {
 
 bool SourceMatches(const Source& s, const Peer& p) {
   // L7 fields (s.l7) count as matched: only DENY rules get here with them.
-  auto sa = ServiceAccountOf(p);
   return PosNeg(s.principals, s.not_principals, [&](const std::string& v) { return PrincipalMatches(p, v); }) &&
          PosNeg(s.namespaces, s.not_namespaces, [&](const std::string& v) { return NamespaceMatches(p, v); }) &&
          PosNeg(s.service_accounts, s.not_service_accounts,
-                [&](const std::string& v) { return sa && *sa == v; }) &&
+                [&](const std::string& v) { return ServiceAccountMatches(p, v); }) &&
          PosNeg(s.ip_blocks, s.not_ip_blocks, [&](const IpPrefix& c) { return InCidr(p, c); });
 }
 
@@ -80,6 +91,13 @@ bool ConditionMatches(const Condition& c, const Peer& p, const Workload& dst, ui
       return PosNeg(c.values, c.not_values, [&](const std::string& v) { return NamespaceMatches(p, v); });
     case K::kSourcePrincipal:
       return PosNeg(c.values, c.not_values, [&](const std::string& v) { return PrincipalMatches(p, v); });
+    case K::kSourceServiceAccount:
+      return PosNeg(c.values, c.not_values, [&](const std::string& v) { return ServiceAccountMatches(p, v); });
+    case K::kSourceTrustDomain:
+      return PosNeg(c.values, c.not_values, [&](const std::string& v) {
+        auto td = TrustDomainOf(p);
+        return td && StringMatches(v, *td);
+      });
     case K::kDestinationPort:
       // Values that are not ports were dropped; a condition left with only
       // unparsable values matches nothing.

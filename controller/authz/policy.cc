@@ -67,14 +67,22 @@ bool Present(const json& j, std::string_view key) {
   return f && !(f->is_array() && f->empty());
 }
 
-Source ParseSource(const json& src) {
+// Istio: "<sa>" names an account of the policy's namespace, "<ns>/<sa>" any.
+std::vector<std::string> ServiceAccounts(std::vector<std::string> values, const std::string& policy_ns) {
+  for (auto& v : values) {
+    if (v.find('/') == std::string::npos) v = policy_ns + "/" + v;
+  }
+  return values;
+}
+
+Source ParseSource(const json& src, const std::string& policy_ns) {
   Source s;
   s.principals = Strings(src, "principals");
   s.not_principals = Strings(src, "notPrincipals");
   s.namespaces = Strings(src, "namespaces");
   s.not_namespaces = Strings(src, "notNamespaces");
-  s.service_accounts = Strings(src, "serviceAccounts");
-  s.not_service_accounts = Strings(src, "notServiceAccounts");
+  s.service_accounts = ServiceAccounts(Strings(src, "serviceAccounts"), policy_ns);
+  s.not_service_accounts = ServiceAccounts(Strings(src, "notServiceAccounts"), policy_ns);
   s.ip_blocks = Cidrs(Strings(src, "ipBlocks"));
   s.not_ip_blocks = Cidrs(Strings(src, "notIpBlocks"));
   for (const char* k : {"requestPrincipals", "notRequestPrincipals", "remoteIpBlocks", "notRemoteIpBlocks"}) {
@@ -93,7 +101,7 @@ Operation ParseOperation(const json& op) {
   return o;
 }
 
-Condition ParseCondition(const json& c) {
+Condition ParseCondition(const json& c, const std::string& policy_ns) {
   Condition out;
   out.raw_key = compile::StringField(c, "key");
   out.values = Strings(c, "values");
@@ -102,12 +110,18 @@ Condition ParseCondition(const json& c) {
   if (out.raw_key == "source.ip") out.key = K::kSourceIp;
   else if (out.raw_key == "source.namespace") out.key = K::kSourceNamespace;
   else if (out.raw_key == "source.principal") out.key = K::kSourcePrincipal;
+  else if (out.raw_key == "source.serviceAccount") out.key = K::kSourceServiceAccount;
+  else if (out.raw_key == "source.trustDomain") out.key = K::kSourceTrustDomain;
   else if (out.raw_key == "destination.ip") out.key = K::kDestinationIp;
   else if (out.raw_key == "destination.port") out.key = K::kDestinationPort;
   else out.key = K::kL7;
   if (out.key == K::kSourceIp || out.key == K::kDestinationIp) {
     out.ip_values = Cidrs(out.values);
     out.ip_not_values = Cidrs(out.not_values);
+  }
+  if (out.key == K::kSourceServiceAccount) {
+    out.values = ServiceAccounts(std::move(out.values), policy_ns);
+    out.not_values = ServiceAccounts(std::move(out.not_values), policy_ns);
   }
   if (out.key == K::kDestinationPort) {
     out.port_values = Ports(out.values);
@@ -140,9 +154,9 @@ Policy ParsePolicy(const json& object) {
   else p.action = Action::kAllow;
   for (const json* r : Items(spec, "rules")) {
     Rule rule;
-    for (const json* f : Items(*r, "from")) rule.from.push_back(ParseSource(Obj(*f, "source")));
+    for (const json* f : Items(*r, "from")) rule.from.push_back(ParseSource(Obj(*f, "source"), p.ns));
     for (const json* t : Items(*r, "to")) rule.to.push_back(ParseOperation(Obj(*t, "operation")));
-    for (const json* w : Items(*r, "when")) rule.when.push_back(ParseCondition(*w));
+    for (const json* w : Items(*r, "when")) rule.when.push_back(ParseCondition(*w, p.ns));
     p.rules.push_back(std::move(rule));
   }
   return p;

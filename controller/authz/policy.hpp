@@ -10,11 +10,16 @@
 //   that only a waypoint/gateway calls: ignored, as ztunnel ignores them.
 // - L7-only attributes (methods, paths, hosts and their not*, requestPrincipals,
 //   remoteIpBlocks and their not*, `when` keys other than source.ip,
-//   source.namespace, source.principal, destination.ip, destination.port)
-//   cannot be seen at L4: in a DENY rule they count as matched (deny more,
-//   istiod's TCP-filter rule); an ALLOW rule that has any of them never matches.
-// - serviceAccounts / notServiceAccounts ("<ns>/<sa>", trust domain ignored,
-//   no wildcards) are identity attributes, enforced at L4.
+//   source.namespace, source.principal, source.serviceAccount,
+//   source.trustDomain, destination.ip, destination.port) cannot be seen at
+//   L4: in a DENY rule they count as matched (deny more, istiod's TCP-filter
+//   rule); an ALLOW rule that has any of them never matches.
+// - serviceAccounts / notServiceAccounts and `when` source.serviceAccount
+//   ("<ns>/<sa>", trust domain ignored, no wildcards) are identity attributes,
+//   enforced at L4. A bare "<sa>" is the policy's namespace, as Istio resolves
+//   it (pilot/pkg/security/authz/model serviceAccountRegex): ParsePolicy
+//   writes it as "<policy ns>/<sa>", so a root-namespace policy's bare name
+//   is a root-namespace account, never the destination's.
 #pragma once
 
 #include <cstdint>
@@ -43,7 +48,7 @@ enum class Action { kAllow, kDeny, kAudit, kCustom };
 struct Source {
   std::vector<std::string> principals, not_principals;    // Istio string match: exact, "p*", "*s", "*"
   std::vector<std::string> namespaces, not_namespaces;    // same
-  std::vector<std::string> service_accounts, not_service_accounts;  // "<ns>/<sa>", exact
+  std::vector<std::string> service_accounts, not_service_accounts;  // "<ns>/<sa>" (bare names resolved), exact
   std::vector<IpPrefix> ip_blocks, not_ip_blocks;         // single IPs as /32 or /128
   bool l7 = false;  // requestPrincipals / remoteIpBlocks (or their not*) present
 };
@@ -56,10 +61,19 @@ struct Operation {
 
 // One `when` condition.
 struct Condition {
-  enum class Key { kSourceIp, kSourceNamespace, kSourcePrincipal, kDestinationIp, kDestinationPort, kL7 };
+  enum class Key {
+    kSourceIp,
+    kSourceNamespace,
+    kSourcePrincipal,
+    kSourceServiceAccount,  // values resolved to "<ns>/<sa>" like serviceAccounts
+    kSourceTrustDomain,     // Istio string match on the peer's trust domain
+    kDestinationIp,
+    kDestinationPort,
+    kL7
+  };
   Key key = Key::kL7;
   std::string raw_key;
-  std::vector<std::string> values, not_values;           // as written
+  std::vector<std::string> values, not_values;           // as written (service accounts: resolved)
   std::vector<IpPrefix> ip_values, ip_not_values;          // kSourceIp / kDestinationIp
   std::vector<uint16_t> port_values, port_not_values;      // kDestinationPort (unparsable values dropped)
 };

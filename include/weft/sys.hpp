@@ -28,6 +28,19 @@ Status RemoveCgroup(const std::string& path);
 // Pids currently in the cgroup (not descendants).
 Result<std::vector<pid_t>> CgroupProcs(const std::string& path);
 
+// Private state on disk (data files are 0600, their directories 0700):
+// creates `path` and any missing parents with mode 0700 and sets `path`
+// itself to 0700 if it already existed (parents that existed are left as
+// they are).
+Status MakePrivateDir(const std::string& path);
+// Writes `text` to `path` atomically: `path`.tmp created with `mode` (never
+// wider, whatever the umask), written, fsync'ed, renamed over `path`. A
+// reader sees the old file or the new one, never a part. The directory must
+// exist.
+Status WriteFileAtomic(const std::string& path, const std::string& text, mode_t mode = 0600);
+// Reads a whole file of at most `max_bytes` (ENOENT is reported as such in err()).
+Result<std::string> ReadSmallFile(const std::string& path, size_t max_bytes);
+
 // Runs argv (no shell), waits, captures stdout+stderr into *output if given.
 // Returns the exit code (or 128+signal).
 Result<int> RunCommand(const std::vector<std::string>& argv, std::string* output = nullptr);

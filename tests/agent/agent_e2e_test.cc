@@ -196,5 +196,41 @@ TEST_F(AgentTest, PinnedLinksOnAnotherCgroupAreRefused) {
   EXPECT_EQ(PinnedServices(MapPin(WEFT_MAP_SERVICES)).size(), 2u);  // untouched
 }
 
+// Idle connections to the metrics port do not delay /healthz (before: one
+// connection at a time, each given 2 s to send its request: 18 idle ones made
+// /healthz answer after ~35 s, and this client's 2 s read timeout fails), and
+// the server closes each of them after its deadline.
+TEST_F(AgentTest, IdleMetricsConnectionsDoNotDelayHealthz) {
+  WriteConfig(kTwoServices);
+  StartAgent();
+  std::vector<UniqueFd> idle;
+  for (int i = 0; i < 18; ++i) {
+    UniqueFd fd(socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0));
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_port = htons(port_);
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    ASSERT_EQ(connect(fd.get(), reinterpret_cast<sockaddr*>(&a), sizeof(a)), 0) << std::strerror(errno);
+    if (i % 2) ASSERT_EQ(send(fd.get(), "GET /metr", 9, MSG_NOSIGNAL), 9);  // half a request line
+    idle.push_back(std::move(fd));
+  }
+  auto h = HttpGet(port_, "/healthz");  // 2 s receive timeout
+  EXPECT_EQ(h.code, 200) << "/healthz did not answer while 18 connections were idle";
+  EXPECT_EQ(HttpGet(port_, "/metrics").code, 200);
+  // Each idle connection is closed by the server after its deadline: end of
+  // stream, after a 408 if it had sent part of a request.
+  for (size_t i = 0; i < idle.size(); ++i) {
+    timeval tv{10, 0};
+    setsockopt(idle[i].get(), SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+    std::string got;
+    char buf[512];
+    ssize_t n;
+    while ((n = recv(idle[i].get(), buf, sizeof buf, 0)) > 0) got.append(buf, static_cast<size_t>(n));
+    EXPECT_EQ(n, 0) << "idle connection " << i << " was not closed: " << std::strerror(errno);
+    if (i % 2) EXPECT_EQ(got.rfind("HTTP/1.1 408 ", 0), 0u) << got;
+    else EXPECT_EQ(got, "");
+  }
+}
+
 }  // namespace
 }  // namespace weft

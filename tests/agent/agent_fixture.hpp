@@ -247,7 +247,8 @@ class AgentTest : public ::testing::Test {
     KillAgent(SIGKILL);
     if (HasFailure() && fs::exists(log_)) std::cerr << "---- agent log ----\n" << ReadFile(log_) << "----\n";
     std::string out;
-    auto rc = sys::RunCommand({WEFT_AGENT_BIN, "cleanup", "--node", kNode, "--pin-root", pin_root_}, &out);
+    auto rc = sys::RunCommand(
+        {WEFT_AGENT_BIN, "cleanup", "--node", kNode, "--pin-root", pin_root_, "--state-dir", StateDir()}, &out);
     EXPECT_TRUE(rc.ok() && *rc == 0) << out;
     std::error_code ec;
     fs::remove_all(pin_root_, ec);  // anything cleanup did not know about
@@ -260,6 +261,8 @@ class AgentTest : public ::testing::Test {
   }
 
   std::string NodeDir() const { return pin_root_ + "/" + kNode; }
+  // The agent's --state-dir (names.json, applied.json under <node>/): per test.
+  std::string StateDir() const { return tmp_ + "/state"; }
   std::string LinkPin(const std::string& prog) const { return NodeDir() + "/links/" + prog; }
   std::string MapPin(const std::string& map) const { return NodeDir() + "/maps/" + map; }
 
@@ -273,7 +276,8 @@ class AgentTest : public ::testing::Test {
     } else {
       argv.insert(argv.end(), source_args_.begin(), source_args_.end());
     }
-    argv.insert(argv.end(), {"--pin-root", pin_root_, "--metrics", "127.0.0.1:" + std::to_string(port_)});
+    argv.insert(argv.end(), {"--pin-root", pin_root_, "--metrics", "127.0.0.1:" + std::to_string(port_),
+                             "--state-dir", StateDir()});
     argv.insert(argv.end(), extra_args_.begin(), extra_args_.end());
     auto pid = sys::Spawn(argv, {.log_path = log_});
     ASSERT_TRUE(pid.ok()) << pid.status().message();

@@ -5,9 +5,12 @@
 // and cleanup). The real controller is not involved.
 #include <grpcpp/grpcpp.h>
 
+#include <sys/stat.h>
+
 #include <condition_variable>
 #include <deque>
 #include <mutex>
+#include <optional>
 
 #include "tests/agent/agent_fixture.hpp"
 #include "weft/transport.hpp"
@@ -47,20 +50,24 @@ v1::Service Svc(const std::string& name, const std::string& vip, uint32_t port,
   return s;
 }
 
-v1::ControllerMessage Snapshot(uint64_t version, const std::string& nonce, const std::vector<v1::Service>& svcs) {
+v1::ControllerMessage Snapshot(uint64_t version, const std::string& nonce, const std::vector<v1::Service>& svcs,
+                               const std::string& store_id = "") {
   v1::ControllerMessage m;
   m.set_version(version);
   m.set_nonce(nonce);
+  m.set_store_id(store_id);
   auto* snap = m.mutable_snapshot();
   for (const auto& s : svcs) *snap->add_services() = s;
   return m;
 }
 
+// A delta onto `base` (default: version - 1, the push before it).
 v1::ControllerMessage Delta(uint64_t version, const std::string& nonce, const std::vector<v1::Service>& upserts,
-                            const std::vector<std::string>& removes = {}) {
+                            const std::vector<std::string>& removes = {}, std::optional<uint64_t> base = {}) {
   v1::ControllerMessage m;
   m.set_version(version);
   m.set_nonce(nonce);
+  m.set_base_version(base ? *base : version - 1);
   auto* d = m.mutable_delta();
   for (const auto& s : upserts) *d->add_upserted_services() = s;
   for (const auto& r : removes) d->add_removed_services(r);
@@ -336,8 +343,10 @@ TEST_F(ControllerTest, DeltaWritesOnlyItsServiceKeys) {
 }
 
 // (c) A push over --max-services is NACKed with a message naming the limit;
-// the maps are unchanged; the next delta applies on top of the last good
-// config (not of the rejected one).
+// the maps are unchanged. A delta onto the NACKed version is NACKed too
+// (before: it was applied onto the last good config and ACKed, and the
+// controller showed the node SYNCED while a service was missing); the full
+// snapshot that follows is applied.
 TEST_F(ControllerTest, OverCapacityIsNackedAndLastGoodKept) {
   extra_args_ = {"--max-services", "4"};  // ids 1..3: three services fit
   svc_->SetSnapshot(Snapshot(1, "a", {kEcho, kWeb}));
@@ -358,15 +367,30 @@ TEST_F(ControllerTest, OverCapacityIsNackedAndLastGoodKept) {
   EXPECT_EQ(Metric("weft_config_version"), 1);
   EXPECT_EQ(HttpGet(port_, "/healthz").code, 200);
 
-  // On top of version 1 this makes three services (on top of the NACKed 2 it
-  // would be five, and be NACKed again).
+  // Onto version 2, which this node did not apply: refused, nothing changed.
   svc_->Push(Delta(3, "c", {kDb}));
   r = svc_->WaitAck(3, "c");
   ASSERT_TRUE(r);
+  ASSERT_TRUE(r->has_nack()) << r->DebugString();
+  EXPECT_NE(r->nack().error().find("a delta onto version 2, but this node's config is version 1"), std::string::npos)
+      << r->nack().error();
+  EXPECT_EQ(Services(), before);
+  EXPECT_EQ(Metric("weft_config_version"), 1);
+  EXPECT_EQ(Metric("weft_config_nacks_total"), 2);
+
+  // The controller's answer to a NACK: a full snapshot.
+  svc_->Push(Snapshot(4, "d", {kEcho, kWeb, kDb}));
+  r = svc_->WaitAck(4, "d");
+  ASSERT_TRUE(r);
   EXPECT_TRUE(r->has_ack()) << r->DebugString();
   EXPECT_EQ(Services(), (std::set<std::string>{"10.96.2.1:7", "10.96.2.2:80", "10.96.2.3:5432"}));
-  EXPECT_EQ(Metric("weft_config_version"), 3);
-  EXPECT_EQ(Metric("weft_config_nacks_total"), 1);
+  EXPECT_EQ(Metric("weft_config_version"), 4);
+  // And deltas follow it again.
+  svc_->Push(Delta(5, "e", {}, {"default/db"}));
+  r = svc_->WaitAck(5, "e");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->has_ack()) << r->DebugString();
+  EXPECT_EQ(Services(), before);
 }
 
 // An unusable push (a 5-byte VIP) is NACKed before any map write.
@@ -451,13 +475,94 @@ TEST_F(ControllerTest, KillNineRestartAdoptsAndResyncs) {
   EXPECT_NE(ReadFile(log_).find("adopted, program replaced"), std::string::npos);
   auto hellos = svc_->hellos();
   ASSERT_EQ(hellos.size(), 2u);
-  EXPECT_EQ(hellos[1].applied_version(), 0u);  // a new process knows no version
+  EXPECT_EQ(hellos[1].applied_version(), 3u);  // kept in <state-dir>/<node>/applied.json
 
   svc_->Push(Delta(4, "c", {kDb}));
   r = svc_->WaitAck(4, "c");
   ASSERT_TRUE(r);
   EXPECT_TRUE(r->has_ack()) << r->DebugString();
   EXPECT_EQ(Services().size(), 3u);
+}
+
+// Versions never go back within one store (issue 9 item 3): a lower version
+// of the store the node applied from is NACKed and changes nothing, across
+// agent restarts too (before: 999 -> 10 -> 0 were all applied); another
+// store is a reset, accepted. The record is 0600 in a 0700 directory.
+TEST_F(ControllerTest, VersionsNeverGoBackWithinAStore) {
+  svc_->SetSnapshot(Snapshot(999, "a", {kEcho, kWeb}, "store-1"));
+  StartAgent();
+  auto r = svc_->WaitAck(999, "a");
+  ASSERT_TRUE(r && r->has_ack()) << (r ? r->DebugString() : "no reply");
+  const auto before = Services();
+
+  svc_->Push(Snapshot(10, "b", {kDb}, "store-1"));
+  r = svc_->WaitAck(10, "b");
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(r->has_nack()) << r->DebugString();
+  EXPECT_NE(r->nack().error().find("version 10 of controller store store-1 is older than version 999"),
+            std::string::npos)
+      << r->nack().error();
+  EXPECT_EQ(Services(), before);
+  EXPECT_EQ(Metric("weft_config_version"), 999);
+
+  const std::string applied = StateDir() + "/" + kNode + "/applied.json";
+  EXPECT_EQ(ReadFile(applied), "{\"store_id\":\"store-1\",\"version\":999}\n");
+  struct stat st {};
+  ASSERT_EQ(::stat(applied.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  ASSERT_EQ(::stat((StateDir() + "/" + kNode).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+
+  // A restarted agent remembers (and says so in its hello). It stays
+  // unhealthy: it has applied nothing yet (its adopted maps keep working).
+  EXPECT_EQ(KillAgent(SIGKILL), 128 + SIGKILL);
+  svc_->SetSnapshot(Snapshot(0, "c", {}, "store-1"));
+  StartAgent(/*expect_healthy=*/false);
+  r = svc_->WaitAck(0, "c");
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(r->has_nack()) << r->DebugString();
+  EXPECT_EQ(Services(), before);
+  auto hellos = svc_->hellos();
+  ASSERT_EQ(hellos.size(), 2u);
+  EXPECT_EQ(hellos[1].applied_version(), 999u);
+  EXPECT_EQ(hellos[1].store_id(), "store-1");
+
+  // Another store: a reset, applied and logged.
+  svc_->Push(Snapshot(1, "d", {kDb}, "store-2"));
+  r = svc_->WaitAck(1, "d");
+  ASSERT_TRUE(r);
+  EXPECT_TRUE(r->has_ack()) << r->DebugString();
+  EXPECT_EQ(Services(), (std::set<std::string>{"10.96.2.3:5432"}));
+  EXPECT_NE(ReadFile(log_).find("controller store changed from store-1 (version 999) to store-2 (version 1): a reset"),
+            std::string::npos);
+  EXPECT_TRUE(WaitFor([&] { return ReadFile(applied) == "{\"store_id\":\"store-2\",\"version\":1}\n"; }));
+}
+
+// VIPs outside the agent's ranges (its --service-cidr flags) are NACKed and
+// change nothing (before: a VIP anywhere, even a pod's address, was programmed).
+TEST_F(ControllerTest, VipsOutsideTheServiceCidrsAreNacked) {
+  extra_args_ = {"--service-cidr", "10.96.2.0/24"};
+  svc_->SetSnapshot(Snapshot(1, "a", {kEcho, kWeb}));
+  StartAgent();
+  auto r = svc_->WaitAck(1, "a");
+  ASSERT_TRUE(r && r->has_ack()) << (r ? r->DebugString() : "no reply");
+  const auto before = Services();
+  const double writes = Metric("weft_reconcile_map_writes_total");
+  for (const char* vip : {"10.96.3.1", "10.1.0.2", "192.168.7.1"}) {
+    SCOPED_TRACE(vip);
+    std::string nonce = std::string("n-") + vip;
+    svc_->Push(Delta(2, nonce, {Svc("evil", vip, 80, {"10.1.0.66"})}, {}, 1));
+    r = svc_->WaitAck(2, nonce);
+    ASSERT_TRUE(r);
+    ASSERT_TRUE(r->has_nack()) << r->DebugString();
+    EXPECT_NE(r->nack().error().find(std::string("service default/evil port tcp: VIP ") + vip +
+                                     " is outside this node's VIP ranges (10.96.2.0/24, fd00:96::/112, "
+                                     "240.240.0.0/16, 2001:2::/48"),
+              std::string::npos)
+        << r->nack().error();
+    EXPECT_EQ(Services(), before);
+  }
+  EXPECT_EQ(Metric("weft_reconcile_map_writes_total"), writes);
 }
 
 // The CLI: exactly one of --config / --controller, and a valid address.

@@ -5,9 +5,16 @@
 #include <arpa/inet.h>
 #include <gtest/gtest.h>
 #include <netinet/in.h>
+#include <stdlib.h>
+#include <sys/stat.h>
 
 #include <cstring>
+#include <filesystem>
+#include <fstream>
+#include <functional>
 #include <random>
+
+#include "agent/applied_state.hpp"
 
 namespace weft::agent {
 namespace {
@@ -152,7 +159,7 @@ TEST(ConvertedConfig, IncrementalDeltasAgreeWithTheFullConversion) {
   v1::NodeConfig first;
   for (int i = 0; i < 3; ++i)
     *first.add_services() = Svc("s" + std::to_string(i), "10.96.1." + std::to_string(i), 80, {});
-  auto snap = ConvertedConfig::PrepareSnapshot(first);
+  auto snap = ConvertedConfig().PrepareSnapshot(first);
   ASSERT_TRUE(snap.ok()) << snap.status().message();
   ConvertedConfig cc;
   cc.Commit(std::move(*snap));
@@ -189,7 +196,7 @@ TEST(ConvertedConfig, IncrementalDeltasAgreeWithTheFullConversion) {
 TEST(ConvertedConfig, SnapshotReplacesEverythingAndErrorsNameBoth) {
   v1::NodeConfig c;
   *c.add_services() = Svc("a", "10.96.0.1", 80, {{"10.1.0.1", 1}});
-  auto p = ConvertedConfig::PrepareSnapshot(c);
+  auto p = ConvertedConfig().PrepareSnapshot(c);
   ASSERT_TRUE(p.ok());
   ConvertedConfig cc;
   cc.Commit(std::move(*p));
@@ -208,12 +215,202 @@ TEST(ConvertedConfig, SnapshotReplacesEverythingAndErrorsNameBoth) {
   // A snapshot replaces everything.
   v1::NodeConfig c2;
   *c2.add_services() = Svc("z", "10.96.0.9", 80, {});
-  auto p2 = ConvertedConfig::PrepareSnapshot(c2);
+  auto p2 = ConvertedConfig().PrepareSnapshot(c2);
   ASSERT_TRUE(p2.ok());
   cc.Commit(std::move(*p2));
   ASSERT_EQ(cc.desired().services.size(), 1u);
   EXPECT_EQ(cc.desired().services.begin()->second.name, "ns/z:p");
   EXPECT_EQ(cc.state().services.count("ns/a"), 0u);
+}
+
+// ---- VIP sanity (issue 9 item 3) ----
+
+v1::Workload LocalWorkload(const std::string& name, const std::string& addr) {
+  v1::Workload w;
+  w.set_namespace_("ns");
+  w.set_name(name);
+  w.add_addresses(Bytes(addr));
+  return w;
+}
+
+v1::IdentityCacheEntry Host(const std::string& addr, uint32_t id) {
+  v1::IdentityCacheEntry e;
+  e.set_prefix(Bytes(addr));
+  e.set_prefix_len(Bytes(addr).size() == 4 ? 32 : 128);
+  e.set_identity(id);
+  return e;
+}
+
+v1::IdentityInfo Identity(uint32_t id, const std::string& spiffe) {
+  v1::IdentityInfo i;
+  i.set_id(id);
+  i.set_spiffe_id(spiffe);
+  return i;
+}
+
+// A push whose VIP is outside the node's VIP ranges or is a workload's
+// address is refused before anything is decided; the committed state stays.
+TEST(VipSanity, SnapshotsWithForeignVipsAreRefused) {
+  struct Row {
+    const char* name;
+    std::function<void(v1::NodeConfig&)> make;
+    const char* error;  // "" = accepted
+  };
+  const std::vector<Row> rows = {
+      {"VIP in the service CIDR", [](v1::NodeConfig&) {}, ""},
+      {"VIP in the ServiceEntry CIDR",
+       [](v1::NodeConfig& c) { *c.add_services() = Svc("se", "240.240.0.7", 443, {{"192.0.2.10", 1}}); }, ""},
+      {"IPv6 VIP in the v6 service CIDR",
+       [](v1::NodeConfig& c) { *c.add_services() = Svc("six", "fd00:96::5", 80, {}); }, ""},
+      {"VIP outside every range",
+       [](v1::NodeConfig& c) { *c.add_services() = Svc("evil", "192.168.7.1", 80, {{"10.1.0.66", 1}}); },
+       "service ns/evil port p: VIP 192.168.7.1 is outside this node's VIP ranges (10.96.0.0/16, fd00:96::/112, "
+       "240.240.0.0/16, 2001:2::/48; weft-agent --service-cidr, --service-entry-cidr and their -v6): refusing the "
+       "push, nothing changed"},
+      {"a pod's address as VIP",
+       [](v1::NodeConfig& c) { *c.add_services() = Svc("evil", "10.244.1.5", 80, {{"10.1.0.66", 1}}); },
+       "VIP 10.244.1.5 is outside this node's VIP ranges"},
+      {"VIP equal to a local workload",
+       [](v1::NodeConfig& c) {
+         *c.add_services() = Svc("evil", "10.96.5.5", 80, {});
+         *c.add_local_workloads() = LocalWorkload("pod", "10.96.5.5");
+       },
+       "service ns/evil port p: VIP 10.96.5.5 is the address of local workload ns/pod: refusing the push"},
+      {"VIP equal to a mesh workload (identity cache)",
+       [](v1::NodeConfig& c) {
+         *c.add_services() = Svc("evil", "10.96.5.6", 80, {});
+         *c.add_identity_cache() = Host("10.96.5.6", 300);
+         *c.add_identities() = Identity(300, "spiffe://cluster.local/ns/ns/sa/db");
+       },
+       "VIP 10.96.5.6 is the address of a workload of the mesh (identity 300 in the identity cache)"},
+      {"VIP equal to a CIDR-only identity's /32 (a policy's ipBlock)",
+       [](v1::NodeConfig& c) {
+         *c.add_services() = Svc("ok", "10.96.5.7", 80, {});
+         *c.add_identity_cache() = Host("10.96.5.7", 400);
+         *c.add_identities() = Identity(400, "");
+       },
+       ""},
+  };
+  for (const auto& row : rows) {
+    SCOPED_TRACE(row.name);
+    v1::NodeConfig c;
+    *c.add_services() = Svc("web", "10.96.0.1", 80, {{"10.1.0.1", 1}});
+    row.make(c);
+    ConvertedConfig cc;
+    auto p = cc.PrepareSnapshot(c);
+    if (std::string(row.error).empty()) {
+      EXPECT_TRUE(p.ok()) << p.status().message();
+    } else {
+      ASSERT_FALSE(p.ok());
+      EXPECT_NE(p.status().message().find(row.error), std::string::npos) << p.status().message();
+    }
+  }
+}
+
+// Deltas: a new VIP is checked, and so is a new workload address against
+// the VIPs already there; a refused delta leaves the state as it was.
+TEST(VipSanity, DeltasAreCheckedBothWays) {
+  ConvertedConfig cc;
+  v1::NodeConfig c;
+  *c.add_services() = Svc("web", "10.96.0.1", 80, {{"10.1.0.1", 1}});
+  *c.add_identity_cache() = Host("10.1.0.1", 300);
+  *c.add_identities() = Identity(300, "spiffe://cluster.local/ns/ns/sa/web");
+  auto p = cc.PrepareSnapshot(c);
+  ASSERT_TRUE(p.ok()) << p.status().message();
+  cc.Commit(std::move(*p));
+
+  v1::NodeConfigDelta outside;
+  *outside.add_upserted_services() = Svc("evil", "1.2.3.4", 80, {});
+  auto r = cc.PrepareDelta(outside);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("VIP 1.2.3.4 is outside"), std::string::npos) << r.status().message();
+
+  v1::NodeConfigDelta onto_pod;  // the VIP of a new service is a known workload's address
+  *onto_pod.add_upserted_services() = Svc("evil", "10.1.0.1", 80, {});
+  ConvertedConfig wide(VipRanges{{*IpPrefix::Parse("10.0.0.0/8")}});  // the ranges allow it: only the workload check
+  auto wp = wide.PrepareSnapshot(c);
+  ASSERT_TRUE(wp.ok()) << wp.status().message();
+  wide.Commit(std::move(*wp));
+  r = wide.PrepareDelta(onto_pod);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("VIP 10.1.0.1 is the address of a workload of the mesh"), std::string::npos)
+      << r.status().message();
+
+  v1::NodeConfigDelta new_pod;  // a new workload address equal to an existing VIP
+  *new_pod.add_upserted_identity_cache() = Host("10.96.0.1", 301);
+  *new_pod.add_upserted_identities() = Identity(301, "spiffe://cluster.local/ns/ns/sa/db");
+  r = cc.PrepareDelta(new_pod);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("service ns/web port p: VIP 10.96.0.1 is the address of a workload"),
+            std::string::npos)
+      << r.status().message();
+  v1::NodeConfigDelta new_local;
+  *new_local.add_upserted_workloads() = LocalWorkload("pod", "10.96.0.1");
+  r = cc.PrepareDelta(new_local);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("is the address of local workload ns/pod"), std::string::npos)
+      << r.status().message();
+  EXPECT_EQ(cc.desired().services.size(), 1u);
+  EXPECT_TRUE(cc.state().workloads.empty());
+
+  // Removing the workload's cache entry in the same delta makes the VIP fine again.
+  v1::NodeConfigDelta move;
+  *move.add_removed_identity_cache() = Host("10.1.0.1", 0);
+  *move.add_upserted_services() = Svc("web2", "10.96.0.2", 80, {});
+  r = cc.PrepareDelta(move);
+  EXPECT_TRUE(r.ok()) << r.status().message();
+}
+
+// ---- versions never go back (issue 9 item 3) ----
+
+TEST(AppliedVersion, MonotonicWithinAStoreAndResetByAnother) {
+  const std::optional<AppliedVersion> none;
+  const std::optional<AppliedVersion> at10 = AppliedVersion{"aaaa", 10};
+  struct Row {
+    std::optional<AppliedVersion> applied;
+    std::string store;
+    uint64_t version;
+    bool ok;
+  } rows[] = {
+      {none, "aaaa", 0, true},    {none, "aaaa", 999, true},  {at10, "aaaa", 10, true},
+      {at10, "aaaa", 11, true},   {at10, "aaaa", 9, false},   {at10, "aaaa", 0, false},
+      {at10, "bbbb", 1, true},    {at10, "", 1, true},        {AppliedVersion{"", 5}, "", 4, false},
+  };
+  for (const auto& r : rows) {
+    std::string why = CheckMonotonic(r.applied, r.store, r.version, "/x/applied.json");
+    EXPECT_EQ(why.empty(), r.ok) << r.store << " v" << r.version << ": " << why;
+    if (!r.ok) {
+      EXPECT_NE(why.find("is older than version"), std::string::npos) << why;
+      EXPECT_NE(why.find("remove /x/applied.json"), std::string::npos) << why;
+    }
+  }
+}
+
+TEST(AppliedVersion, FileIsPrivateAtomicAndChecked) {
+  char tmpl[] = "/tmp/weft-applied-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string dir = tmpl, path = AppliedPath(dir + "/state", "n1");
+  auto none = LoadApplied(path);
+  ASSERT_TRUE(none.ok()) << none.status().message();
+  EXPECT_FALSE(*none);
+  ::umask(0);  // the helper must not depend on the umask
+  ASSERT_TRUE(SaveApplied(path, {"abcd", 42}).ok());
+  ::umask(022);
+  struct stat st {};
+  ASSERT_EQ(::stat(path.c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0600u);
+  ASSERT_EQ(::stat((dir + "/state/n1").c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 07777, 0700u);
+  auto back = LoadApplied(path);
+  ASSERT_TRUE(back.ok() && *back);
+  EXPECT_EQ(**back, (AppliedVersion{"abcd", 42}));
+  EXPECT_FALSE(std::filesystem::exists(path + ".tmp"));
+  std::ofstream(path, std::ios::trunc) << "{\"store_id\": 7}";
+  auto bad = LoadApplied(path);
+  ASSERT_FALSE(bad.ok());
+  EXPECT_NE(bad.status().message().find(path + ": no \"store_id\" string"), std::string::npos)
+      << bad.status().message();
+  std::filesystem::remove_all(dir);
 }
 
 }  // namespace

@@ -179,7 +179,9 @@ TEST(AuthzSemantics, Table) {
     - source:
         principals: ["*/sa/sleep"])");
   const std::string allow_nothing = Ap("foo", "allow-nothing", "  {}");
-  const std::string deny_nothing = Ap("foo", "deny-nothing", "  action: DENY");
+  // (A DENY without rules is refused at admission, as istiod refuses it:
+  // tests/testdata/resources/invalid/authorizationpolicy-istio-rules.yaml.)
+  const std::string deny_everything = Ap("foo", "deny-all", "  action: DENY\n  rules:\n  - {}");
   const std::string empty_rule = Ap("foo", "allow-all", "  rules:\n  - {}");
   const std::string l7_source_allow = Ap("foo", "jwt", R"(  rules:
   - from:
@@ -217,6 +219,45 @@ TEST(AuthzSemantics, Table) {
   - from:
     - source:
         serviceAccounts: ["bar/sleep"])");
+  // Istio resolves a bare service account to the policy's namespace
+  // (serviceAccountRegex): before, a bare name never matched, so an ALLOW
+  // denied its own account, a DENY let it through and notServiceAccounts
+  // excluded nobody.
+  const std::string sa_allow_bare = Ap("foo", "sa-allow", R"(  rules:
+  - from:
+    - source:
+        serviceAccounts: ["sleep"])");
+  const std::string sa_deny_bare = Ap("foo", "sa-deny", R"(  action: DENY
+  rules:
+  - from:
+    - source:
+        serviceAccounts: ["sleep"])");
+  const std::string sa_not_bare = Ap("foo", "sa-not", R"(  rules:
+  - from:
+    - source:
+        notServiceAccounts: ["sleep"])");
+  const std::string sa_when_bare = Ap("foo", "sa-when", R"(  action: DENY
+  rules:
+  - when:
+    - key: source.serviceAccount
+      values: ["sleep"])");
+  const std::string sa_when_not = Ap("foo", "sa-when-not", R"(  rules:
+  - when:
+    - key: source.serviceAccount
+      notValues: ["sleep", "bar/sleep"])");
+  const std::string sa_root_bare = Ap("istio-system", "root-sa", R"(  action: DENY
+  rules:
+  - from:
+    - source:
+        serviceAccounts: ["sleep"])");
+  const std::string trust_domain = Ap("foo", "td", R"(  rules:
+  - when:
+    - key: source.trustDomain
+      values: ["cluster.*"])");
+  const std::string other_trust_domain = Ap("foo", "td-other", R"(  rules:
+  - when:
+    - key: source.trustDomain
+      values: ["example.org"])");
   const std::string audit_custom =
       Ap("foo", "audit", "  action: AUDIT\n  rules:\n  - {}") +
       Ap("foo", "custom", "  action: CUSTOM\n  provider:\n    name: ext\n  rules:\n  - {}");
@@ -267,7 +308,7 @@ TEST(AuthzSemantics, Table) {
       {"allow-nothing", allow_nothing, kHttpbin, sleep_foo, 80, kDefaultDeny},
       {"allow-nothing beside an ALLOW", allow_nothing + allow_sleep_foo, kHttpbin, sleep_foo, 80,
        Allow("foo/allow-sleep")},
-      {"DENY without rules denies nothing", deny_nothing, kHttpbin, sleep_foo, 80, kNoAllow},
+      {"DENY with an empty rule denies everything", deny_everything, kHttpbin, sleep_foo, 80, Deny("foo/deny-all")},
       {"empty rule matches everything", empty_rule, kHttpbin, unknown, 80, Allow("foo/allow-all")},
       {"ALLOW rule with an L7 source never matches", l7_source_allow, kHttpbin, sleep_foo, 80, kDefaultDeny},
       {"DENY L7 operation keeps its L4 part: port 80", l7_deny_port, kHttpbin, sleep_foo, 80,
@@ -284,6 +325,23 @@ TEST(AuthzSemantics, Table) {
       {"notPrincipals: unknown passes", not_principal, kHttpbin, unknown, 80, Allow("foo/not-sleep")},
       {"serviceAccounts", sas, kHttpbin, sleep_bar, 80, Allow("foo/sas")},
       {"serviceAccounts: other ns", sas, kHttpbin, sleep_foo, 80, kDefaultDeny},
+      {"serviceAccounts: bare name is the policy's namespace", sa_allow_bare, kHttpbin, sleep_foo, 80,
+       Allow("foo/sa-allow")},
+      {"serviceAccounts: bare name, other namespace", sa_allow_bare, kHttpbin, sleep_bar, 80, kDefaultDeny},
+      {"serviceAccounts: bare name in a DENY", sa_deny_bare, kHttpbin, sleep_foo, 80, Deny("foo/sa-deny")},
+      {"serviceAccounts: bare name in a DENY, other namespace", sa_deny_bare, kHttpbin, sleep_bar, 80, kNoAllow},
+      {"notServiceAccounts: bare name excludes it", sa_not_bare, kHttpbin, sleep_foo, 80, kDefaultDeny},
+      {"notServiceAccounts: bare name, other namespace", sa_not_bare, kHttpbin, sleep_bar, 80, Allow("foo/sa-not")},
+      {"notServiceAccounts: no identity passes", sa_not_bare, kHttpbin, unknown, 80, Allow("foo/sa-not")},
+      {"when source.serviceAccount: bare name", sa_when_bare, kHttpbin, sleep_foo, 80, Deny("foo/sa-when")},
+      {"when source.serviceAccount: other namespace", sa_when_bare, kHttpbin, sleep_bar, 80, kNoAllow},
+      {"when source.serviceAccount notValues", sa_when_not, kHttpbin, sleep_bar, 80, kDefaultDeny},
+      {"when source.serviceAccount notValues: unknown passes", sa_when_not, kHttpbin, unknown, 80,
+       Allow("foo/sa-when-not")},
+      {"root namespace: bare name is istio-system's", sa_root_bare, kHttpbin, sleep_foo, 80, kNoAllow},
+      {"when source.trustDomain", trust_domain, kHttpbin, sleep_bar, 80, Allow("foo/td")},
+      {"when source.trustDomain: no identity", trust_domain, kHttpbin, unknown, 80, kDefaultDeny},
+      {"when source.trustDomain: another", other_trust_domain, kHttpbin, sleep_foo, 80, kDefaultDeny},
       {"AUDIT and CUSTOM are ignored", audit_custom, kHttpbin, sleep_foo, 80, kNoPolicy},
       {"targetRefs bind to a waypoint, not here", targeted, kHttpbin, sleep_foo, 80, kNoPolicy},
   };

@@ -130,13 +130,25 @@ class Gen {
       if (Coin(15)) s["notPrincipals"] = Principals();
       if (Coin(25)) s["namespaces"] = Namespaces();
       if (Coin(15)) s["notNamespaces"] = Namespaces();
-      if (Coin(10)) s["serviceAccounts"] = json::array({Pick(u_.namespaces) + "/" + Pick(u_.sas)});
+      if (Coin(10)) s["serviceAccounts"] = ServiceAccounts();
+      if (Coin(6)) s["notServiceAccounts"] = ServiceAccounts();
       if (Coin(25)) s["ipBlocks"] = Some(u_.cidrs);
       if (Coin(15)) s["notIpBlocks"] = Some(u_.cidrs);
       if (Coin(7)) s["requestPrincipals"] = json::array({"*"});
       if (Coin(4)) s["remoteIpBlocks"] = json::array({"10.0.0.0/8"});
     } while (s.empty());
+    // Istio refuses serviceAccounts beside principals or namespaces.
+    if (s.contains("serviceAccounts") || s.contains("notServiceAccounts")) {
+      for (const char* k : {"principals", "notPrincipals", "namespaces", "notNamespaces"}) s.erase(k);
+    }
     return s;
+  }
+  // "<ns>/<sa>", or a bare "<sa>": the policy's namespace.
+  json ServiceAccounts() {
+    json out = json::array();
+    int n = Int(1, 2);
+    for (int i = 0; i < n; ++i) out.push_back(Coin(50) ? Pick(u_.sas) : Pick(u_.namespaces) + "/" + Pick(u_.sas));
+    return out;
   }
   json Operation() {
     json o = json::object();
@@ -150,9 +162,10 @@ class Gen {
   }
   json Condition() {
     json c = json::object();
-    int k = Int(0, 5);
-    static const char* const kKeys[] = {"source.ip", "source.namespace", "source.principal",
-                                        "destination.port", "destination.ip", "request.headers[x-token]"};
+    int k = Int(0, 6);
+    static const char* const kKeys[] = {"source.ip",      "source.namespace", "source.principal",
+                                        "destination.port", "destination.ip",   "request.headers[x-token]",
+                                        "source.serviceAccount"};
     c["key"] = kKeys[k];
     auto values = [&]() -> json {
       switch (k) {
@@ -161,6 +174,7 @@ class Gen {
         case 2: return Principals();
         case 3: return Ports();
         case 4: return Some(u_.workload_ips);
+        case 6: return ServiceAccounts();
         default: return json::array({"admin"});
       }
     };
@@ -195,10 +209,11 @@ class Gen {
     if (action != "ALLOW" || Coin(50)) spec["action"] = action;
     if (action == "CUSTOM") spec["provider"] = {{"name", "ext"}};
     if (Coin(50)) spec["selector"] = {{"matchLabels", {{"app", Pick(u_.apps)}}}};
-    int nrules = Int(0, 3);
+    // A DENY or CUSTOM needs a rule (Istio refuses one without); CUSTOM's see no identity.
+    int nrules = Int(action == "ALLOW" || action == "AUDIT" ? 0 : 1, 3);
     if (nrules > 0 || Coin(50)) {
       spec["rules"] = json::array();
-      for (int i = 0; i < nrules; ++i) spec["rules"].push_back(Rule());
+      for (int i = 0; i < nrules; ++i) spec["rules"].push_back(action == "CUSTOM" ? json::object() : Rule());
     }
     std::string ns = Coin(20) ? "istio-system" : Pick(u_.namespaces);
     return {{"apiVersion", "security.istio.io/v1"},

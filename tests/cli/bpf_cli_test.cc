@@ -495,7 +495,8 @@ TEST_F(BpfCliTest, DumpNamesFromController) {
   getsockname(port_probe.get(), reinterpret_cast<sockaddr*>(&a), &len);
   const std::string listen = "127.0.0.1:" + std::to_string(ntohs(a.sin_port));
   port_probe.reset();
-  auto pid = sys::Spawn({WEFT_CONTROLLER_BIN, "--data-dir", tmp_ + "/data", "--listen", listen, "--admin-socket", sock},
+  auto pid = sys::Spawn({WEFT_CONTROLLER_BIN, "--data-dir", tmp_ + "/data", "--init", "--listen", listen,
+                         "--admin-socket", sock},
                         {.log_path = tmp_ + "/controller.log"});
   ASSERT_TRUE(pid.ok()) << pid.status().message();
   controller_ = *pid;

@@ -3,6 +3,7 @@
 #include <gtest/gtest.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
@@ -171,8 +172,30 @@ TEST(CtlFormat, YamlJsonChangesDiagnosticsStatus) {
   n->set_agent_version("0.1.0");
   n->set_nack_reason("program service default/s9: map full");
   EXPECT_EQ(FormatStatus(s),
-            "NODE    STATE    SENT   ACKED   AGENT-VERSION   NACK-REASON\n"
+            "NODE    STATE    SENT   ACKED   AGENT-VERSION   REASON\n"
             "node1   NACKED   4      3       0.1.0           program service default/s9: map full\n");
+}
+
+// A megabyte of node name, version or reason (an older or hostile
+// controller) is cut, not padded into every row: before, `weftctl status`
+// padded columns to the widest cell (gigabytes for a 1 MiB field x rows).
+TEST(CtlFormat, StatusCellsAreCappedAndOnOneLine) {
+  weft::v1::StatusResponse s;
+  for (int i = 0; i < 3; ++i) {
+    auto* n = s.add_nodes();
+    n->set_node(i == 0 ? std::string(1 << 20, 'n') : "node" + std::to_string(i));
+    n->set_state(i == 2 ? "BEHIND" : "NACKED");
+    n->set_agent_version(std::string(1 << 20, 'v'));
+    n->set_nack_reason("bad\nthing " + std::string(1 << 20, 'r'));
+    n->set_state_reason("controller at revision 1, node at 2");
+  }
+  const std::string out = FormatStatus(s);
+  EXPECT_LT(out.size(), 2000u);
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 4);
+  EXPECT_NE(out.find("bad thing rrr"), std::string::npos) << out;
+  EXPECT_NE(out.find("..."), std::string::npos) << out;
+  EXPECT_NE(out.find("BEHIND   0      0       vvv"), std::string::npos) << out;
+  EXPECT_NE(out.find("controller at revision 1, node at 2"), std::string::npos) << out;
 }
 
 TEST(CtlAddress, FlagEnvLabDefault) {

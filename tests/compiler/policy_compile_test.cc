@@ -133,6 +133,46 @@ spec:
         ports: ["15000"]
 )";
 
+// serviceAccounts as Istio resolves them: a bare name is the policy's
+// namespace (issue 9 item 13), in ALLOW, DENY, notServiceAccounts and `when`.
+const std::string kServiceAccountPolicies = R"(apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: details-from-productpage, namespace: default}
+spec:
+  selector: {matchLabels: {app: details}}
+  rules:
+  - from:
+    - source: {serviceAccounts: [bookinfo-productpage]}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: no-reviews-to-ratings, namespace: default}
+spec:
+  selector: {matchLabels: {app: ratings}}
+  action: DENY
+  rules:
+  - from:
+    - source: {serviceAccounts: [bookinfo-reviews]}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: productpage-not-from-ratings, namespace: default}
+spec:
+  selector: {matchLabels: {app: productpage}}
+  rules:
+  - from:
+    - source: {notServiceAccounts: [bookinfo-ratings]}
+---
+apiVersion: security.istio.io/v1
+kind: AuthorizationPolicy
+metadata: {name: reviews-from-sleep, namespace: default}
+spec:
+  selector: {matchLabels: {app: reviews}}
+  rules:
+  - when:
+    - {key: source.serviceAccount, values: [foo/sleep, bookinfo-productpage]}
+)";
+
 // --- the kernel's view ----------------------------------------------------------------
 
 uint32_t ResolveIdentity(const v1::NodeConfig& cfg, const IpAddr& ip) {
@@ -244,6 +284,7 @@ INSTANTIATE_TEST_SUITE_P(
         AgreementCase{"AuthzHttpAsIs", AuthzHttp, 6},
         AgreementCase{"AuthzHttpL4", AuthzHttpL4, 6},
         AgreementCase{"CidrsPortsRootNamespace", [] { return ParseYaml(kExtraPolicies); }, 5},
+        AgreementCase{"ServiceAccounts", [] { return ParseYaml(kServiceAccountPolicies); }, 6},
         AgreementCase{"AllTogether",
                       [] {
                         auto v = AuthzHttpL4();
@@ -261,6 +302,26 @@ struct ExpectedRow {
   bool allowed;
 };
 
+// The mesh with `policies`: each row's connection on port 9080, looked up in
+// its destination node's entries as the kernel does.
+void ExpectKernelVerdicts(std::vector<config::Resource> policies, const std::vector<ExpectedRow>& rows) {
+  std::vector<config::Resource> all = Mesh();
+  for (auto& r : policies) all.push_back(std::move(r));
+  Compiler compiler;
+  compiler.Reset(all);
+  std::map<std::string, IpAddr> ips;
+  for (const auto& p : Peers()) ips[p.name] = p.ip;
+  for (const auto& row : rows) {
+    std::string node;
+    for (const auto& p : BookinfoPodTable()) {
+      if (p.name() == row.to) node = p.node;
+    }
+    v1::NodeConfig cfg = compiler.Snapshot(node);
+    Verdict v = KernelLookup(FindWorkload(cfg, row.to), ResolveIdentity(cfg, ips[row.from]), 9080, v1::TCP);
+    EXPECT_EQ(v.verdict == v1::ALLOW, row.allowed) << row.from << " -> " << row.to << ": " << v;
+  }
+}
+
 TEST(PolicyCompile, AuthzHttpL4MatchesExpected) {
   // EXPECTED.md security/authz-http.yaml with the L7 (methods) part removed:
   // principals decide.
@@ -272,27 +333,14 @@ TEST(PolicyCompile, AuthzHttpL4MatchesExpected) {
       {"reviews-v1", "ratings-v1", true},          {"reviews-v3", "ratings-v1", true},
       {"productpage-v1", "ratings-v1", false},     {"details-v1", "ratings-v1", false},
   };
-  std::vector<config::Resource> all = Mesh();
-  for (auto& r : AuthzHttpL4()) all.push_back(std::move(r));
-  Compiler compiler;
-  compiler.Reset(all);
-  std::map<std::string, v1::NodeConfig> snaps;
-  for (const auto& n : kNodes) snaps[n] = compiler.Snapshot(n);
+  ExpectKernelVerdicts(AuthzHttpL4(), rows);
   std::map<std::string, IpAddr> ips;
   for (const auto& p : Peers()) ips[p.name] = p.ip;
-  for (const auto& row : rows) {
-    std::string node;
-    for (const auto& p : BookinfoPodTable()) {
-      if (p.name() == row.to) node = p.node;
-    }
-    const v1::NodeConfig& cfg = snaps[node];
-    Verdict v = KernelLookup(FindWorkload(cfg, row.to), ResolveIdentity(cfg, ips[row.from]), 9080, v1::TCP);
-    EXPECT_EQ(v.verdict == v1::ALLOW, row.allowed) << row.from << " -> " << row.to << ": " << v;
-  }
   // As written (methods: GET), no ALLOW rule can match at L4: every Bookinfo
   // connection is denied by default until the L7 proxy exists.
-  all = Mesh();
+  std::vector<config::Resource> all = Mesh();
   for (auto& r : AuthzHttp()) all.push_back(std::move(r));
+  Compiler compiler;
   compiler.Reset(all);
   for (const auto& row : rows) {
     std::string node;
@@ -303,6 +351,21 @@ TEST(PolicyCompile, AuthzHttpL4MatchesExpected) {
     Verdict v = KernelLookup(FindWorkload(cfg, row.to), ResolveIdentity(cfg, ips[row.from]), 9080, v1::TCP);
     EXPECT_EQ(v, (Verdict{v1::DENY, WEFT_DROP_POLICY_DEFAULT, 0})) << row.from << " -> " << row.to;
   }
+}
+
+// Before, a bare service account never matched: productpage was denied
+// details, reviews reached ratings through the DENY and ratings reached
+// productpage through notServiceAccounts.
+TEST(PolicyCompile, ServiceAccountsResolveInThePolicyNamespace) {
+  const std::vector<ExpectedRow> rows = {
+      {"productpage-v1", "details-v1", true},  {"reviews-v1", "details-v1", false},
+      {"sleep", "details-v1", false},          {"reviews-v2", "ratings-v1", false},
+      {"productpage-v1", "ratings-v1", true},  {"sleep", "ratings-v1", true},
+      {"ratings-v1", "productpage-v1", false}, {"sleep", "productpage-v1", true},
+      {"outsider", "productpage-v1", true},    {"sleep", "reviews-v1", true},
+      {"productpage-v1", "reviews-v3", true},  {"details-v1", "reviews-v2", false},
+  };
+  ExpectKernelVerdicts(ParseYaml(kServiceAccountPolicies), rows);
 }
 
 // --- allow-nothing --------------------------------------------------------------------------
@@ -437,7 +500,7 @@ TEST(PolicyCompile, NumbersSurviveRecompileAndReopen) {
   {
     auto vips = VipAllocator::Create("10.96.0.0/16", "fd00:96::/112");
     ASSERT_TRUE(vips.ok());
-    auto store = SqliteStore::Open(dir.string(), std::move(*vips));
+    auto store = SqliteStore::Open(dir.string(), std::move(*vips), /*init=*/true);
     ASSERT_TRUE(store.ok()) << store.status().message();
     CompilerOptions o;
     o.state = store->get();

@@ -73,6 +73,13 @@ TEST(SharedSamples, BookinfoPlatformParses) {
   EXPECT_TRUE(result->workloads.empty());
 }
 
+TEST(LoadConfigFile, ReadsAtMostTheRequestLimit) {
+  // Before: /dev/zero was read until memory ran out.
+  auto result = LoadConfigFile("/dev/zero");
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().message(), "read config /dev/zero: larger than 32 MiB (the limit)");
+}
+
 TEST(LoadConfigFile, MissingFileNamesThePath) {
   auto result = LoadConfigFile("/nonexistent/weft.yaml");
   ASSERT_FALSE(result.ok());

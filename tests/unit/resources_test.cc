@@ -149,7 +149,7 @@ metadata: {name: ext}
 spec:
   hosts: ["*.example.com"]
   ports: [{number: 443, name: https, protocol: HTTPS}]
-  resolution: DNS
+  resolution: NONE
 ---
 apiVersion: networking.istio.io/v1
 kind: VirtualService
