@@ -5,7 +5,7 @@ set -euo pipefail
 
 PKGS=(
   build-essential cmake ninja-build pkg-config git
-  clang llvm libbpf-dev bpftool libelf-dev zlib1g-dev
+  clang llvm libclang-rt-14-dev libfuzzer-14-dev python3 libbpf-dev bpftool libelf-dev zlib1g-dev
   libyaml-cpp-dev nlohmann-json3-dev libcli11-dev libgtest-dev libgmock-dev libbenchmark-dev
   libspdlog-dev libfmt-dev libsqlite3-dev
   libgrpc++-dev libprotobuf-dev protobuf-compiler protobuf-compiler-grpc
