@@ -182,7 +182,7 @@ bool IsUnixAddress(const std::string& address) {
 }
 
 void ConfigureServer(grpc::ServerBuilder& builder) {
-  builder.SetMaxReceiveMessageSize(kMaxMessageBytes);
+  builder.SetMaxReceiveMessageSize(kMaxServerReceiveBytes);
   builder.SetMaxSendMessageSize(kMaxMessageBytes);
 }
 
@@ -195,6 +195,12 @@ grpc::Status ExplainLimit(const grpc::Status& status) {
   long long size = 0, limit = 0;
   if (std::sscanf(m.c_str() + at, "message larger than max (%lld vs. %lld)", &size, &limit) != 2) return status;
   std::string who = m.rfind("Sent", at) != std::string::npos ? "sending" : "receiving";
+  if (limit == kMaxServerReceiveBytes)
+    return grpc::Status(status.error_code(),
+                        "gRPC message of " + std::to_string(size) + " bytes exceeds the limit of " + Mib(limit) +
+                            " (the controller receives at most that, weft::transport::kMaxServerReceiveBytes; an "
+                            "apply holds at most 32 MiB of YAML: split the input)",
+                        status.error_details());
   std::string text = "gRPC message of " + std::to_string(size) + " bytes exceeds the limit of " + Mib(limit) +
                      " (" + who + "; Weft's limit is " + Mib(kMaxMessageBytes) +
                      ", weft::transport::kMaxMessageBytes";

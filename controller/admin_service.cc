@@ -19,9 +19,14 @@
 #include "controller/memory_trim.hpp"
 #include "controller/workload_addresses.hpp"
 #include "controller/unified_diff.hpp"
+#include "weft/transport.hpp"
 #include "weft/v1/admin.grpc.pb.h"
 
 namespace weft::controller {
+
+// An apply at the request limit must reach the handler (which says what is
+// wrong with it), not be cut by the transport first.
+static_assert(config::kMaxRequestBytes + (1 << 20) <= static_cast<size_t>(transport::kMaxServerReceiveBytes));
 namespace {
 
 namespace v1 = weft::v1;

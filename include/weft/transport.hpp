@@ -37,8 +37,15 @@ namespace weft::transport {
 // that scale, growing linearly). Beyond it a call fails with
 // RESOURCE_EXHAUSTED and a message naming this limit (see Dial).
 inline constexpr int kMaxMessageBytes = 256 * 1024 * 1024;
+// What the controller's server accepts in one message, from anyone (a client
+// without a certificate included: the check runs before any handler). What it
+// serves is small (agents' hellos, ACKs, CSRs) except an Admin apply, which
+// config/limits.hpp caps at 32 MiB of YAML (kMaxRequestBytes); this leaves
+// room for the request's framing. Sending (snapshots) keeps kMaxMessageBytes.
+inline constexpr int kMaxServerReceiveBytes = 40 * 1024 * 1024;
 
-// Applies the server-side settings (message limits) to a builder.
+// Applies the server-side settings (message limits: receive
+// kMaxServerReceiveBytes, send kMaxMessageBytes) to a builder.
 void ConfigureServer(grpc::ServerBuilder& builder);
 
 // `status` with its message explained if it is gRPC's "message larger than
