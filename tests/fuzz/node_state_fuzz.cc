@@ -9,8 +9,10 @@
 // Checks, per message, beyond "no crash, no sanitizer report":
 //   - LB: the incremental conversion (ConvertedConfig::PrepareDelta, what the
 //     agent runs) accepts exactly what the full conversion (ToDesiredState of
-//     the whole state) accepts and gives the same desired state; a refused push
-//     leaves the committed state as it was;
+//     the whole state) accepts, but for the VIP sanity checks only the agent's
+//     conversion makes (a VIP outside the node's ranges or on a workload's
+//     address), and gives the same desired state; a refused push leaves the
+//     committed state as it was;
 //   - policy: PolicyConfig takes the same push (on a copy, as the agent does);
 //     whatever BuildPolicyDesired accepts, ToKernel turns into maps whose
 //     policy entries all belong to a placed endpoint.
@@ -47,6 +49,13 @@ using weft::agent::NodeConfigState;
   std::abort();
 }
 
+// The refusals only ConvertedConfig makes (proto_convert.hpp: VIP sanity).
+bool VipSanityRefusal(const weft::Status& st) {
+  const std::string& m = st.message();
+  return m.find("is outside this node's VIP ranges") != std::string::npos ||
+         m.find(" is the address of ") != std::string::npos;
+}
+
 bool SameDesired(const weft::lb::DesiredState& a, const weft::lb::DesiredState& b) {
   if (a.services.size() != b.services.size()) return false;
   for (auto ia = a.services.begin(), ib = b.services.begin(); ia != a.services.end(); ++ia, ++ib) {
@@ -76,13 +85,14 @@ std::vector<std::string_view> SplitMessages(std::string_view text) {
 void CheckLb(ConvertedConfig& cc, bool& have_state, const weft::v1::ControllerMessage& msg) {
   if (msg.has_snapshot()) {
     auto full_state = NodeConfigState::FromSnapshot(msg.snapshot());
-    auto pending = ConvertedConfig::PrepareSnapshot(msg.snapshot());
+    auto pending = cc.PrepareSnapshot(msg.snapshot());
     bool full_ok = full_state.ok();
     weft::Result<weft::lb::DesiredState> full = weft::Status::Error("state refused");
     if (full_ok) {
       full = weft::agent::ToDesiredState(*full_state);
       full_ok = full.ok();
     }
+    if (full_ok && !pending.ok() && VipSanityRefusal(pending.status())) return;
     if (full_ok != pending.ok())
       Fail("snapshot: full conversion " + std::string(full_ok ? "accepts" : "refuses") +
            " what the agent's conversion " + (pending.ok() ? "accepts" : "refuses") + ": " +
@@ -103,6 +113,10 @@ void CheckLb(ConvertedConfig& cc, bool& have_state, const weft::v1::ControllerMe
   auto full = weft::agent::ToDesiredState(full_state);
   const size_t before = cc.state().services.size();
   auto inc = cc.PrepareDelta(msg.delta());
+  if (full.ok() && !inc.ok() && VipSanityRefusal(inc.status())) {
+    if (cc.state().services.size() != before) Fail("delta: a refused delta changed the state");
+    return;
+  }
   if (full.ok() != inc.ok())
     Fail("delta: full conversion " + std::string(full.ok() ? "accepts" : "refuses") + " what the incremental one " +
          (inc.ok() ? "accepts" : "refuses") + ": " + (inc.ok() ? full.status().message() : inc.status().message()));
