@@ -396,6 +396,7 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
   grpc::Status DoStatus(const v1::StatusRequest&, v1::StatusResponse& resp) {
     resp.set_revision(store.Revision());
     resp.set_store_id(store_id);
+    resp.set_controller_heap_bytes(MemoryTrimmer::HeapInUseBytes());
     for (const auto& n : nodes.All()) {
       auto* out = resp.add_nodes();
       out->set_node(n.node);

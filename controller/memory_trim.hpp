@@ -35,6 +35,10 @@ class MemoryTrimmer {
   void Request();
   // mallinfo2: trims now if the arenas hold more than kAboveFreeBytes unused.
   static void TrimIfWorthIt();
+  // Bytes in live heap allocations (glibc: mallinfo2's in-use chunks plus
+  // mmapped blocks; under ASan, its allocator's count): unlike RSS, the same
+  // measure in both builds.
+  static size_t HeapInUseBytes();
 
  private:
   void Run();

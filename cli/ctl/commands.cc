@@ -278,7 +278,10 @@ int DoStatus(const Global& g, const StatusArgs& a) {
   grpc::Status s = conn->stub->Status(ctx.get(), req, &resp);
   if (!s.ok()) return RpcFail(s, "status", *conn);
   if (a.output == "json") {
-    nlohmann::json j = {{"revision", resp.revision()}, {"nodes", nlohmann::json::array()}};
+    nlohmann::json j = {{"revision", resp.revision()},
+                        {"store_id", resp.store_id()},
+                        {"controller_heap_bytes", resp.controller_heap_bytes()},
+                        {"nodes", nlohmann::json::array()}};
     for (const auto& n : resp.nodes())
       j["nodes"].push_back({{"node", n.node()},
                             {"state", n.state()},
