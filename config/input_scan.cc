@@ -80,9 +80,21 @@ struct Refused {};
 
 class StructureScan : public YAML::EventHandler {
  public:
-  StructureScan(Diagnostics& diags, size_t max_documents) : diags_(diags), max_documents_(max_documents) {}
+  StructureScan(std::string_view text, Diagnostics& diags, size_t max_documents)
+      : text_(text), diags_(diags), max_documents_(max_documents) {}
 
   void OnDocumentStart(const YAML::Mark& mark) override {
+    // yaml-cpp 0.7 (Debian's) starts a document at a token it cannot place
+    // (a ',' outside [...] or {...}) without consuming it: its LoadAll then
+    // adds an empty document there forever, growing until memory runs out
+    // (yaml-cpp issue 1040, fixed upstream in 0.8). A document that starts
+    // where the previous one did is that loop: stop it here.
+    if (documents_ > 0 && mark.pos == doc_start_.pos) {
+      const char c = mark.pos >= 0 && static_cast<size_t>(mark.pos) < text_.size() ? text_[mark.pos] : '?';
+      Refuse(mark, c == ','
+                       ? std::string("',' outside a flow collection: it separates entries only inside [...] or {...}")
+                       : "the parser cannot go on from here (" + ByteHex(static_cast<unsigned char>(c)) + ")");
+    }
     ++documents_;
     doc_ = Cost{};
     alias_nodes_ = 0;
@@ -184,6 +196,7 @@ class StructureScan : public YAML::EventHandler {
     Define(n.anchor, Cost{doc_.nodes - n.at_start.nodes, doc_.bytes - n.at_start.bytes});
   }
 
+  std::string_view text_;
   Diagnostics& diags_;
   size_t max_documents_;
   size_t documents_ = 0;
@@ -204,7 +217,7 @@ std::string TooLargeMessage() {
 }
 
 bool NeedsStructureScan(std::string_view text, size_t max_documents) {
-  if (text.find('&') != std::string_view::npos) return true;
+  if (text.find_first_of("&,") != std::string_view::npos) return true;
   size_t markers = 1;  // documents are at most the markers + 1
   for (size_t at = 0; at < text.size(); at = text.find('\n', at) + 1) {
     std::string_view line = text.substr(at, 3);
@@ -279,7 +292,7 @@ bool ScanEncoding(std::string_view text, Diagnostics& diags) {
 
 bool ScanStructure(std::string_view text, Diagnostics& diags, size_t max_documents) {
   std::istringstream in{std::string(text)};
-  StructureScan scan(diags, max_documents);
+  StructureScan scan(text, diags, max_documents);
   try {
     YAML::Parser parser(in);
     while (parser.HandleNextDocument(scan)) {

@@ -21,11 +21,15 @@ bool ScanEncoding(std::string_view text, Diagnostics& diags);
 // (at most `max_documents`), nesting depth (kMaxDepth), the nodes that aliases
 // add when expanded (kMaxAliasNodes per document) and each document's size
 // with its aliases expanded (kMaxObjectBytes); refuses an alias to a node that
-// contains it (a cycle). Syntax errors are left to the loader.
+// contains it (a cycle), and a document that starts where the previous one
+// did (yaml-cpp 0.7's endless loop on a ',' outside a flow collection).
+// Other syntax errors are left to the loader.
 bool ScanStructure(std::string_view text, Diagnostics& diags, size_t max_documents);
 
 // Whether ScanStructure can find anything the loader would not: only with an
-// anchor ('&' somewhere: without one there is no alias), or with more
+// anchor ('&' somewhere: without one there is no alias), a ',' (the only
+// character found to loop yaml-cpp's LoadAll, by the config_yaml fuzzer and an
+// exhaustive run over three-character texts), or with more
 // document markers ("---"/"..." at a line start) than `max_documents`. The
 // loader itself enforces depth (YamlToJson, TooDeep) and the exact object
 // size (the canonical JSON), with the same messages; the scan costs a second

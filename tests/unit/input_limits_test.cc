@@ -128,6 +128,15 @@ const std::vector<Row>& Rows() {
       {"EscapedNulInAValueAccepted", [] { return Service("  annotations: {a: \"x\\0y\"}\n"); }, ""},
       {"EscapedNulInAMessageIsEscaped", [] { return Service("  labels: {\"a\\0b\": x}\n"); },
        "t.yaml:5:12: Service default/cart: metadata.labels.a\\x00b: invalid label key: "},
+      // yaml-cpp 0.7's LoadAll loops forever, growing, on a ',' that starts a
+      // document (found by the config_yaml fuzzer; its input is in the corpus).
+      {"StrayCommaAtTheStart", [] { return std::string(" ,\n"); },
+       "t.yaml:1:2: document 1: ',' outside a flow collection: it separates entries only inside [...] or {...}"},
+      {"StrayCommaAfterAScalar", [] { return std::string("\"x\" ,\n"); }, "t.yaml:1:5: document 2: ',' outside"},
+      {"StrayCommaAfterATag", [] { return std::string("!t ,\n"); }, "t.yaml:1:4: document"},
+      {"StrayCommaAfterAnAnchor", [] { return std::string("&a ,\n"); }, "t.yaml:1:4: document"},
+      {"StrayCommaAfterADocument", [] { return Service("") + "---\n ,a\n"; }, "t.yaml:"},
+      {"CommasInsideValuesAccepted", [] { return Service("  annotations:\n    a: \"x, y\"\n    b: p,q\n    c: d, e\n  labels: {t: v}\n"); }, ""},
       {"EscapedNewlineInAMessageIsEscaped", [] { return Service("  labels: {\"a\\nb\": x}\n"); },
        "t.yaml:5:12: Service default/cart: metadata.labels.a\\x0ab: invalid label key: "},
   };
