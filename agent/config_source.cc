@@ -7,7 +7,7 @@
 #include <sstream>
 
 #include "agent/file_watch.hpp"
-#include "agent/lb/compile.hpp"
+#include "agent/file_config.hpp"
 #include "agent/metrics.hpp"
 #include "config/loader.hpp"
 
@@ -55,15 +55,18 @@ class FileSource : public ConfigSource {
   }
 
  private:
-  // Loads, validates and compiles the file; on error logs every line, counts
-  // it and returns nullopt (the last good state stays in the maps).
+  // Loads, validates and compiles the file (file_config.hpp); on error logs
+  // every line, counts it and returns nullopt (the last good state stays in
+  // the maps).
   std::optional<ConfigUpdate> Load(const char* why) {
-    auto cfg = config::LoadConfigFile(path_);
-    if (!cfg.ok()) {
+    auto resources = config::LoadConfigFile(path_);
+    Result<lb::DesiredState> desired =
+        resources.ok() ? CompileFileConfig(*resources) : Result<lb::DesiredState>(resources.status());
+    if (!desired.ok()) {
       metrics_.ConfigError();
       spdlog::error("config {} rejected, keeping the last good state{}:", path_,
                     loaded_once_ ? "" : " (none yet: the maps keep what they hold)");
-      std::istringstream in(cfg.status().message());
+      std::istringstream in(desired.status().message());
       std::string line;
       while (std::getline(in, line))
         if (!line.empty()) spdlog::error("  {}", line);
@@ -71,7 +74,7 @@ class FileSource : public ConfigSource {
     }
     loaded_once_ = true;
     ConfigUpdate u;
-    u.desired = lb::Compile(*cfg, {});
+    u.desired = std::move(*desired);
     u.why = why;
     u.retry_on_failure = true;
     return u;

@@ -4,7 +4,8 @@
 // back (Applied). It does not know whether the state came from a YAML file or
 // from weft-controller.
 //
-//   FileSource        --config FILE: inotify on the file's directory, ~50 ms
+//   FileSource        --config FILE: compiled by the controller's compiler in
+//                     process (file_config.hpp); inotify on the file's directory, ~50 ms
 //                     coalescing, SIGHUP reloads; an invalid file is logged
 //                     with file:line:col, counted (weft_config_errors_total)
 //                     and handed out as nothing (the last good state stays).

@@ -56,9 +56,9 @@ Result<lb::ServiceEntry> ConvertPort(const std::string& svc, const v1::ServicePo
                            EINVAL);
     e.maglev_table_size = static_cast<uint16_t>(p.maglev_table_size());
   }
-  // needs_l7: WEFT_SVC_F_STEER_PROXY stays clear until the node proxy exists
-  // (see the header); the service keeps kernel L4 load balancing.
-  e.flags = 0;
+  // needs_l7 does not steer until the node proxy exists (see the header);
+  // only the Service's own weft.io/steer-to-proxy annotation sets the flag.
+  e.flags = p.steer_to_proxy() ? WEFT_SVC_F_STEER_PROXY : 0;
 
   std::map<std::pair<IpAddr, uint16_t>, uint64_t> weights;  // sorted by (addr, port), as Compile does
   for (int i = 0; i < p.backends_size(); ++i) {

@@ -12,11 +12,13 @@
 //   - algorithm LB_RANDOM / LB_MAGLEV; maglev_table_size 0 = default (the
 //     Reconciler checks that a given size is a prime <= WEFT_MAGLEV_MAX_SIZE);
 //   - backends: same address family as the VIP, port 1..65535; weight 0 is
-//     skipped (as the file compiler skips weight-0 workloads); the same
+//     skipped (the compiler never sends one); the same
 //     address:port listed twice gets both weights;
 //   - needs_l7 does NOT set WEFT_SVC_F_STEER_PROXY yet: the node's L7 proxy
 //     does not exist, so such a service is load-balanced in the kernel like
-//     any other (needs_mtls is ignored for the same reason);
+//     any other (needs_mtls is ignored for the same reason); steer_to_proxy
+//     (the Service's weft.io/steer-to-proxy annotation) sets it, as file mode
+//     always did (the kernel does not act on the flag yet);
 //   - two services claiming one VIP:port/protocol is an error naming both.
 // Errors name the service and port ("service default/web port http: vip has 5
 // bytes, expected 4 or 16"); nothing is partially converted.

@@ -1,8 +1,11 @@
 // Analyze: istioctl-analyze-style warnings for VirtualService references that
-// do not resolve (destination hosts, subsets, gateways). Works on canonical JSON.
+// do not resolve (destination hosts, subsets, gateways). Works on canonical JSON
+// (it names fields by their index); host names resolve and match as in the
+// typed model (model.hpp).
 #include <map>
 #include <set>
 
+#include "config/model.hpp"
 #include "config/resources.hpp"
 
 namespace weft::config {
@@ -11,22 +14,6 @@ namespace {
 using json = nlohmann::json;
 
 constexpr std::string_view kNotFound = "ReferencedResourceNotFound";
-constexpr std::string_view kDomainSuffix = ".svc.cluster.local";
-
-// Istio resolves a short name ("reviews") in the referring resource's namespace.
-std::string Fqdn(const std::string& host, const std::string& ns) {
-  if (host.find('.') != std::string::npos || host == "*") return host;
-  return host + "." + ns + std::string(kDomainSuffix);
-}
-
-bool HostMatches(const std::string& pattern, const std::string& host) {
-  if (pattern == host || pattern == "*") return true;
-  if (pattern.rfind("*.", 0) == 0) {
-    std::string_view suffix = std::string_view(pattern).substr(1);  // ".example.com"
-    return host.size() > suffix.size() && host.compare(host.size() - suffix.size(), suffix.size(), suffix) == 0;
-  }
-  return false;
-}
 
 std::string Str(const json& obj, const char* key) {
   auto it = obj.find(key);
@@ -56,11 +43,11 @@ struct Registry {
       auto it = r.object.find("spec");
       const json& spec = it != r.object.end() && it->is_object() ? *it : kNoSpec;  // no copy
       if (kind == "Service") {
-        service_hosts.insert(r.key.name + "." + r.key.ns + std::string(kDomainSuffix));
+        service_hosts.insert(r.key.name + "." + r.key.ns + "." + std::string(kServiceDomain));
       } else if (kind == "ServiceEntry") {
-        for (const auto& h : Items(spec, "hosts")) entry_hosts.push_back(Fqdn(h.get<std::string>(), r.key.ns));
+        for (const auto& h : Items(spec, "hosts")) entry_hosts.push_back(ResolveHost(h.get<std::string>(), r.key.ns));
       } else if (kind == "DestinationRule") {
-        auto& names = subsets[Fqdn(Str(spec, "host"), r.key.ns)];
+        auto& names = subsets[ResolveHost(Str(spec, "host"), r.key.ns)];
         for (const auto& s : Items(spec, "subsets")) names.insert(Str(s, "name"));
       } else if (kind == "Gateway") {
         gateways.insert({r.key.ns, r.key.name});
@@ -130,7 +117,7 @@ class VirtualServiceAnalyzer {
   void Destination(const json& dest, const std::string& path) {
     std::string host = Str(dest, "host");
     if (host.empty()) return;
-    std::string fqdn = Fqdn(host, vs_.key.ns);
+    std::string fqdn = ResolveHost(host, vs_.key.ns);
     if (!reg_.HostExists(fqdn)) {
       Warn(path + ".host", "referenced host not found: \"" + host + "\" is neither a Service nor a ServiceEntry host");
     }

@@ -968,11 +968,7 @@ const Node* GatewayBody() {
 
 void ParseWorkloadEntryDoc(FieldReader& r, const YAML::Node& doc, const Metadata& meta, ParsedDocs& out) {
   r.ExpectMap(doc, "", {"apiVersion", "kind", "metadata", "spec"});
-  if (auto w = ParseWorkloadEntry(r, doc, meta); w && !w->addresses.empty()) {
-    auto spec = FieldReader::Find(doc, "spec");
-    auto address = spec ? FieldReader::Find(*spec, "address") : std::nullopt;
-    out.workloads.push_back({w->ns, w->name, w->addresses.front(), address ? LocationOf(*address) : LocationOf(doc)});
-  }
+  if (auto w = ParseWorkloadEntry(r, doc, meta)) out.workloads.push_back(std::move(*w));
   // weft.io/node: the node the workload runs on (the controller sends it to that node's agent).
   if (auto node = meta.annotations.find("weft.io/node"); node != meta.annotations.end()) {
     if (std::string why = CheckDns1123Subdomain(node->second); !why.empty()) {

@@ -1,4 +1,4 @@
-// Per-kind parsers. Internal to config/: resources.cc validates the document
+// Per-kind validation. Internal to config/: resources.cc validates the document
 // header and metadata, then hands the document to its kind (KindSpec): a
 // schema table (schema.hpp) or a hand-written parser (Service, WorkloadEntry).
 #pragma once
@@ -30,14 +30,12 @@ struct VipSource {
   std::string path;  // spec.clusterIP or spec.clusterIPs[i]
 };
 
+// A Service's VIPs and where they were written, to report a VIP claimed by two Services.
 struct ParsedService {
-  Service service;
-  std::vector<VipSource> vip_sources;  // parallel to service.vips
+  std::string ns, name;
+  std::vector<IpAddr> vips;
+  std::vector<VipSource> vip_sources;  // parallel to vips
 };
-
-// Both return nullopt after reporting at least one error to `reader`.
-std::optional<ParsedService> ParseService(FieldReader& reader, const YAML::Node& doc, const Metadata& meta);
-std::optional<Workload> ParseWorkloadEntry(FieldReader& reader, const YAML::Node& doc, const Metadata& meta);
 
 // Where a WorkloadEntry's address was written, to report an address claimed twice.
 struct ParsedWorkload {
@@ -45,6 +43,17 @@ struct ParsedWorkload {
   IpAddr address;
   Location at;  // spec.address
 };
+
+// The document's `spec`: required, a mapping of the `known` fields (the
+// hand-written parsers' start); nullopt after reporting why not.
+std::optional<YAML::Node> RequiredSpec(FieldReader& reader, const YAML::Node& doc,
+                                       std::initializer_list<std::string_view> known);
+
+// Validation only (the typed view is config::TypedView's, from the stored
+// object). Both return nullopt after reporting at least one error to
+// `reader`; ParseWorkloadEntry also when spec.address is not an IP.
+std::optional<ParsedService> ParseService(FieldReader& reader, const YAML::Node& doc, const Metadata& meta);
+std::optional<ParsedWorkload> ParseWorkloadEntry(FieldReader& reader, const YAML::Node& doc, const Metadata& meta);
 
 // What hand-written parsers hand back for checks across documents.
 struct ParsedDocs {

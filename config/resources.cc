@@ -188,14 +188,13 @@ void LoadDocument(const YAML::Node& doc, size_t index, std::string_view file, Di
 
 // A VIP belongs to one Service: the first in the file keeps it.
 void CheckVipConflicts(const Loaded& loaded, Diagnostics& diags) {
-  std::map<IpAddr, const Service*> owners;
-  for (const auto& parsed : loaded.parsed.services) {
-    const Service& svc = parsed.service;
+  std::map<IpAddr, const ParsedService*> owners;
+  for (const auto& svc : loaded.parsed.services) {
     FieldReader r(diags, "Service " + svc.ns + "/" + svc.name);
     for (size_t i = 0; i < svc.vips.size(); ++i) {
       auto [it, inserted] = owners.emplace(svc.vips[i], &svc);
       if (!inserted) {
-        r.Error(parsed.vip_sources[i].at, parsed.vip_sources[i].path,
+        r.Error(svc.vip_sources[i].at, svc.vip_sources[i].path,
                 "cluster IP " + svc.vips[i].ToString() + " is already allocated to Service " + it->second->ns + "/" +
                     it->second->name);
       }

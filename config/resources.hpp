@@ -1,6 +1,6 @@
 // The shared resource layer: Kubernetes and Istio YAML -> validated Resources
-// (config/resource.hpp), istioctl-analyze-style warnings, and the typed view the
-// agent's file mode uses. Nothing here throws.
+// (config/resource.hpp) and istioctl-analyze-style warnings; the typed view of
+// a Resource is config/typed.hpp's. Nothing here throws.
 //
 // Kinds: v1 Service, ServiceAccount, Namespace; apps/v1 Deployment;
 // networking.istio.io/{v1,v1beta1,v1alpha3} VirtualService, DestinationRule,
@@ -15,7 +15,6 @@
 #include <nlohmann/json.hpp>
 
 #include "config/limits.hpp"
-#include "config/model.hpp"
 #include "config/resource.hpp"
 #include "weft/status.hpp"
 
@@ -57,10 +56,6 @@ std::string DisplayName(std::string_view name);
 // destination host that is neither a Service nor a ServiceEntry host, a subset
 // that no DestinationRule for that host defines, a Gateway that does not exist.
 std::vector<Diagnostic> Analyze(const std::vector<Resource>& all);
-
-// The typed view of Services and WorkloadEntries (what the agent programs);
-// other kinds are skipped. Resources must come from ParseResources.
-Result<Config> BuildConfig(const std::vector<Resource>& all);
 
 // YAML text of a JSON value (weftctl get -o yaml): block style, keys in the
 // JSON's order, strings that would read back as another type are quoted.

@@ -1,4 +1,6 @@
 // kind: Service (v1), the subset Weft models: VIPs, ports, selector, affinity.
+// Validation only (positions and messages); the typed Service is built from
+// the stored object by config::TypedView (typed.cc).
 #include <charconv>
 #include <map>
 
@@ -11,9 +13,6 @@ namespace weft::config {
 namespace {
 
 constexpr std::string_view kAnnotationPrefix = "weft.io/";
-constexpr std::string_view kAlgorithmAnnotation = "weft.io/lb-algorithm";
-constexpr std::string_view kMaglevSizeAnnotation = "weft.io/maglev-table-size";
-constexpr std::string_view kSteerAnnotation = "weft.io/steer-to-proxy";
 
 // Maglev table sizes must be prime (agent/lb/maglev.cc builds the table).
 bool IsPrime(uint32_t n) {
@@ -66,18 +65,25 @@ bool ParseVips(FieldReader& r, const YAML::Node& spec, ParsedService& out) {
       r.Error(ips[i].at, path, "invalid IP address \"" + ips[i].text + "\"");
       continue;
     }
-    for (const auto& seen : out.service.vips) {
+    for (const auto& seen : out.vips) {
       if (seen.is_v4() == ip->is_v4()) r.Error(ips[i].at, path, "two " + FamilyName(*ip) + " cluster IPs");
     }
-    out.service.vips.push_back(*ip);
+    out.vips.push_back(*ip);
     out.vip_sources.push_back({ips[i].at, path});
   }
   return headless;
 }
 
-std::optional<ServicePort> ParsePort(FieldReader& r, const YAML::Node& node, const std::string& path) {
+// What the checks across ports need of one port.
+struct PortSeen {
+  std::string name;
+  uint16_t port = 0;
+  Protocol protocol = Protocol::kTcp;
+};
+
+std::optional<PortSeen> ParsePort(FieldReader& r, const YAML::Node& node, const std::string& path) {
   if (!r.ExpectMap(node, path, {"name", "port", "targetPort", "protocol", "appProtocol"})) return std::nullopt;
-  ServicePort port;
+  PortSeen port;
   if (auto n = FieldReader::Find(node, "name"); n) {
     if (auto name = r.String(*n, path + ".name")) {
       if (std::string why = CheckDns1123Label(*name); !why.empty()) {
@@ -93,15 +99,13 @@ std::optional<ServicePort> ParsePort(FieldReader& r, const YAML::Node& node, con
   }
   if (auto n = FieldReader::Find(node, "targetPort")) {
     if (FieldReader::IsInteger(*n)) {
-      if (auto v = r.Int(*n, path + ".targetPort", 1, 65535)) port.target.number = static_cast<uint16_t>(*v);
+      r.Int(*n, path + ".targetPort", 1, 65535);
     } else if (auto name = r.String(*n, path + ".targetPort")) {
       if (std::string why = CheckIanaSvcName(*name); !why.empty()) {
         r.Error(*n, path + ".targetPort", "invalid port name \"" + *name + "\": " + why);
       }
-      port.target.name = *name;
     }
   }
-  if (port.target.name.empty() && port.target.number == 0) port.target.number = port.port;
   if (auto n = FieldReader::Find(node, "protocol")) {
     if (auto proto = r.String(*n, path + ".protocol")) {
       if (*proto == "UDP") {
@@ -113,14 +117,12 @@ std::optional<ServicePort> ParsePort(FieldReader& r, const YAML::Node& node, con
       }
     }
   }
-  if (auto n = FieldReader::Find(node, "appProtocol")) {
-    if (auto app = r.String(*n, path + ".appProtocol")) port.app_protocol = *app;
-  }
+  if (auto n = FieldReader::Find(node, "appProtocol")) r.String(*n, path + ".appProtocol");
   return port;
 }
 
 // A headless Service may have no ports; any other needs at least one.
-void ParsePorts(FieldReader& r, const YAML::Node& spec, bool headless, Service& svc) {
+void ParsePorts(FieldReader& r, const YAML::Node& spec, bool headless) {
   auto list = FieldReader::Find(spec, "ports");
   if (!list) {
     if (!headless) r.Error(spec, "spec.ports", "required field is missing");
@@ -155,13 +157,12 @@ void ParsePorts(FieldReader& r, const YAML::Node& spec, bool headless, Service& 
               "duplicate port " + std::to_string(port->port) + "/" + proto + " (also " +
                   IndexPath("spec.ports", numbers[key]) + ")");
     }
-    svc.ports.push_back(std::move(*port));
   }
   if (list->size() == 0 && !headless) r.Error(*list, "spec.ports", "at least one port is required");
 }
 
 // sessionAffinity and the weft.io/ annotations choose the LB algorithm.
-void ParseLoadBalancing(FieldReader& r, const YAML::Node& spec, const Metadata& meta, Service& svc) {
+void ParseLoadBalancing(FieldReader& r, const YAML::Node& spec, const Metadata& meta) {
   bool client_ip = false;
   if (auto n = FieldReader::Find(spec, "sessionAffinity")) {
     if (auto v = r.String(*n, "spec.sessionAffinity")) {
@@ -171,7 +172,7 @@ void ParseLoadBalancing(FieldReader& r, const YAML::Node& spec, const Metadata& 
       }
     }
   }
-  svc.algorithm = client_ip ? LbAlgorithm::kMaglev : LbAlgorithm::kRandom;
+  bool maglev = client_ip;
   if (!meta.annotations_node) return;
   auto at = [&](std::string_view key) -> YAML::Node {
     for (const auto& kv : *meta.annotations_node) {
@@ -184,11 +185,9 @@ void ParseLoadBalancing(FieldReader& r, const YAML::Node& spec, const Metadata& 
     std::string path = AnnotationPath(key);
     if (key == kAlgorithmAnnotation) {
       if (value == "maglev") {
-        svc.algorithm = LbAlgorithm::kMaglev;
-      } else if (value == "random" && !client_ip) {
-        svc.algorithm = LbAlgorithm::kRandom;
+        maglev = true;
       } else if (value == "random") {
-        r.Error(at(key), path, "\"random\" conflicts with spec.sessionAffinity: ClientIP");
+        if (client_ip) r.Error(at(key), path, "\"random\" conflicts with spec.sessionAffinity: ClientIP");
       } else {
         r.Error(at(key), path, "unsupported value \"" + value + "\" (supported: maglev, random)");
       }
@@ -196,7 +195,6 @@ void ParseLoadBalancing(FieldReader& r, const YAML::Node& spec, const Metadata& 
       if (value != "true" && value != "false") {
         r.Error(at(key), path, "expected \"true\" or \"false\", got \"" + value + "\"");
       }
-      svc.steer_to_proxy = value == "true";
     } else if (key != kMaglevSizeAnnotation) {
       r.Error(at(key), path, "unknown Weft annotation");
     }
@@ -210,30 +208,31 @@ void ParseLoadBalancing(FieldReader& r, const YAML::Node& spec, const Metadata& 
       v > WEFT_MAGLEV_MAX_SIZE) {
     r.Error(at(size->first), path,
             "\"" + size->second + "\" must be a prime <= " + std::to_string(WEFT_MAGLEV_MAX_SIZE));
-  } else if (svc.algorithm != LbAlgorithm::kMaglev) {
+  } else if (!maglev) {
     r.Error(at(size->first), path, "only valid with Maglev (weft.io/lb-algorithm: maglev or sessionAffinity: ClientIP)");
-  } else {
-    svc.maglev_table_size = v;
   }
 }
 
 }  // namespace
 
-std::optional<ParsedService> ParseService(FieldReader& r, const YAML::Node& doc, const Metadata& meta) {
-  size_t errors = r.errors();
-  ParsedService out;
-  out.service.name = meta.name;
-  out.service.ns = meta.ns;
+std::optional<YAML::Node> RequiredSpec(FieldReader& r, const YAML::Node& doc,
+                                       std::initializer_list<std::string_view> known) {
   auto spec = FieldReader::Find(doc, "spec");
   if (!spec) {
     r.Error(doc, "spec", "required field is missing");
     return std::nullopt;
   }
-  if (!r.ExpectMap(*spec, "spec",
-                   {"clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy", "ports", "selector",
-                    "sessionAffinity", "type"})) {
-    return std::nullopt;
-  }
+  if (!r.ExpectMap(*spec, "spec", known)) return std::nullopt;
+  return spec;
+}
+
+std::optional<ParsedService> ParseService(FieldReader& r, const YAML::Node& doc, const Metadata& meta) {
+  size_t errors = r.errors();
+  auto spec = RequiredSpec(r, doc,
+                           {"clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy", "ports", "selector",
+                            "sessionAffinity", "type"});
+  if (!spec) return std::nullopt;
+  ParsedService out{meta.ns, meta.name, {}, {}};
   // Kubernetes' dual-stack fields: validated; the VIPs themselves come from clusterIP(s).
   if (auto pol = FieldReader::Find(*spec, "ipFamilyPolicy")) {
     auto v = r.String(*pol, "spec.ipFamilyPolicy");
@@ -258,11 +257,9 @@ std::optional<ParsedService> ParseService(FieldReader& r, const YAML::Node& doc,
     if (v && *v != "ClusterIP") r.Error(*type, "spec.type", "unsupported value \"" + *v + "\" (supported: ClusterIP)");
   }
   bool headless = ParseVips(r, *spec, out);
-  ParsePorts(r, *spec, headless, out.service);
-  if (auto sel = FieldReader::Find(*spec, "selector")) {
-    if (auto labels = r.LabelMap(*sel, "spec.selector")) out.service.selector = std::move(*labels);
-  }
-  ParseLoadBalancing(r, *spec, meta, out.service);
+  ParsePorts(r, *spec, headless);
+  if (auto sel = FieldReader::Find(*spec, "selector")) r.LabelMap(*sel, "spec.selector");
+  ParseLoadBalancing(r, *spec, meta);
   if (r.errors() != errors) return std::nullopt;
   return out;
 }

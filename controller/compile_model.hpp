@@ -1,41 +1,24 @@
-// The compiler's typed view of the resources it reads: each validated
-// Kubernetes/Istio object (config::Resource::object) reduced to the fields
-// that matter for per-node L4 config. Pure functions of one object; the
-// cross-object work (selection, routing, policy) lives in compiler.cc and
-// compile_routing.*.
+// The compiler's own vocabulary on top of the typed model (config/model.hpp):
+// Istio's protocol selection, and the inputs of one compiled service (a v1
+// Service, or one host of a STATIC ServiceEntry) in one shape. Pure functions
+// of typed objects; the cross-object work (selection, routing, policy) lives
+// in compiler.cc and compile_routing.*.
 #pragma once
 
 #include <cstdint>
-#include <map>
-#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
 
-#include <nlohmann/json.hpp>
-
-#include "weft/ip.hpp"
+#include "config/model.hpp"
 
 namespace weft::controller::compile {
 
-using Labels = std::map<std::string, std::string>;
-
-inline constexpr std::string_view kServiceDomain = "svc.cluster.local";
-inline constexpr std::string_view kNodeAnnotation = "weft.io/node";
-inline constexpr std::string_view kAlgorithmAnnotation = "weft.io/lb-algorithm";
-inline constexpr std::string_view kMaglevSizeAnnotation = "weft.io/maglev-table-size";
-
-// --- names and hosts -------------------------------------------------------
-
-// Istio's short-name resolution: "reviews" in namespace ns is
-// reviews.ns.svc.cluster.local; a name with a dot (or a wildcard "*") is taken as is.
-std::string ResolveHost(std::string_view host, std::string_view ns);
-// Exact match, or a wildcard pattern "*" / "*.suffix" covering host.
-bool HostMatches(std::string_view pattern, std::string_view host);
-bool IsWildcard(std::string_view host);
-// labels ⊇ selector (an empty selector matches everything: callers decide
-// whether "empty" means all or nothing).
-bool LabelsMatch(const Labels& selector, const Labels& labels);
+using config::HostMatches;
+using config::IsWildcard;
+using config::Labels;
+using config::LabelsMatch;
+using config::ResolveHost;
 
 // --- protocol selection (Istio's, pkg/config/protocol + kube ConvertProtocol) ---
 
@@ -46,7 +29,7 @@ enum class ProtocolClass { kHttp, kTls, kTcp, kUnknown, kUdp };
 std::string SelectAppProtocol(std::string_view app_protocol, std::string_view port_name, bool udp);
 ProtocolClass ClassOf(std::string_view app_protocol);
 
-// --- models -------------------------------------------------------------------
+// --- one compiled service's inputs ----------------------------------------------
 
 struct PortModel {
   std::string name;
@@ -57,15 +40,6 @@ struct PortModel {
   std::string app_protocol;    // after SelectAppProtocol
 };
 
-// A ServiceEntry endpoint: an address that is not a mesh workload object.
-struct InlineEndpoint {
-  IpAddr address;
-  Labels labels;
-  std::map<std::string, uint32_t> ports;
-  uint32_t weight = 1;
-  std::string service_account;
-};
-
 struct ServiceModel {
   std::string ns;
   std::string name;      // output key is ns/name
@@ -74,85 +48,16 @@ struct ServiceModel {
   std::vector<PortModel> ports;
   Labels selector;       // empty selects no workload
   bool from_service_entry = false;  // target ports resolve by the service port's name
-  std::vector<InlineEndpoint> endpoints;
+  std::vector<config::ServiceEntry::Endpoint> endpoints;
   bool maglev = false;   // sessionAffinity ClientIP or weft.io/lb-algorithm: maglev
   uint32_t maglev_table_size = 0;
+  bool steer_to_proxy = false;
   std::string key() const { return ns + "/" + name; }
 };
 
-struct WorkloadModel {
-  std::string ns;
-  std::string name;
-  std::vector<IpAddr> addresses;
-  Labels labels;
-  std::map<std::string, uint32_t> ports;
-  uint32_t weight = 1;
-  std::string service_account;  // "" = default
-  std::string node;             // metadata.annotations[weft.io/node]
-  std::string key() const { return ns + "/" + name; }
-};
-
-// The L4-relevant part of a DestinationRule traffic policy; unset fields
-// inherit (port level from the top level).
-struct TrafficPolicyModel {
-  std::optional<bool> consistent_hash;  // loadBalancer set: consistentHash or not
-  bool l7_hash = false;                 // hash on an HTTP header/cookie/query parameter
-  std::optional<bool> mtls;             // tls set: ISTIO_MUTUAL/MUTUAL or not
-};
-
-struct DestinationRuleModel {
-  std::string ns;
-  std::string name;
-  std::string host;  // resolved
-  std::map<std::string, Labels> subsets;
-  TrafficPolicyModel policy;
-  std::map<uint32_t, TrafficPolicyModel> port_policies;
-  // Effective policy for a service port (port level over top level).
-  TrafficPolicyModel For(uint32_t port) const;
-};
-
-struct VirtualServiceModel {
-  std::string ns;
-  std::string name;
-  std::vector<std::string> hosts;  // resolved; empty when it does not apply to the mesh (gateways only)
-  nlohmann::json spec;
-};
-
-enum class MtlsMode { kUnset, kDisable, kPermissive, kStrict };
-
-struct PeerAuthenticationModel {
-  std::string ns;
-  std::string name;
-  std::optional<Labels> selector;  // nullopt: namespace-wide (mesh-wide in the root namespace)
-  MtlsMode mode = MtlsMode::kUnset;
-  std::map<uint32_t, MtlsMode> port_modes;
-};
-
-struct AuthorizationPolicyModel {
-  std::string ns;
-  std::string name;
-  std::optional<Labels> selector;  // nullopt: namespace-wide (mesh-wide in the root namespace)
-  bool needs_l7 = false;           // an HTTP attribute is needed to decide
-};
-
-// --- parsing (object = validated canonical JSON) -------------------------------
-
-// nullopt when the object is not a v1 Service we model.
-std::optional<ServiceModel> ParseService(const nlohmann::json& object);
+ServiceModel FromService(config::Service svc);
 // One service per host of a STATIC ServiceEntry (name = the entry's name, or
 // "<name>.<host>" when it has several hosts); none for other resolutions.
-std::vector<ServiceModel> ParseServiceEntry(const nlohmann::json& object);
-std::optional<WorkloadModel> ParseWorkloadEntry(const nlohmann::json& object);
-std::optional<DestinationRuleModel> ParseDestinationRule(const nlohmann::json& object);
-std::optional<VirtualServiceModel> ParseVirtualService(const nlohmann::json& object);
-std::optional<PeerAuthenticationModel> ParsePeerAuthentication(const nlohmann::json& object);
-std::optional<AuthorizationPolicyModel> ParseAuthorizationPolicy(const nlohmann::json& object);
-
-// --- tolerant JSON access (the input is validated; these never throw) --------
-
-const nlohmann::json* Field(const nlohmann::json& j, std::string_view key);
-std::string StringField(const nlohmann::json& j, std::string_view key);
-std::optional<uint64_t> UintField(const nlohmann::json& j, std::string_view key);
-Labels LabelField(const nlohmann::json& j, std::string_view key);
+std::vector<ServiceModel> FromServiceEntry(const config::ServiceEntry& se);
 
 }  // namespace weft::controller::compile

@@ -61,7 +61,7 @@ bool TestsDestinationIp(const authz::Policy& p) {
   return false;
 }
 
-authz::Workload AuthzWorkload(const WorkloadModel& w) {
+authz::Workload AuthzWorkload(const config::WorkloadEntry& w) {
   authz::Workload out;
   out.ns = w.ns;
   out.name = w.name;
@@ -106,7 +106,7 @@ const authz::Policy* PolicyCompiler::FindPolicy(const std::string& key) const {
   return it == policies_.end() ? nullptr : &it->second;
 }
 
-void PolicyCompiler::UpsertWorkload(const WorkloadModel& w) { index_.Upsert(AuthzWorkload(w)); }
+void PolicyCompiler::UpsertWorkload(const config::WorkloadEntry& w) { index_.Upsert(AuthzWorkload(w)); }
 
 void PolicyCompiler::RemoveWorkload(const std::string& ns, const std::string& name) {
   index_.Remove(ns, name);
@@ -338,7 +338,7 @@ PolicyCompiler::Group* PolicyCompiler::GroupFor(const authz::Workload& w) {
   return groups_.emplace(std::move(key), std::move(g)).first->second.get();
 }
 
-void PolicyCompiler::Fill(const WorkloadModel& w, v1::Workload* out) {
+void PolicyCompiler::Fill(const config::WorkloadEntry& w, v1::Workload* out) {
   static const Lowered kNone;
   authz::Workload aw = AuthzWorkload(w);
   out->set_identity(index_.IdentityOf(aw));

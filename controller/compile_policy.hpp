@@ -28,9 +28,9 @@
 #include <utility>
 #include <vector>
 
-#include "controller/authz/identity_index.hpp"
-#include "controller/authz/lower.hpp"
-#include "controller/authz/policy.hpp"
+#include "authz/identity_index.hpp"
+#include "authz/lower.hpp"
+#include "authz/policy.hpp"
 #include "controller/compile_model.hpp"
 #include "controller/store.hpp"
 #include "weft/status.hpp"
@@ -56,7 +56,7 @@ class PolicyCompiler {
   void UpsertPolicy(authz::Policy p);
   void RemovePolicy(const std::string& key);  // "ns/name"
   const authz::Policy* FindPolicy(const std::string& key) const;
-  void UpsertWorkload(const WorkloadModel& w);
+  void UpsertWorkload(const config::WorkloadEntry& w);
   void RemoveWorkload(const std::string& ns, const std::string& name);
   // Forget every source (Reset), keeping numbers, ids and the last output so
   // the next Commit reports only what differs.
@@ -71,7 +71,7 @@ class PolicyCompiler {
 
   // --- output -------------------------------------------------------------------
   // Sets identity, enforce_ingress/egress, policy and policies of `out` for w.
-  void Fill(const WorkloadModel& w, v1::Workload* out);
+  void Fill(const config::WorkloadEntry& w, v1::Workload* out);
   // Mesh-wide tables, sorted by key.
   void FillTables(v1::NodeConfig* out) const;
   void FillDelta(const PolicyTableChanges& changes, v1::NodeConfigDelta* out) const;

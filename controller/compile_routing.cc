@@ -7,45 +7,22 @@
 namespace weft::controller::compile {
 namespace {
 
-using nlohmann::json;
-
-const json& Rules(const json& spec, std::string_view key) {
-  static const json kEmpty = json::array();
-  const json* f = Field(spec, key);
-  return f && f->is_array() ? *f : kEmpty;
-}
-
-bool OnlyKeys(const json& j, std::initializer_list<std::string_view> allowed) {
-  if (!j.is_object()) return false;
-  for (const auto& [k, v] : j.items()) {
-    if (v.is_null()) continue;
-    if (std::find(allowed.begin(), allowed.end(), k) == allowed.end()) return false;
-  }
-  return true;
-}
+using VS = config::VirtualService;
 
 // One rule (http or tcp) -> destinations, or nullopt when it needs L7.
-std::optional<std::vector<RouteDestination>> L4Destinations(const json& rule, std::string_view vs_ns,
-                                                            const std::string& hostname, const PortModel& port) {
-  // "name" labels the rule for humans; everything else but "route" changes behaviour.
-  if (!OnlyKeys(rule, {"name", "route"})) return std::nullopt;
-  const json* route = Field(rule, "route");
-  if (!route || !route->is_array() || route->empty()) return std::nullopt;
+std::optional<std::vector<RouteDestination>> L4Destinations(const VS::Rule& rule, const std::string& hostname,
+                                                            const PortModel& port) {
+  if (rule.other || !rule.has_route || rule.route.empty()) return std::nullopt;
   std::vector<RouteDestination> out;
-  for (const json& r : *route) {
-    if (!OnlyKeys(r, {"destination", "weight"})) return std::nullopt;  // headers: L7
-    const json* dest = Field(r, "destination");
-    if (!dest || !OnlyKeys(*dest, {"host", "subset", "port"})) return std::nullopt;
-    if (ResolveHost(StringField(*dest, "host"), vs_ns) != hostname) return std::nullopt;
-    if (const json* p = Field(*dest, "port")) {
-      auto number = UintField(*p, "number");
-      if (number && *number != port.port) return std::nullopt;  // re-targets another port
-    }
+  for (const VS::RouteDestination& r : rule.route) {
+    if (r.other) return std::nullopt;  // headers: L7
+    if (!r.destination || r.destination->other) return std::nullopt;
+    if (r.destination->host != hostname) return std::nullopt;
+    if (r.destination->port && *r.destination->port != port.port) return std::nullopt;  // re-targets another port
     RouteDestination d;
-    if (const json* s = Field(*dest, "subset"); s && s->is_string()) d.subset = s->get<std::string>();
+    d.subset = r.destination->subset;
     // A lone destination takes everything; with several, a missing weight is 0.
-    auto w = UintField(r, "weight");
-    d.weight = route->size() == 1 ? 100 : w.value_or(0);
+    d.weight = rule.route.size() == 1 ? 100 : r.weight.value_or(0);
     if (d.weight > 0) out.push_back(std::move(d));
   }
   if (out.empty()) return std::nullopt;  // all weights 0: let the proxy answer
@@ -56,39 +33,36 @@ uint64_t Gcd(uint64_t a, uint64_t b) { return std::gcd(a, b); }
 
 }  // namespace
 
-RoutePlan PlanRoutes(const VirtualServiceModel* vs, const std::string& hostname, const PortModel& port) {
+RoutePlan PlanRoutes(const config::VirtualService* vs, const std::string& hostname, const PortModel& port) {
   RoutePlan plan;
   if (!vs) return plan;
   ProtocolClass cls = ClassOf(port.app_protocol);
   if (cls == ProtocolClass::kUdp) return plan;  // Istio does not route UDP
-  const json& http = Rules(vs->spec, "http");
-  const json& tcp = Rules(vs->spec, "tcp");
-  const json& tls = Rules(vs->spec, "tls");
-  if (Field(vs->spec, "delegate")) {
+  if (vs->delegate) {
     plan.needs_l7 = true;
     return plan;
   }
-  std::vector<const json*> rules;
-  auto add = [&](const json& list) {
-    for (const json& r : list) rules.push_back(&r);
+  std::vector<const VS::Rule*> rules;
+  auto add = [&](const std::vector<VS::Rule>& list) {
+    for (const VS::Rule& r : list) rules.push_back(&r);
   };
   switch (cls) {
     case ProtocolClass::kHttp:
-      add(http);
+      add(vs->http);
       break;
     case ProtocolClass::kTls:
-      if (!tls.empty()) {  // SNI matching needs the ClientHello
+      if (!vs->tls.empty()) {  // SNI matching needs the ClientHello
         plan.needs_l7 = true;
         return plan;
       }
-      add(tcp);
+      add(vs->tcp);
       break;
     case ProtocolClass::kTcp:
-      add(tcp);
+      add(vs->tcp);
       break;
     case ProtocolClass::kUnknown:
-      add(http);
-      add(tcp);
+      add(vs->http);
+      add(vs->tcp);
       break;
     case ProtocolClass::kUdp:
       break;
@@ -98,7 +72,7 @@ RoutePlan PlanRoutes(const VirtualServiceModel* vs, const std::string& hostname,
     plan.needs_l7 = true;
     return plan;
   }
-  auto dests = L4Destinations(*rules[0], vs->ns, hostname, port);
+  auto dests = L4Destinations(*rules[0], hostname, port);
   if (!dests) {
     plan.needs_l7 = true;
     return plan;

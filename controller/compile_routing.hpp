@@ -34,7 +34,7 @@ struct RoutePlan {
 // for UDP). L4-expressible: exactly one rule, no match, no fault/retries/timeout/
 // mirror/rewrite/redirect/header operations, every destination this same host
 // (optional subset, optional port equal to this port).
-RoutePlan PlanRoutes(const VirtualServiceModel* vs, const std::string& hostname, const PortModel& port);
+RoutePlan PlanRoutes(const config::VirtualService* vs, const std::string& hostname, const PortModel& port);
 
 struct WeightedEndpoint {
   IpAddr address;

@@ -1,7 +1,9 @@
 // Compiler: resources -> per-node config, incrementally.
 //
-// Layout: the typed models of each kind come from compile_model.*, the
-// routing/weights logic from compile_routing.*. This file keeps the sources,
+// Layout: each resource is read once, into the typed model
+// (config::TypedView); compile_model.* gives the compiler's view of a service
+// (a Service or a ServiceEntry host) and protocol selection, compile_routing.*
+// the routing/weights logic. This file keeps the sources,
 // the indexes that find what a change affects (services by host, namespace and
 // selector; workloads by label), and the compiled output it diffs against.
 #include "controller/compiler.hpp"
@@ -12,7 +14,8 @@
 #include <optional>
 #include <unordered_map>
 
-#include "controller/authz/policy.hpp"
+#include "authz/policy.hpp"
+#include "config/typed.hpp"
 #include "controller/compile_model.hpp"
 #include "controller/compile_policy.hpp"
 #include "controller/compile_routing.hpp"
@@ -79,7 +82,7 @@ Kind KindOf(const std::string& kind) {
 struct Endpoint {
   const std::string* ns = nullptr;
   const Labels* labels = nullptr;
-  const std::map<std::string, uint32_t>* ports = nullptr;
+  const config::NamedPorts* ports = nullptr;
   uint32_t weight = 1;
   std::vector<IpAddr> addresses;
   std::string workload;  // "ns/name" of the WorkloadEntry, "" inline
@@ -122,11 +125,11 @@ struct Compiler::State {
   std::map<std::string, ServiceModel> services;  // v1 Services by ns/name
   std::map<ResourceKey, std::vector<ServiceModel>> service_entries;
   std::unordered_map<std::string, std::set<ResourceKey>> entries_by_key;  // output key -> ServiceEntries
-  std::map<std::string, WorkloadModel> workloads;
-  std::map<ResourceKey, DestinationRuleModel> drs;
-  std::map<ResourceKey, VirtualServiceModel> vss;
-  std::map<ResourceKey, PeerAuthenticationModel> pas;
-  std::map<ResourceKey, AuthorizationPolicyModel> aps;
+  std::map<std::string, config::WorkloadEntry> workloads;
+  std::map<ResourceKey, config::DestinationRule> drs;
+  std::map<ResourceKey, config::VirtualService> vss;
+  std::map<ResourceKey, config::PeerAuthentication> pas;
+  // AuthorizationPolicies live in `policy` (PolicyCompiler::FindPolicy).
 
   // --- indexes ----------------------------------------------------------------
   KeyIndex svc_by_host;
@@ -136,7 +139,8 @@ struct Compiler::State {
   std::unordered_map<std::string, std::set<std::string>> wl_by_ns;     // ns -> workload keys (policy scope)
   std::unordered_map<std::string, std::set<ResourceKey>> dr_by_host, vs_by_host;
   std::set<ResourceKey> dr_wild, vs_wild;
-  std::map<std::string, std::set<ResourceKey>> pa_by_ns, ap_by_ns;
+  std::map<std::string, std::set<ResourceKey>> pa_by_ns;
+  std::map<std::string, std::set<std::string>> ap_by_ns;  // ns -> AuthorizationPolicy keys "ns/name"
 
   // --- output -----------------------------------------------------------------
   struct OutWorkload {
@@ -207,7 +211,7 @@ struct Compiler::State {
       if (auto it = svc_by_ns.find(ns); it != svc_by_ns.end()) dirty_services.insert(it->second.begin(), it->second.end());
       return;
     }
-    for (const WorkloadModel* w : WorkloadsMatching(ns, *selector)) MarkSelecting(w->ns, w->labels);
+    for (const config::WorkloadEntry* w : WorkloadsMatching(ns, *selector)) MarkSelecting(w->ns, w->labels);
     // ServiceEntry inline endpoints carry labels too.
     if (auto it = svc_by_ns.find(ns); it != svc_by_ns.end()) {
       for (const auto& key : it->second) {
@@ -228,7 +232,7 @@ struct Compiler::State {
         if (all) {
           mark(keys);
         } else {
-          for (const WorkloadModel* w : WorkloadsMatching(ns, *p.selector)) dirty_workloads.insert(w->key());
+          for (const config::WorkloadEntry* w : WorkloadsMatching(ns, *p.selector)) dirty_workloads.insert(w->key());
         }
       }
       return;
@@ -237,11 +241,11 @@ struct Compiler::State {
       if (auto it = wl_by_ns.find(p.ns); it != wl_by_ns.end()) mark(it->second);
       return;
     }
-    for (const WorkloadModel* w : WorkloadsMatching(p.ns, *p.selector)) dirty_workloads.insert(w->key());
+    for (const config::WorkloadEntry* w : WorkloadsMatching(p.ns, *p.selector)) dirty_workloads.insert(w->key());
   }
 
-  std::vector<const WorkloadModel*> WorkloadsMatching(const std::string& ns, const Labels& selector) const {
-    std::vector<const WorkloadModel*> out;
+  std::vector<const config::WorkloadEntry*> WorkloadsMatching(const std::string& ns, const Labels& selector) const {
+    std::vector<const config::WorkloadEntry*> out;
     if (selector.empty()) return out;
     const std::set<std::string>* smallest = nullptr;
     for (const auto& [k, v] : selector) {
@@ -250,7 +254,7 @@ struct Compiler::State {
       if (!smallest || it->second.size() < smallest->size()) smallest = &it->second;
     }
     for (const auto& key : *smallest) {
-      const WorkloadModel& w = workloads.at(key);
+      const config::WorkloadEntry& w = workloads.at(key);
       if (LabelsMatch(selector, w.labels)) out.push_back(&w);
     }
     return out;
@@ -350,12 +354,9 @@ struct Compiler::State {
         }
         break;
       case Kind::kAuthorizationPolicy:
-        if (auto it = aps.find(rk); it != aps.end()) {
-          MarkPolicyScope(it->second.ns, it->second.selector, true);
-          ap_by_ns[rk.ns].erase(rk);
-          aps.erase(it);
-        }
         if (const authz::Policy* old = policy->FindPolicy(key)) {
+          MarkPolicyScope(old->ns, old->selector, true);
+          ap_by_ns[rk.ns].erase(key);
           MarkPolicyWorkloads(*old);
           policy->RemovePolicy(key);
         }
@@ -365,103 +366,60 @@ struct Compiler::State {
     }
   }
 
+  // One resource in: its typed view (built here, once), indexed and marked.
   void Add(const config::Resource& r) {
     const ResourceKey& rk = r.key;
     Remove(rk);
     std::string key = rk.ns + "/" + rk.name;
-    auto own = [&](auto& m) {  // the store's key is authoritative
-      m.ns = rk.ns;
-      m.name = rk.name;
-    };
-    switch (KindOf(rk.kind)) {
-      case Kind::kService: {
-        if (!r.api_version.empty() && r.api_version != "v1") break;  // another group's "Service"
-        auto m = ParseService(r.object);
-        if (!m) break;
-        own(*m);
-        m->hostname = m->name + "." + m->ns + "." + std::string(kServiceDomain);
-        IndexService(*m);
-        MarkService(key);
-        services.emplace(key, std::move(*m));
-        break;
+    config::Typed typed = config::TypedView(r);
+    if (auto* svc = std::get_if<config::Service>(&typed)) {
+      ServiceModel m = FromService(std::move(*svc));
+      IndexService(m);
+      MarkService(key);
+      services.emplace(key, std::move(m));
+    } else if (auto* se = std::get_if<config::ServiceEntry>(&typed)) {
+      auto models = FromServiceEntry(*se);
+      for (auto& m : models) {
+        IndexService(m);
+        entries_by_key[m.key()].insert(rk);
+        MarkService(m.key());
       }
-      case Kind::kServiceEntry: {
-        auto models = ParseServiceEntry(r.object);
-        for (auto& m : models) {
-          m.ns = rk.ns;
-          IndexService(m);
-          entries_by_key[m.key()].insert(rk);
-          MarkService(m.key());
-        }
-        if (!models.empty()) service_entries.emplace(rk, std::move(models));
-        break;
+      if (!models.empty()) service_entries.emplace(rk, std::move(models));
+    } else if (auto* w = std::get_if<config::WorkloadEntry>(&typed)) {
+      for (const auto& [k, v] : w->labels) wl_by_label[LabelKey(rk.ns, k, v)].insert(key);
+      wl_by_ns[rk.ns].insert(key);
+      MarkSelecting(w->ns, w->labels);
+      dirty_workloads.insert(key);
+      policy->UpsertWorkload(*w);
+      workloads.emplace(key, std::move(*w));
+    } else if (auto* dr = std::get_if<config::DestinationRule>(&typed)) {
+      if (dr->host.empty()) return;
+      if (IsWildcard(dr->host)) {
+        dr_wild.insert(rk);
+      } else {
+        dr_by_host[dr->host].insert(rk);
       }
-      case Kind::kWorkloadEntry: {
-        auto m = ParseWorkloadEntry(r.object);
-        if (!m) break;
-        own(*m);
-        for (const auto& [k, v] : m->labels) wl_by_label[LabelKey(rk.ns, k, v)].insert(key);
-        wl_by_ns[rk.ns].insert(key);
-        MarkSelecting(m->ns, m->labels);
-        dirty_workloads.insert(key);
-        policy->UpsertWorkload(*m);
-        workloads.emplace(key, std::move(*m));
-        break;
-      }
-      case Kind::kDestinationRule: {
-        auto m = ParseDestinationRule(r.object);
-        if (!m) break;
-        m->ns = rk.ns;
-        m->name = rk.name;
-        if (IsWildcard(m->host)) {
-          dr_wild.insert(rk);
+      MarkHost(dr->host);
+      drs.emplace(rk, std::move(*dr));
+    } else if (auto* vs = std::get_if<config::VirtualService>(&typed)) {
+      for (const auto& host : vs->hosts) {
+        if (IsWildcard(host)) {
+          vs_wild.insert(rk);
         } else {
-          dr_by_host[m->host].insert(rk);
+          vs_by_host[host].insert(rk);
         }
-        MarkHost(m->host);
-        drs.emplace(rk, std::move(*m));
-        break;
+        MarkHost(host);
       }
-      case Kind::kVirtualService: {
-        auto m = ParseVirtualService(r.object);
-        if (!m) break;
-        own(*m);
-        for (const auto& host : m->hosts) {
-          if (IsWildcard(host)) {
-            vs_wild.insert(rk);
-          } else {
-            vs_by_host[host].insert(rk);
-          }
-          MarkHost(host);
-        }
-        vss.emplace(rk, std::move(*m));
-        break;
-      }
-      case Kind::kPeerAuthentication: {
-        auto m = ParsePeerAuthentication(r.object);
-        if (!m) break;
-        own(*m);
-        pa_by_ns[rk.ns].insert(rk);
-        MarkPolicyScope(m->ns, m->selector, false);
-        pas.emplace(rk, std::move(*m));
-        break;
-      }
-      case Kind::kAuthorizationPolicy: {
-        auto m = ParseAuthorizationPolicy(r.object);
-        if (!m) break;
-        own(*m);
-        ap_by_ns[rk.ns].insert(rk);
-        MarkPolicyScope(m->ns, m->selector, true);
-        aps.emplace(rk, std::move(*m));
-        authz::Policy p = authz::ParsePolicy(r.object);
-        p.ns = rk.ns;
-        p.name = rk.name;
-        MarkPolicyWorkloads(p);
-        policy->UpsertPolicy(std::move(p));
-        break;
-      }
-      case Kind::kOther:
-        break;
+      vss.emplace(rk, std::move(*vs));
+    } else if (auto* pa = std::get_if<config::PeerAuthentication>(&typed)) {
+      pa_by_ns[rk.ns].insert(rk);
+      MarkPolicyScope(pa->ns, pa->selector, false);
+      pas.emplace(rk, std::move(*pa));
+    } else if (auto* ap = std::get_if<config::AuthorizationPolicy>(&typed)) {
+      ap_by_ns[rk.ns].insert(key);
+      MarkPolicyScope(ap->ns, ap->selector, true);
+      MarkPolicyWorkloads(*ap);
+      policy->UpsertPolicy(std::move(*ap));
     }
   }
 
@@ -481,10 +439,10 @@ struct Compiler::State {
 
   std::vector<Endpoint> EndpointsOf(const ServiceModel& m) const {
     std::vector<Endpoint> out;
-    for (const WorkloadModel* w : WorkloadsMatching(m.ns, m.selector)) {
+    for (const config::WorkloadEntry* w : WorkloadsMatching(m.ns, m.selector)) {
       out.push_back({&w->ns, &w->labels, &w->ports, w->weight, w->addresses, w->key()});
     }
-    for (const InlineEndpoint& e : m.endpoints) {
+    for (const config::ServiceEntry::Endpoint& e : m.endpoints) {
       out.push_back({&m.ns, &e.labels, &e.ports, e.weight, {e.address}, ""});
     }
     return out;
@@ -517,42 +475,42 @@ struct Compiler::State {
 
   // Istio's PeerAuthentication precedence: workload (selector, port level first)
   // > namespace > mesh (root namespace); UNSET inherits; default PERMISSIVE.
-  MtlsMode EffectiveMtls(const std::string& ns, const Labels* labels, uint32_t port) const {
+  config::MtlsMode EffectiveMtls(const std::string& ns, const Labels* labels, uint32_t port) const {
     auto in_ns = pa_by_ns.find(ns);
     if (in_ns != pa_by_ns.end() && labels) {
       for (const auto& rk : in_ns->second) {
         const auto& pa = pas.at(rk);
         if (!pa.selector || !LabelsMatch(*pa.selector, *labels)) continue;
-        if (auto p = pa.port_modes.find(port); p != pa.port_modes.end() && p->second != MtlsMode::kUnset) return p->second;
-        if (pa.mode != MtlsMode::kUnset) return pa.mode;
+        if (auto p = pa.port_modes.find(port); p != pa.port_modes.end() && p->second != config::MtlsMode::kUnset) return p->second;
+        if (pa.mode != config::MtlsMode::kUnset) return pa.mode;
         break;
       }
     }
-    auto level = [&](const std::string& n) -> MtlsMode {
+    auto level = [&](const std::string& n) -> config::MtlsMode {
       auto it = pa_by_ns.find(n);
-      if (it == pa_by_ns.end()) return MtlsMode::kUnset;
+      if (it == pa_by_ns.end()) return config::MtlsMode::kUnset;
       for (const auto& rk : it->second) {
         const auto& pa = pas.at(rk);
         if (!pa.selector) return pa.mode;
       }
-      return MtlsMode::kUnset;
+      return config::MtlsMode::kUnset;
     };
-    if (MtlsMode m = level(ns); m != MtlsMode::kUnset) return m;
+    if (config::MtlsMode m = level(ns); m != config::MtlsMode::kUnset) return m;
     if (ns != opts.root_namespace) {
-      if (MtlsMode m = level(opts.root_namespace); m != MtlsMode::kUnset) return m;
+      if (config::MtlsMode m = level(opts.root_namespace); m != config::MtlsMode::kUnset) return m;
     }
-    return MtlsMode::kPermissive;
+    return config::MtlsMode::kPermissive;
   }
 
   bool AuthzNeedsL7(const Endpoint& ep) const {
     auto check = [&](const std::string& n, bool any_namespace) {
       auto it = ap_by_ns.find(n);
       if (it == ap_by_ns.end()) return false;
-      for (const auto& rk : it->second) {
-        const auto& ap = aps.at(rk);
-        if (!ap.needs_l7) continue;
+      for (const auto& key : it->second) {
+        const authz::Policy* ap = policy->FindPolicy(key);
+        if (!ap || !ap->needs_l7) continue;
         if (!any_namespace && n != *ep.ns) continue;
-        if (!ap.selector || LabelsMatch(*ap.selector, *ep.labels)) return true;
+        if (!ap->selector || LabelsMatch(*ap->selector, *ep.labels)) return true;
       }
       return false;
     };
@@ -570,25 +528,25 @@ struct Compiler::State {
 
     std::vector<Endpoint> endpoints = EndpointsOf(*m);
     bool authz_l7 = std::any_of(endpoints.begin(), endpoints.end(), [&](const Endpoint& ep) { return AuthzNeedsL7(ep); });
-    const DestinationRuleModel* dr = FindByHost(m->hostname, m->ns, dr_by_host, dr_wild, drs,
-                                                [](const DestinationRuleModel& d) { return std::vector{d.host}; });
-    const VirtualServiceModel* vs = FindByHost(m->hostname, m->ns, vs_by_host, vs_wild, vss,
-                                               [](const VirtualServiceModel& v) { return v.hosts; });
+    const config::DestinationRule* dr = FindByHost(m->hostname, m->ns, dr_by_host, dr_wild, drs,
+                                                [](const config::DestinationRule& d) { return std::vector{d.host}; });
+    const config::VirtualService* vs = FindByHost(m->hostname, m->ns, vs_by_host, vs_wild, vss,
+                                               [](const config::VirtualService& v) { return v.hosts; });
     bool any_pa = pa_by_ns.count(m->ns) || pa_by_ns.count(opts.root_namespace);
 
     for (const PortModel& port : m->ports) {
-      TrafficPolicyModel policy = dr ? dr->For(port.port) : TrafficPolicyModel{};
+      config::TrafficPolicy policy = dr ? dr->For(port.port) : config::TrafficPolicy{};
       RoutePlan plan = PlanRoutes(vs, m->hostname, port);
       bool maglev = m->maglev || policy.consistent_hash.value_or(false);
       bool needs_l7 = authz_l7 || plan.needs_l7 || policy.l7_hash;
       bool needs_mtls = policy.mtls.value_or(false);
       if (!needs_mtls && any_pa) {
         if (endpoints.empty()) {
-          needs_mtls = EffectiveMtls(m->ns, nullptr, 0) == MtlsMode::kStrict;
+          needs_mtls = EffectiveMtls(m->ns, nullptr, 0) == config::MtlsMode::kStrict;
         } else {
           for (const Endpoint& ep : endpoints) {
             uint32_t target = TargetPort(*m, port, ep);
-            if (target != 0 && EffectiveMtls(*ep.ns, ep.labels, target) == MtlsMode::kStrict) {
+            if (target != 0 && EffectiveMtls(*ep.ns, ep.labels, target) == config::MtlsMode::kStrict) {
               needs_mtls = true;
               break;
             }
@@ -636,6 +594,7 @@ struct Compiler::State {
         if (maglev) sp->set_maglev_table_size(m->maglev_table_size);
         sp->set_needs_l7(needs_l7);
         sp->set_needs_mtls(needs_mtls);
+        sp->set_steer_to_proxy(m->steer_to_proxy);
         for (const BlendedBackend& b : Blend(groups)) {
           v1::Backend* be = sp->add_backends();
           be->set_address(AddrBytes(b.address));
@@ -657,7 +616,7 @@ struct Compiler::State {
   std::optional<OutWorkload> CompileWorkload(const std::string& key) {
     auto it = workloads.find(key);
     if (it == workloads.end()) return std::nullopt;
-    const WorkloadModel& w = it->second;
+    const config::WorkloadEntry& w = it->second;
     OutWorkload out;
     out.node = w.node;
     out.proto.set_namespace_(w.ns);

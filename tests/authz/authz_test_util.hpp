@@ -8,9 +8,9 @@
 #include <vector>
 
 #include "config/resources.hpp"
-#include "controller/authz/policy.hpp"
+#include "authz/policy.hpp"
 
-namespace weft::controller::authz::testing {
+namespace weft::authz::testing {
 
 // Validated through the real parser, as the controller would store them.
 inline std::vector<config::Resource> Resources(const std::string& yaml, const std::string& file = "<test>") {
@@ -51,4 +51,4 @@ inline Peer PeerOf(const Workload& w) {
                             w.addresses.empty() ? std::nullopt : std::optional<IpAddr>(w.addresses.front()));
 }
 
-}  // namespace weft::controller::authz::testing
+}  // namespace weft::authz::testing

@@ -4,10 +4,10 @@
 // root namespace, L7 attributes at L4).
 #include <gtest/gtest.h>
 
-#include "controller/authz/evaluator.hpp"
+#include "authz/evaluator.hpp"
 #include "tests/authz/authz_test_util.hpp"
 
-namespace weft::controller::authz {
+namespace weft::authz {
 namespace {
 
 using namespace testing;  // NOLINT
@@ -365,4 +365,4 @@ TEST(AuthzSemantics, StringMatch) {
 }
 
 }  // namespace
-}  // namespace weft::controller::authz
+}  // namespace weft::authz

@@ -7,11 +7,11 @@
 
 #include <random>
 
-#include "controller/authz/identity_index.hpp"
+#include "authz/identity_index.hpp"
 #include "tests/authz/authz_test_util.hpp"
 #include "weft/bpf_abi.h"
 
-namespace weft::controller::authz {
+namespace weft::authz {
 namespace {
 
 using namespace testing;  // NOLINT
@@ -164,4 +164,4 @@ TEST(IdentityIndex, NumbersAreNeverReusedAndComeBack) {
 }
 
 }  // namespace
-}  // namespace weft::controller::authz
+}  // namespace weft::authz

@@ -4,11 +4,11 @@
 
 #include <algorithm>
 
-#include "controller/authz/identity.hpp"
+#include "authz/identity.hpp"
 #include "weft/bpf_abi.h"
 #include "tests/authz/authz_test_util.hpp"
 
-namespace weft::controller::authz {
+namespace weft::authz {
 namespace {
 
 using namespace testing;  // NOLINT
@@ -138,4 +138,4 @@ TEST(IdentityAllocator, TrustDomain) {
 }
 
 }  // namespace
-}  // namespace weft::controller::authz
+}  // namespace weft::authz

@@ -5,10 +5,10 @@
 
 #include <random>
 
-#include "controller/authz/lower.hpp"
+#include "authz/lower.hpp"
 #include "tests/authz/authz_test_util.hpp"
 
-namespace weft::controller::authz {
+namespace weft::authz {
 namespace {
 
 using namespace testing;  // NOLINT
@@ -316,4 +316,4 @@ TEST(Lower, GeneratorProducesValidPolicies) {
 }
 
 }  // namespace
-}  // namespace weft::controller::authz
+}  // namespace weft::authz

@@ -16,8 +16,8 @@
 
 #include <unistd.h>
 
-#include "controller/authz/evaluator.hpp"
-#include "controller/authz/lower.hpp"
+#include "authz/evaluator.hpp"
+#include "authz/lower.hpp"
 #include "controller/compiler.hpp"
 #include "controller/sqlite_store.hpp"
 #include "tests/compiler/compiler_test_util.hpp"

@@ -8,8 +8,9 @@
 //   - an accepted document is canonical: its object written back as YAML
 //     (what `weftctl get -o yaml` prints) parses to the same object, so
 //     get | apply is a no-op;
-//   - Analyze and BuildConfig accept whatever ParseResources accepted without
-//     crashing (their errors are fine: they are a later stage's answers).
+//   - Analyze, the typed view (config::TypedView) and the compiler (what the
+//     controller and the agent's file mode run next) accept whatever
+//     ParseResources accepted without crashing.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -17,6 +18,8 @@
 #include <string_view>
 
 #include "config/resources.hpp"
+#include "config/typed.hpp"
+#include "controller/compiler.hpp"
 
 namespace {
 
@@ -61,6 +64,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       Fail("the canonical YAML of " + r.key.ToString() + " reads back as another object:\n" + yaml, text);
   }
   (void)weft::config::Analyze(*parsed);
-  (void)weft::config::BuildConfig(*parsed);
+  for (const auto& r : *parsed) (void)weft::config::TypedView(r);
+  weft::controller::Compiler compiler;
+  compiler.Reset(*parsed);
+  (void)compiler.Snapshot("");
   return 0;
 }

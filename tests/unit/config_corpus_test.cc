@@ -7,6 +7,8 @@
 #include <regex>
 
 #include "config/loader.hpp"
+#include "config/resources.hpp"
+#include "config/typed.hpp"
 #include "testdata_util.hpp"
 
 namespace weft::config {
@@ -28,7 +30,7 @@ TEST_P(BadConfigTest, RejectedWithLocatedErrors) {
   std::vector<std::string> expected = Expectations(text);
   ASSERT_FALSE(expected.empty()) << GetParam() << " has no '# expect:' line";
 
-  auto result = ParseConfig(text, GetParam());
+  auto result = ParseResources(text, GetParam());
   ASSERT_FALSE(result.ok()) << GetParam() << " was accepted";
   const std::string msg = result.status().message();
   std::vector<std::string> errors = Lines(msg);
@@ -63,14 +65,15 @@ TEST(SharedSamples, BookinfoPlatformParses) {
                                 << ": the shared Istio samples are expected next to the repository (../shared)";
   auto result = LoadConfigFile(path.string());
   ASSERT_TRUE(result.ok()) << result.status().message();
-  ASSERT_EQ(result->services.size(), 4u);
-  for (const auto& svc : result->services) {
+  auto services = TypedAll<Service>(*result);
+  ASSERT_EQ(services.size(), 4u);
+  for (const auto& svc : services) {
     EXPECT_EQ(svc.ns, "default");
     EXPECT_TRUE(svc.vips.empty()) << svc.name << ": no clusterIP in the file, so no VIP";
     ASSERT_EQ(svc.ports.size(), 1u);
     EXPECT_EQ(svc.ports[0].port, 9080);
   }
-  EXPECT_TRUE(result->workloads.empty());
+  EXPECT_TRUE(TypedAll<WorkloadEntry>(*result).empty());
 }
 
 TEST(LoadConfigFile, ReadsAtMostTheRequestLimit) {

@@ -4,6 +4,7 @@
 
 #include "config/loader.hpp"
 #include "config/resources.hpp"
+#include "config/typed.hpp"
 
 namespace weft::config {
 namespace {
@@ -108,7 +109,7 @@ TEST(Diagnostic, ToStringHasTheErrorFormat) {
   EXPECT_EQ(Diagnostic{.message = "m"}.ToString(), "m");
 }
 
-TEST(BuildConfig, TypedViewOfServicesAndWorkloadEntries) {
+TEST(TypedView, ServicesAndWorkloadEntries) {
   auto r = ParseResources(R"(
 apiVersion: v1
 kind: Service
@@ -132,13 +133,13 @@ spec: {host: cart}
 )",
                           "t.yaml");
   ASSERT_TRUE(r.ok()) << r.status().message();
-  auto c = BuildConfig(*r);
-  ASSERT_TRUE(c.ok()) << c.status().message();
-  ASSERT_EQ(c->services.size(), 1u);
-  EXPECT_EQ(c->services[0].algorithm, LbAlgorithm::kMaglev);
-  EXPECT_EQ(c->services[0].ports[0].target.name, "http-alt");
-  ASSERT_EQ(c->workloads.size(), 1u);
-  EXPECT_EQ(c->workloads[0].ports.at("http-alt"), 8080);
+  auto services = TypedAll<Service>(*r);
+  ASSERT_EQ(services.size(), 1u);
+  EXPECT_EQ(services[0].algorithm, LbAlgorithm::kMaglev);
+  EXPECT_EQ(services[0].ports[0].target.name, "http-alt");
+  auto workloads = TypedAll<WorkloadEntry>(*r);
+  ASSERT_EQ(workloads.size(), 1u);
+  EXPECT_EQ(workloads[0].ports.at("http-alt"), 8080);
 }
 
 TEST(Analyze, MirrorAndServiceEntryHosts) {

@@ -1,7 +1,13 @@
 // Istio AuthorizationPolicy as Weft enforces it at L4 (no waypoint, like
-// ztunnel): the typed view of a validated object, the destination workload
-// and the peer. Pure data + parsing; the decision is in evaluator.hpp, the
-// numeric identities in identity.hpp, the kernel entries in lower.hpp.
+// ztunnel). The policies are the typed model's (config/model.hpp:
+// config::AuthorizationPolicy, built once from the validated object by
+// config::TypedView); this header adds the destination workload and the peer
+// a decision is about. The decision is in evaluator.hpp, the numeric
+// identities in identity.hpp, the kernel entries in lower.hpp.
+//
+// weft_authz (this directory) depends only on the typed model (weft_config)
+// and weft_common: the controller's lowering links it today, a node-local
+// proxy can link it without the controller.
 //
 // Semantics chosen (Istio's, as ztunnel applies them without a waypoint):
 // - Policies with targetRef/targetRefs bind to waypoints/gateways, never to a
@@ -17,7 +23,7 @@
 // - serviceAccounts / notServiceAccounts and `when` source.serviceAccount
 //   ("<ns>/<sa>", trust domain ignored, no wildcards) are identity attributes,
 //   enforced at L4. A bare "<sa>" is the policy's namespace, as Istio resolves
-//   it (pilot/pkg/security/authz/model serviceAccountRegex): ParsePolicy
+//   it (pilot/pkg/security/authz/model serviceAccountRegex): the typed view
 //   writes it as "<policy ns>/<sa>", so a root-namespace policy's bare name
 //   is a root-namespace account, never the destination's.
 #pragma once
@@ -32,70 +38,25 @@
 
 #include <nlohmann/json.hpp>
 
+#include "config/model.hpp"
 #include "config/resource.hpp"
 #include "weft/ip.hpp"
 
-namespace weft::controller::authz {
+namespace weft::authz {
 
-using Labels = std::map<std::string, std::string>;
+using Labels = config::Labels;
 
 inline constexpr std::string_view kDefaultRootNamespace = "istio-system";
 inline constexpr std::string_view kDefaultTrustDomain = "cluster.local";
 
-enum class Action { kAllow, kDeny, kAudit, kCustom };
+using Policy = config::AuthorizationPolicy;
+using Action = Policy::Action;
+using Source = Policy::Source;
+using Operation = Policy::Operation;
+using Condition = Policy::Condition;
+using Rule = Policy::Rule;
 
-// One `from[].source`. Empty lists mean "not constrained" (proto semantics).
-struct Source {
-  std::vector<std::string> principals, not_principals;    // Istio string match: exact, "p*", "*s", "*"
-  std::vector<std::string> namespaces, not_namespaces;    // same
-  std::vector<std::string> service_accounts, not_service_accounts;  // "<ns>/<sa>" (bare names resolved), exact
-  std::vector<IpPrefix> ip_blocks, not_ip_blocks;         // single IPs as /32 or /128
-  bool l7 = false;  // requestPrincipals / remoteIpBlocks (or their not*) present
-};
-
-// One `to[].operation`.
-struct Operation {
-  std::vector<uint16_t> ports, not_ports;
-  bool l7 = false;  // methods / paths / hosts (or their not*) present
-};
-
-// One `when` condition.
-struct Condition {
-  enum class Key {
-    kSourceIp,
-    kSourceNamespace,
-    kSourcePrincipal,
-    kSourceServiceAccount,  // values resolved to "<ns>/<sa>" like serviceAccounts
-    kSourceTrustDomain,     // Istio string match on the peer's trust domain
-    kDestinationIp,
-    kDestinationPort,
-    kL7
-  };
-  Key key = Key::kL7;
-  std::string raw_key;
-  std::vector<std::string> values, not_values;           // as written (service accounts: resolved)
-  std::vector<IpPrefix> ip_values, ip_not_values;          // kSourceIp / kDestinationIp
-  std::vector<uint16_t> port_values, port_not_values;      // kDestinationPort (unparsable values dropped)
-};
-
-struct Rule {
-  std::vector<Source> from;
-  std::vector<Operation> to;
-  std::vector<Condition> when;
-  bool HasL7() const;
-};
-
-struct Policy {
-  std::string ns;
-  std::string name;
-  std::optional<Labels> selector;  // nullopt: every workload of ns (mesh-wide in the root namespace)
-  bool targeted = false;           // targetRef/targetRefs: binds to a waypoint/gateway, not here
-  Action action = Action::kAllow;
-  std::vector<Rule> rules;         // empty: ALLOW matches nothing, DENY denies nothing
-  std::string key() const { return ns + "/" + name; }
-};
-
-// The validated canonical JSON of one AuthorizationPolicy (config::Resource::object).
+// One validated AuthorizationPolicy object (names from its metadata).
 Policy ParsePolicy(const nlohmann::json& object);
 // Every AuthorizationPolicy among the resources, sorted by ns/name.
 std::vector<Policy> ParsePolicies(const std::vector<config::Resource>& all);
@@ -132,11 +93,11 @@ std::string SpiffeId(std::string_view trust_domain, std::string_view ns, std::st
 // Istio's string match: "*" any non-empty value, "abc*" prefix, "*abc" suffix, else exact.
 bool StringMatches(std::string_view pattern, std::string_view value);
 // "10.1.2.3" -> 10.1.2.3/32, "10.1.2.3/8" -> 10.0.0.0/8 (host bits cleared).
-std::optional<IpPrefix> ParseIpOrCidr(std::string_view text);
+using config::ParseIpOrCidr;
 IpPrefix Canonical(const IpPrefix& p);
 std::string CanonicalCidr(const IpPrefix& p);
 // Every CIDR a peer's source IP is tested against (ipBlocks, notIpBlocks,
 // `when` source.ip) in these policies, canonical, sorted.
 std::vector<IpPrefix> SourceCidrs(const std::vector<Policy>& policies);
 
-}  // namespace weft::controller::authz
+}  // namespace weft::authz

@@ -1,10 +1,10 @@
-#include "controller/authz/identity_index.hpp"
+#include "authz/identity_index.hpp"
 
 #include <algorithm>
 
 #include "weft/bpf_abi.h"
 
-namespace weft::controller::authz {
+namespace weft::authz {
 
 PrefixKey PrefixKey::Of(const IpPrefix& p) {
   IpPrefix c = Canonical(p);
@@ -181,13 +181,7 @@ IdentityIndex::Changes IdentityIndex::Commit() {
       uint32_t id = Number(k);
       if (fresh) out.numbered.emplace(k, id);
       table_.ids.emplace(k, id);
-      IdentityInfo info;
-      info.id = id;
-      info.ns = k.ns;
-      info.sa = k.sa;
-      info.cidrs = k.cidrs;
-      if (!k.cidr_only()) info.spiffe_id = SpiffeId(trust_domain_, k.ns, k.sa);
-      table_.by_id[id] = std::move(info);
+      table_.by_id[id] = IdentityInfo::Of(id, k, trust_domain_);
       out.identities.insert(id);
     } else if (!in_use && it != table_.ids.end()) {
       table_.by_id.erase(it->second);
@@ -230,4 +224,4 @@ uint32_t IdentityIndex::Resolve(const IpAddr& ip) const {
   return WEFT_IDENTITY_UNKNOWN;
 }
 
-}  // namespace weft::controller::authz
+}  // namespace weft::authz

@@ -1,11 +1,11 @@
-#include "controller/authz/evaluator.hpp"
+#include "authz/evaluator.hpp"
 
 #include <algorithm>
 #include <tuple>
 
-#include "controller/compile_model.hpp"
+#include "config/model.hpp"
 
-namespace weft::controller::authz {
+namespace weft::authz {
 namespace {
 
 constexpr std::string_view kSpiffePrefix = "spiffe://";
@@ -152,7 +152,7 @@ std::vector<const Policy*> ApplicablePolicies(const std::vector<Policy>& policie
     if (p.targeted) continue;
     if (p.action != Action::kAllow && p.action != Action::kDeny) continue;
     if (p.ns != dst.ns && p.ns != opts.root_namespace) continue;
-    if (p.selector && !compile::LabelsMatch(*p.selector, dst.labels)) continue;
+    if (p.selector && !config::LabelsMatch(*p.selector, dst.labels)) continue;
     out.push_back(&p);
   }
   std::sort(out.begin(), out.end(),
@@ -180,4 +180,4 @@ Decision Evaluate(const std::vector<Policy>& policies, const Workload& dst, cons
   return {Verdict::kAllow, Reason::kNoAllowPolicy, ""};
 }
 
-}  // namespace weft::controller::authz
+}  // namespace weft::authz

@@ -1,11 +1,11 @@
-#include "controller/authz/identity.hpp"
+#include "authz/identity.hpp"
 
 #include <algorithm>
 #include <tuple>
 
 #include "weft/bpf_abi.h"
 
-namespace weft::controller::authz {
+namespace weft::authz {
 namespace {
 
 std::set<std::string> CidrsContaining(const std::vector<IpPrefix>& cidrs, const IpAddr& ip) {
@@ -43,6 +43,16 @@ std::string IdentityKey::ToString() const {
     s += "]";
   }
   return s;
+}
+
+IdentityInfo IdentityInfo::Of(uint32_t id, const IdentityKey& k, std::string_view trust_domain) {
+  IdentityInfo info;
+  info.id = id;
+  info.ns = k.ns;
+  info.sa = k.sa;
+  info.cidrs = k.cidrs;
+  if (!k.cidr_only()) info.spiffe_id = SpiffeId(trust_domain, k.ns, k.sa);
+  return info;
 }
 
 Peer IdentityInfo::AsPeer() const {
@@ -112,13 +122,7 @@ IdentityTable IdentityAllocator::Allocate(const std::vector<Workload>& workloads
     if (!t.ids.contains(k)) t.ids[k] = next++;
   }
   for (const auto& [k, id] : t.ids) {
-    IdentityInfo info;
-    info.id = id;
-    info.ns = k.ns;
-    info.sa = k.sa;
-    info.cidrs = k.cidrs;
-    if (!k.cidr_only()) info.spiffe_id = SpiffeId(trust_domain_, k.ns, k.sa);
-    t.by_id[id] = std::move(info);
+    t.by_id[id] = IdentityInfo::Of(id, k, trust_domain_);
   }
   for (const auto& [canon, pk] : prefix_key) {
     t.cache.push_back(IdentityCacheEntry{Canonical(pk.first), t.ids.at(pk.second)});
@@ -128,4 +132,4 @@ IdentityTable IdentityAllocator::Allocate(const std::vector<Workload>& workloads
   return t;
 }
 
-}  // namespace weft::controller::authz
+}  // namespace weft::authz

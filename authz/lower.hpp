@@ -23,12 +23,12 @@
 #include <string>
 #include <vector>
 
-#include "controller/authz/evaluator.hpp"
-#include "controller/authz/identity.hpp"
-#include "controller/authz/policy.hpp"
+#include "authz/evaluator.hpp"
+#include "authz/identity.hpp"
+#include "authz/policy.hpp"
 #include "weft/bpf_abi.h"
 
-namespace weft::controller::authz {
+namespace weft::authz {
 
 inline constexpr uint32_t kAnyPeer = WEFT_IDENTITY_ANY;
 inline constexpr uint16_t kAnyPort = 0;
@@ -90,4 +90,4 @@ uint32_t DropReasonOf(const Decision& d);
 // enforced, or a miss, allows (kNoPolicy / kNotEnforced).
 Decision Lookup(const LoweredPolicy& lowered, uint32_t peer_identity, uint16_t port, uint8_t proto = kProtoTcp);
 
-}  // namespace weft::controller::authz
+}  // namespace weft::authz

@@ -1,9 +1,9 @@
-#include "controller/authz/lower.hpp"
+#include "authz/lower.hpp"
 
 #include <algorithm>
 #include <set>
 
-namespace weft::controller::authz {
+namespace weft::authz {
 namespace {
 
 std::set<uint16_t> MentionedPorts(const std::vector<const Policy*>& applicable) {
@@ -139,4 +139,4 @@ Decision Lookup(const LoweredPolicy& lowered, uint32_t peer_identity, uint16_t p
   return not_enforced;
 }
 
-}  // namespace weft::controller::authz
+}  // namespace weft::authz

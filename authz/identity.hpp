@@ -23,10 +23,10 @@
 #include <string>
 #include <vector>
 
-#include "controller/authz/policy.hpp"
+#include "authz/policy.hpp"
 #include "weft/ip.hpp"
 
-namespace weft::controller::authz {
+namespace weft::authz {
 
 struct IdentityKey {
   std::string ns;              // "" for a CIDR-only identity
@@ -45,6 +45,8 @@ struct IdentityInfo {
   std::set<std::string> cidrs;
   // The evaluator's view of any address that has this identity.
   Peer AsPeer() const;
+  // Identity `id` of key `k` (a SPIFFE id unless CIDR-only).
+  static IdentityInfo Of(uint32_t id, const IdentityKey& k, std::string_view trust_domain);
 };
 
 struct IdentityCacheEntry {
@@ -74,4 +76,4 @@ class IdentityAllocator {
   std::string trust_domain_;
 };
 
-}  // namespace weft::controller::authz
+}  // namespace weft::authz

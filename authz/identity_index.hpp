@@ -22,9 +22,9 @@
 #include <unordered_map>
 #include <vector>
 
-#include "controller/authz/identity.hpp"
+#include "authz/identity.hpp"
 
-namespace weft::controller::authz {
+namespace weft::authz {
 
 // Canonical prefix, ordered as IdentityTable::cache is: IPv4 first, then by
 // length, then by address.
@@ -107,4 +107,4 @@ class IdentityIndex {
   std::map<PrefixKey, uint32_t> cache_;
 };
 
-}  // namespace weft::controller::authz
+}  // namespace weft::authz

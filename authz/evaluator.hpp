@@ -24,10 +24,10 @@
 #include <string>
 #include <vector>
 
-#include "controller/authz/policy.hpp"
+#include "authz/policy.hpp"
 #include "weft/bpf_abi.h"
 
-namespace weft::controller::authz {
+namespace weft::authz {
 
 inline constexpr uint8_t kProtoTcp = 6;
 inline constexpr uint8_t kProtoUdp = 17;
@@ -63,4 +63,4 @@ std::vector<const Policy*> ApplicablePolicies(const std::vector<Policy>& policie
 Decision Evaluate(const std::vector<Policy>& policies, const Workload& dst, const Peer& src, uint16_t port,
                   uint8_t proto = kProtoTcp, const EvalOptions& opts = {});
 
-}  // namespace weft::controller::authz
+}  // namespace weft::authz

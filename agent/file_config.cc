@@ -1,0 +1,17 @@
+#include "agent/file_config.hpp"
+
+#include "agent/proto_convert.hpp"
+#include "controller/compiler.hpp"
+
+namespace weft::agent {
+
+Result<lb::DesiredState> CompileFileConfig(const std::vector<config::Resource>& resources) {
+  controller::Compiler compiler;
+  compiler.Reset(resources);
+  // No node is called "": the services and the mesh-wide tables, no local workload.
+  auto state = NodeConfigState::FromSnapshot(compiler.Snapshot(""));
+  if (!state.ok()) return state.status();
+  return ToDesiredState(*state);
+}
+
+}  // namespace weft::agent
