@@ -22,6 +22,7 @@
 #include "agent/datapath/kernel_map_writer.hpp"
 #include "agent/datapath/tracking_map_writer.hpp"
 #include "agent/metrics.hpp"
+#include "agent/node_state.hpp"
 #include "agent/policy/policy_datapath.hpp"
 #include "agent/reconcile.hpp"
 #include "config/names.hpp"
@@ -77,6 +78,98 @@ std::shared_ptr<const MetricsTopology> BuildTopology(const datapath::MapView& vi
   return t;
 }
 
+// The LB consumer of the node state: the services into the sock_lb maps,
+// less the backends this node cannot serve (withheld: a local workload with
+// no interface here, as the policy consumer placed it).
+class LbConsumer : public NodeStateConsumer {
+ public:
+  LbConsumer(Reconciler& reconciler, AgentMetrics& metrics, std::mutex& state_mu,
+             const policy::PolicyDatapath& policy)
+      : reconciler_(reconciler), metrics_(metrics), state_mu_(state_mu), policy_(policy) {}
+  const char* name() const override { return "socket LB"; }
+
+  Status Apply(const NodeState& state, const NodeStateChange&, const std::string& why) override {
+    auto t0 = Clock::now();
+    // Not programmed: a backend this node cannot serve. A backend on another
+    // node is load-balanced to (socket-LB connects across the fabric), but one
+    // whose workload the controller places on this node and that has no
+    // interface here (no pod yet, or an address routed elsewhere) would be
+    // neither reachable nor under policy: withheld until it is placed
+    // (docs/ARCHITECTURE.md), reported once and counted (weft_backends_withheld).
+    const std::set<IpAddr>& withheld = policy_.unplaced_addresses();
+    for (const IpAddr& a : withheld)
+      if (!withheld_.count(a))
+        spdlog::warn("backend address {}: its workload is on this node but has no interface here: withheld from "
+                     "load balancing until it has one",
+                     a.ToString());
+    for (const IpAddr& a : withheld_)
+      if (!withheld.count(a)) spdlog::info("backend address {}: its workload is placed: load-balanced again", a.ToString());
+    withheld_ = withheld;
+    size_t n_withheld = 0;
+    std::optional<lb::DesiredState> filtered;
+    if (!withheld.empty()) filtered = lb::WithoutBackends(state.services(), withheld, &n_withheld);
+    metrics_.SetBackendsWithheld(n_withheld);
+    // Under state_mu_: the metrics thread's topology builder reads the maps' mirror.
+    auto st = [&] {
+      std::lock_guard lk(state_mu_);
+      return reconciler_.Apply(filtered ? *filtered : state.services());
+    }();
+    double secs = std::chrono::duration<double>(Clock::now() - t0).count();
+    metrics_.RecordReconcile(secs, st.ok());
+    if (!st.ok()) return st.status();
+    metrics_.RecordMapWrites(st->entries_written());
+    const auto& s = *st;
+    spdlog::info("reconciled ({}) in {:.3f} ms: {} services in config, {} changed; services +{}/-{}, backends +{}/-{}, "
+                 "slots +{}/-{}",
+                 why, secs * 1e3, state.services().services.size(), s.services_changed, s.services.upserted,
+                 s.services.deleted, s.backends.upserted, s.backends.deleted, s.slots.upserted, s.slots.deleted);
+    return Status::Ok();
+  }
+  // The backends left out at the last apply.
+  const std::set<IpAddr>& withheld() const { return withheld_; }
+
+ private:
+  Reconciler& reconciler_;
+  AgentMetrics& metrics_;
+  std::mutex& state_mu_;
+  const policy::PolicyDatapath& policy_;
+  std::set<IpAddr> withheld_;
+};
+
+// The identity-policy consumer: the policy part of the node state into the
+// TC policy maps and links, in the pods' netns. Before the programs are
+// attached (file mode applies its first state before attaching) it waits:
+// Attach then applies it.
+class PolicyConsumer : public NodeStateConsumer {
+ public:
+  PolicyConsumer(policy::PolicyDatapath& policy, std::string netns) : policy_(policy), netns_(std::move(netns)) {}
+  const char* name() const override { return "identity policy"; }
+  Status Apply(const NodeState& state, const NodeStateChange& change, const std::string&) override {
+    if (!attached_) return Status::Ok();
+    auto ns = sys::ScopedNetns::Enter(netns_);
+    Status st = ns.ok() ? policy_.Apply(state.policy(), change.policy, state.version()) : ns.status();
+    return st.ok() ? st : st.Wrap("identity policy");
+  }
+  // Interfaces that appeared or moved; silent when nothing changed.
+  Status Refresh(const NodeState& state) {
+    auto ns = sys::ScopedNetns::Enter(netns_);
+    if (!ns.ok()) return ns.status();
+    return policy_.Refresh(state.policy());
+  }
+  Status Attach() {
+    auto ns = sys::ScopedNetns::Enter(netns_);
+    if (!ns.ok()) return ns.status();
+    WEFT_RETURN_IF_ERROR(policy_.Attach());
+    attached_ = true;
+    return Status::Ok();
+  }
+
+ private:
+  policy::PolicyDatapath& policy_;
+  std::string netns_;
+  bool attached_ = false;
+};
+
 class Agent {
  public:
   Agent(const RunOptions& opts) : opts_(opts) {}
@@ -84,20 +177,18 @@ class Agent {
 
  private:
   Status Start();
-  // Applies `desired_`; on failure schedules a retry if retry_ says so.
-  Status ApplyDesired(const std::string& why);
-  // The identity-policy part of a push (before the LB part: a new pod is
-  // enforced before socket-LB sends it traffic). Runs in opts_.netns.
-  Status ApplyPolicy(const ConfigUpdate& u);
+  // Applies node_ to every consumer in order (policy, then LB); on failure
+  // schedules a retry of the whole state if `retry`.
+  Status ApplyState(const std::string& why, const NodeStateChange& change, bool retry);
+  // One update from the source: converted into node_, applied, reported back;
+  // a refused or failed push is reverted and the last good state re-applied.
+  void Handle(ConfigUpdate& u);
   // Takes and applies every state the source has ready. False: fatal error.
   bool DrainSource();
   int Loop();
 
   const RunOptions& opts_;
   std::unique_ptr<datapath::Datapath> dp_;
-  // TC identity policy (agent/policy/). Controller mode: the stream calls
-  // policy_->Apply(snapshot, version) / ApplyDelta(delta, version) (wiring
-  // in the controller source is the lead's); file mode: no policy (empty).
   std::unique_ptr<policy::PolicyDatapath> policy_;
   std::unique_ptr<datapath::KernelMapWriter> kernel_writer_;
   std::unique_ptr<datapath::TrackingMapWriter> writer_;
@@ -108,17 +199,19 @@ class Agent {
   std::unique_ptr<ConfigSource> source_;
   UniqueFd signal_fd_;
 
-  std::optional<lb::DesiredState> desired_;  // the state the maps should hold
-  // desired_ and the map writer's mirror change on the main thread under this
-  // lock; the metrics thread takes it to build the topology on a scrape.
+  // The node state: the last good one, or a push being applied. node_ and
+  // the map writer's mirror change on the main thread under state_mu_; the
+  // metrics thread takes it to build the topology on a scrape.
+  NodeState node_;
   std::mutex state_mu_;
+  std::unique_ptr<PolicyConsumer> policy_consumer_;
+  std::unique_ptr<LbConsumer> lb_consumer_;
+  // In the order they apply a state: a new pod is enforced before socket-LB
+  // sends it traffic. (The node proxy comes after them.)
+  std::vector<NodeStateConsumer*> consumers_;
   bool attached_ = false;                    // Start attached the programs
   bool applied_ok_ = false;                  // some config was applied: with attached_, /healthz is 200
-  // Backend addresses left out of the LB maps (policy_->unplaced_addresses()
-  // at the last apply): reported when they start and stop being withheld.
-  std::set<IpAddr> withheld_;
-  bool retry_ = false;                       // retry desired_ after a failed Apply
-  std::optional<Clock::time_point> retry_at_;
+  std::optional<Clock::time_point> retry_at_;  // a failed state is retried then
   std::chrono::milliseconds backoff_{500};
   Clock::time_point policy_refresh_at_{};
 };
@@ -128,6 +221,10 @@ Status Agent::Start() {
   // a DNS-1123 subdomain, as the controller requires in the hello.
   if (std::string why = config::CheckDns1123Subdomain(opts_.node); !why.empty())
     return Status::Error("--node \"" + opts_.node + "\": " + why, EINVAL);
+  auto ranges = VipRanges::Parse(
+      {opts_.service_cidr, opts_.service_cidr_v6, opts_.service_entry_cidr, opts_.service_entry_cidr_v6});
+  if (!ranges.ok()) return ranges.status();
+  node_ = NodeState(std::move(*ranges));
   // Signals are taken through a signalfd in the loop; block them before any
   // thread starts so that the metrics and controller threads inherit the mask.
   sigset_t set;
@@ -189,9 +286,13 @@ Status Agent::Start() {
   metrics_->Publish(BuildTopology(view, nullptr));
   metrics_->SetTopologyBuilder([this] {
     std::lock_guard lk(state_mu_);
-    return BuildTopology(writer_->View(), desired_ ? &*desired_ : nullptr);
+    return BuildTopology(writer_->View(), &node_.services());
   });
   metrics_->SetPolicySource(policy_.get());
+
+  policy_consumer_ = std::make_unique<PolicyConsumer>(*policy_, opts_.netns);
+  lb_consumer_ = std::make_unique<LbConsumer>(*reconciler_, *metrics_, state_mu_, *policy_);
+  consumers_ = {policy_consumer_.get(), lb_consumer_.get()};
 
   if (!opts_.controller.empty()) {
     ControllerSourceOptions co;
@@ -204,8 +305,8 @@ Status Agent::Start() {
     co.agent_version = WEFT_VERSION;
     co.capabilities = ProbeCapabilities(!opts_.no_batch);
     co.state_dir = opts_.state_dir;
-    co.vip_ranges = {opts_.service_cidr, opts_.service_cidr_v6, opts_.service_entry_cidr, opts_.service_entry_cidr_v6};
     source_ = MakeControllerSource(std::move(co), *metrics_);
+    spdlog::info("controller pushes: VIPs accepted in {}", node_.ranges().ToString());
   } else {
     source_ = MakeFileSource(opts_.config, *metrics_);
   }
@@ -226,89 +327,86 @@ Status Agent::Start() {
   if (!DrainSource()) return Status::Error("read " + source_->Describe());
   WEFT_RETURN_IF_ERROR(dp_->Attach());
   // Policy: the adopted interfaces get the new programs in place (no window
-  // without policy), then the config decides. File mode has no policy: the
-  // empty config detaches every filter (nothing enforced).
-  {
-    auto ns = sys::ScopedNetns::Enter(opts_.netns);
-    if (!ns.ok()) return ns.status().Wrap("policy datapath");
-    WEFT_RETURN_IF_ERROR(policy_->Attach().Wrap("policy datapath"));
-    if (opts_.controller.empty())
-      WEFT_RETURN_IF_ERROR(policy_->Apply(v1::NodeConfig{}, 0).Wrap("policy datapath (file mode: no policy)"));
-  }
+  // without policy), then the state decides. File mode has no policy: its
+  // state's empty policy detaches every link (nothing enforced). Controller
+  // mode has no state before the first push: the adopted maps stay.
+  WEFT_RETURN_IF_ERROR(policy_consumer_->Attach().Wrap("policy datapath"));
+  if (opts_.controller.empty())
+    WEFT_RETURN_IF_ERROR(policy_consumer_->Apply(node_, NodeStateChange{}, "start")
+                             .Wrap("policy datapath (file mode: no policy)"));
   attached_ = true;
   if (applied_ok_) metrics_->SetHealthy();
   WEFT_RETURN_IF_ERROR(source_->Start());
   return Status::Ok();
 }
 
-Status Agent::ApplyDesired(const std::string& why) {
-  auto t0 = Clock::now();
-  // Not programmed: a backend this node cannot serve. A backend on another
-  // node is load-balanced to (socket-LB connects across the fabric), but one
-  // whose workload the controller places on this node and that has no
-  // interface here (no pod yet, or an address routed elsewhere) would be
-  // neither reachable nor under policy: withheld until it is placed
-  // (docs/ARCHITECTURE.md), reported once and counted (weft_backends_withheld).
-  std::set<IpAddr> withheld = policy_ ? policy_->unplaced_addresses() : std::set<IpAddr>{};
-  for (const IpAddr& a : withheld)
-    if (!withheld_.count(a))
-      spdlog::warn("backend address {}: its workload is on this node but has no interface here: withheld from load "
-                   "balancing until it has one",
-                   a.ToString());
-  for (const IpAddr& a : withheld_)
-    if (!withheld.count(a))
-      spdlog::info("backend address {}: its workload is placed: load-balanced again", a.ToString());
-  withheld_ = withheld;
-  size_t n_withheld = 0;
-  std::optional<lb::DesiredState> filtered;
-  if (!withheld.empty()) filtered = lb::WithoutBackends(*desired_, withheld, &n_withheld);
-  metrics_->SetBackendsWithheld(n_withheld);
-  // Under state_mu_: the metrics thread's topology builder reads the maps' mirror.
-  auto st = [&] {
-    std::lock_guard lk(state_mu_);
-    return reconciler_->Apply(filtered ? *filtered : *desired_);
-  }();
-  double secs = std::chrono::duration<double>(Clock::now() - t0).count();
-  metrics_->RecordReconcile(secs, st.ok());
+Status Agent::ApplyState(const std::string& why, const NodeStateChange& change, bool retry) {
+  Status st;
+  for (NodeStateConsumer* c : consumers_) {
+    st = c->Apply(node_, change, why);
+    if (!st.ok()) break;
+  }
+  metrics_->TopologyChanged();
   if (!st.ok()) {
-    if (retry_) {
+    if (retry) {
       retry_at_ = Clock::now() + backoff_;
       LogLines(spdlog::level::err,
-               "reconcile (" + why + ") failed, retrying in " + std::to_string(backoff_.count()) + " ms:",
-               st.status().message());
+               "apply (" + why + ") failed, retrying in " + std::to_string(backoff_.count()) + " ms:", st.message());
       backoff_ = std::min(backoff_ * 2, std::chrono::milliseconds(30000));
     } else {
       retry_at_.reset();
-      LogLines(spdlog::level::err, "reconcile (" + why + ") failed:", st.status().message());
+      LogLines(spdlog::level::err, "apply (" + why + ") failed:", st.message());
     }
-    metrics_->TopologyChanged();
-    return st.status();
+    return st;
   }
   retry_at_.reset();
   backoff_ = std::chrono::milliseconds(500);
-  metrics_->RecordMapWrites(st->entries_written());
   metrics_->ConfigApplied();
   applied_ok_ = true;
   // Healthy once a config is in the maps and the programs are attached (file
   // mode applies its first config before attaching).
   if (attached_) metrics_->SetHealthy();
-  metrics_->TopologyChanged();
-  const auto& s = *st;
-  spdlog::info("reconciled ({}) in {:.3f} ms: {} services in config, {} changed; services +{}/-{}, backends +{}/-{}, "
-               "slots +{}/-{}",
-               why, secs * 1e3, desired_->services.size(), s.services_changed, s.services.upserted,
-               s.services.deleted, s.backends.upserted, s.backends.deleted, s.slots.upserted, s.slots.deleted);
   return Status::Ok();
 }
 
-Status Agent::ApplyPolicy(const ConfigUpdate& u) {
-  if (!policy_ || (!u.snapshot && !u.delta && !u.policy_rollback)) return Status::Ok();
-  auto ns = sys::ScopedNetns::Enter(opts_.netns);
-  if (!ns.ok()) return ns.status();
-  Status st = u.snapshot ? policy_->Apply(*u.snapshot, u.version)
-              : u.delta  ? policy_->ApplyDelta(*u.delta, u.version)
-                         : policy_->Refresh();
-  return st.ok() ? st : st.Wrap("identity policy");
+void Agent::Handle(ConfigUpdate& u) {
+  // 1. Convert once: the push (or the file's services) into the node state.
+  Result<NodeStateChange> change = NodeStateChange{};
+  {
+    std::lock_guard lk(state_mu_);
+    if (u.snapshot) {
+      change = node_.ApplySnapshot(*u.snapshot, u.version);
+      if (!change.ok()) change = change.status().Wrap("convert snapshot");
+    } else if (u.delta) {
+      change = node_.ApplyDelta(*u.delta, u.version);
+      if (!change.ok()) change = change.status().Wrap("convert delta");
+    } else {
+      change = node_.ReplaceServices(std::move(u.desired));
+    }
+  }
+  if (!change.ok()) {  // refused: nothing changed (NACK)
+    source_->Applied(u, change.status());
+    return;
+  }
+  // 2. Every consumer, in order.
+  Status st = ApplyState(u.why, *change, u.retry_on_failure);
+  if (st.ok() || u.retry_on_failure) {
+    // Applied; or, from a file, kept and retried with backoff (the file is the truth).
+    std::lock_guard lk(state_mu_);
+    node_.Commit();
+  } else {
+    // Refused by a consumer: every consumer goes back to the last good
+    // state, the same way (the maps may hold part of the refused one), before
+    // the NACK says the node keeps it. Nothing to go back to before the first
+    // good state: the maps keep what they hold.
+    {
+      std::lock_guard lk(state_mu_);
+      node_.Revert();
+    }
+    if (node_.has_good())
+      ApplyState("rollback to controller version " + std::to_string(node_.version()), NodeStateChange{}, true);
+  }
+  source_->Applied(u, st);
 }
 
 bool Agent::DrainSource() {
@@ -319,21 +417,7 @@ bool Agent::DrainSource() {
       return false;
     }
     if (!*next) return true;
-    ConfigUpdate& u = **next;
-    if (Status pst = ApplyPolicy(u); !pst.ok()) {
-      // NACK: the LB maps keep the previous state; the source rolls back.
-      LogLines(spdlog::level::err, "identity policy (" + u.why + ") failed:", pst.message());
-      source_->Applied(u, pst);
-      continue;
-    }
-    {
-      std::lock_guard lk(state_mu_);
-      desired_ = std::move(u.desired);
-    }
-    retry_ = u.retry_on_failure;
-    Status st = ApplyDesired(u.why);
-    u.desired = {};  // moved into desired_; the source needs only the identity of the update
-    source_->Applied(u, st);
+    Handle(**next);
   }
 }
 
@@ -347,7 +431,7 @@ int Agent::Loop() {
       timeout = timeout < 0 ? r : std::min(timeout, r);
     }
     // Workloads whose interface did not exist yet: look again every second.
-    if (policy_ && policy_->has_unplaced()) timeout = timeout < 0 ? 1000 : std::min(timeout, 1000);
+    if (policy_->has_unplaced()) timeout = timeout < 0 ? 1000 : std::min(timeout, 1000);
     pollfd fds[2] = {{signal_fd_.get(), POLLIN, 0}, {source_->fd(), POLLIN, 0}};
     int n = poll(fds, 2, timeout);
     if (n < 0 && errno != EINTR) {
@@ -367,17 +451,20 @@ int Agent::Loop() {
         }
       }
     }
-    // A new state replaces a pending retry (ApplyDesired resets or re-arms it).
+    // A new state replaces a pending retry (ApplyState resets or re-arms it).
     if (!DrainSource()) return 1;
     now = Clock::now();
-    if (retry_at_ && now >= *retry_at_ && desired_) ApplyDesired("retry");
-    if (policy_ && policy_->has_unplaced() && now >= policy_refresh_at_) {
-      auto ns = sys::ScopedNetns::Enter(opts_.netns);
-      Status st = ns.ok() ? policy_->Refresh() : ns.status();
+    if (retry_at_ && now >= *retry_at_) ApplyState("retry", NodeStateChange{}, true);
+    if (policy_->has_unplaced() && now >= policy_refresh_at_) {
+      Status st = policy_consumer_->Refresh(node_);
       if (!st.ok()) spdlog::warn("policy refresh: {}", st.message());
       policy_refresh_at_ = now + std::chrono::seconds(1);
       // A workload placed (or gone): its backends come back into the LB maps.
-      if (st.ok() && desired_ && policy_->unplaced_addresses() != withheld_) ApplyDesired("placement");
+      if (st.ok() && policy_->unplaced_addresses() != lb_consumer_->withheld()) {
+        if (Status lst = lb_consumer_->Apply(node_, NodeStateChange{}, "placement"); !lst.ok())
+          LogLines(spdlog::level::err, "reconcile (placement) failed:", lst.message());
+        metrics_->TopologyChanged();
+      }
     }
   }
 }

@@ -3,9 +3,11 @@
 // run: load/adopt the node's pinned maps -> Reconciler::Adopt from them ->
 // open the config source (config_source.hpp) and apply its first state (file
 // mode) -> attach (or atomically update) the pinned cgroup links -> start the
-// source (controller mode: the ConfigDiscovery stream) -> apply every state
-// the source hands out, report each outcome back to it (ACK/NACK in
-// controller mode). Threads: the main thread does all of that (reconcile
+// source (controller mode: the ConfigDiscovery stream) -> convert every
+// update the source hands out into the one node state (node_state.hpp), apply
+// it to the consumers in order (identity policy, then socket LB), and report
+// the outcome back (ACK/NACK in controller mode); a NACKed push is reverted and
+// the last good state applied to every consumer again. Threads: the main thread does all of that (reconcile
 // loop, signals via signalfd); the metrics thread serves HTTP (metrics.hpp);
 // in controller mode the controller thread reads the stream
 // (controller_client.hpp). SIGTERM/SIGINT end the loop with exit 0 and leave

@@ -16,8 +16,9 @@
 // Retry policy: a state whose Apply failed is retried by the run loop with
 // backoff only if the source says so (retry_on_failure). The file source
 // does (the file is the truth); the controller source does not retry a
-// NACKed push (the controller decides what comes next) but hands out its last
-// good state again (a rollback, retried until it sticks).
+// NACKed push (the controller decides what comes next): the run loop reverts
+// the node state and applies the last good one again (a rollback, retried
+// until it sticks).
 #pragma once
 
 #include <chrono>
@@ -39,17 +40,15 @@ namespace weft::agent {
 class AgentMetrics;
 
 struct ConfigUpdate {
+  // File mode: the services compiled from the file (the node state's LB part).
   lb::DesiredState desired;
   std::string why;  // for logs: "start", "config change", "controller snapshot v7", ...
   bool retry_on_failure = true;
-  // Controller mode: the push itself, for the identity policy (workloads'
-  // policy entries, identity cache, names). At most one is set; neither for
-  // a file or a rollback.
+  // Controller mode: the push itself, converted once into the node state by
+  // the agent (agent/node_state.hpp). At most one is set; neither for a file.
   std::shared_ptr<const v1::NodeConfig> snapshot;
   std::shared_ptr<const v1::NodeConfigDelta> delta;
   uint64_t version = 0;
-  // A rollback after a NACK: the policy datapath re-applies its last good state.
-  bool policy_rollback = false;
 };
 
 class ConfigSource {
@@ -107,8 +106,6 @@ struct ControllerSourceOptions {
   // <state-dir>/<node>/applied.json: the version applied, kept across
   // restarts (applied_state.hpp). "" keeps it in memory only.
   std::string state_dir;
-  // CIDRs a service VIP must lie in (proto_convert.hpp); empty: the controller's defaults.
-  std::vector<std::string> vip_ranges;
   // Reconnect backoff (exponential, +-20 % jitter).
   std::chrono::milliseconds backoff_min{100};
   std::chrono::milliseconds backoff_max{5000};

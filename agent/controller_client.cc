@@ -17,7 +17,6 @@
 #include "agent/config_source.hpp"
 #include "agent/metrics.hpp"
 #include "agent/node_credentials.hpp"
-#include "agent/proto_convert.hpp"
 #include "weft/transport.hpp"
 
 namespace weft::agent {
@@ -235,16 +234,6 @@ class ControllerSource : public ConfigSource {
   std::string Describe() const override { return "controller " + opts_.address; }
 
   Status Open() override {
-    VipRanges ranges = VipRanges::Defaults();
-    if (!opts_.vip_ranges.empty()) {
-      ranges.prefixes.clear();
-      for (const auto& c : opts_.vip_ranges) {
-        auto p = IpPrefix::Parse(c);
-        if (!p) return Status::Error("VIP range \"" + c + "\": expected a CIDR", EINVAL);
-        ranges.prefixes.push_back(*p);
-      }
-    }
-    good_ = ConvertedConfig(ranges);
     if (!opts_.state_dir.empty()) {
       applied_path_ = AppliedPath(opts_.state_dir, opts_.node);
       auto applied = LoadApplied(applied_path_);
@@ -297,10 +286,8 @@ class ControllerSource : public ConfigSource {
 
   Status Start() override {
     const auto& c = opts_.capabilities;
-    spdlog::info("controller {}: connecting (kernel {}, bpf_link {}, sk_storage {}, map batch ops {}, ktls {}); VIPs "
-                 "accepted in {}",
-                 opts_.address, c.kernel_release, c.bpf_link, c.sk_storage, c.map_batch_ops, c.ktls,
-                 good_.ranges().ToString());
+    spdlog::info("controller {}: connecting (kernel {}, bpf_link {}, sk_storage {}, map batch ops {}, ktls {})",
+                 opts_.address, c.kernel_release, c.bpf_link, c.sk_storage, c.map_batch_ops, c.ktls);
     client_->Start();
     return Status::Ok();
   }
@@ -309,11 +296,6 @@ class ControllerSource : public ConfigSource {
   int TimeoutMs(Clock::time_point) const override { return -1; }
 
   Result<std::optional<ConfigUpdate>> Next(Clock::time_point) override {
-    if (rollback_) {
-      std::optional<ConfigUpdate> u = std::move(rollback_);
-      rollback_.reset();
-      return u;
-    }
     if (events_.empty())
       for (auto& ev : client_->Drain()) events_.push_back(std::move(ev));
     while (!events_.empty()) {
@@ -342,11 +324,10 @@ class ControllerSource : public ConfigSource {
   }
 
   void Applied(const ConfigUpdate&, const Status& result) override {
-    if (!inflight_) return;  // a rollback: nothing to answer
+    if (!inflight_) return;
     Inflight f = std::move(*inflight_);
     inflight_.reset();
     if (result.ok()) {
-      good_.Commit(std::move(f.pending));
       has_good_ = true;
       good_version_ = f.version;
       good_store_ = f.store_id;
@@ -371,18 +352,8 @@ class ControllerSource : public ConfigSource {
                    sent ? "" : " not sent (stream gone)");
       return;
     }
+    // The agent takes the node state back to the last good one.
     Nack(f.epoch, f.version, f.nonce, result.message());
-    if (has_good_) {
-      // The maps may hold part of the rejected state (a map write failed
-      // half-way): converge back to the last good one. Writes nothing when
-      // the failure was found before writing (limits, invalid sizes).
-      ConfigUpdate u;
-      u.desired = good_.desired();
-      u.why = "rollback to controller version " + std::to_string(good_version_);
-      u.retry_on_failure = true;
-      u.policy_rollback = true;
-      rollback_ = std::move(u);
-    }
   }
 
   void Stop() override {
@@ -392,17 +363,16 @@ class ControllerSource : public ConfigSource {
 
  private:
   struct Inflight {
-    ConvertedConfig::Pending pending;
     uint64_t version = 0;
     std::string nonce;
     uint64_t epoch = 0;
     std::string store_id;
   };
 
-  // A push -> the state to apply, or a NACK (nullopt) if it cannot be used.
-  // A delta is converted incrementally on top of the last good state (never
-  // of a NACKed one): only its services are converted; the last good state is
-  // not copied, only its desired state (handed to the run loop) is.
+  // A push -> the update to apply, or a NACK (nullopt) if it cannot be used
+  // here whatever it holds: a version that goes back, a delta onto another
+  // version than this node's. The agent converts what it can use into its
+  // node state (agent/node_state.hpp) and reports back through Applied.
   std::optional<ConfigUpdate> Handle(ControllerClient::Event& ev) {
     v1::ControllerMessage& m = ev.msg;
     // Versions never go back within one store (applied_state.hpp).
@@ -427,34 +397,21 @@ class ControllerSource : public ConfigSource {
         Nack(ev.epoch, m.version(), m.nonce(), why + ": nothing changed; waiting for a full snapshot");
         return std::nullopt;
       }
-    }
-    const char* kind;
-    Result<ConvertedConfig::Pending> pending = Status::Error("message has neither a snapshot nor a delta", EINVAL);
-    if (m.has_snapshot()) {
-      kind = "snapshot";
-      pending = good_.PrepareSnapshot(m.snapshot());
-    } else if (m.has_delta()) {
-      kind = "delta";
-      pending = good_.PrepareDelta(m.delta());
-    } else {
-      Nack(ev.epoch, m.version(), m.nonce(), pending.status().message());
-      return std::nullopt;
-    }
-    if (!pending.ok()) {
-      Nack(ev.epoch, m.version(), m.nonce(), pending.status().Wrap(std::string("convert ") + kind).message());
+    } else if (!m.has_snapshot()) {
+      Nack(ev.epoch, m.version(), m.nonce(), "message has neither a snapshot nor a delta");
       return std::nullopt;
     }
     ConfigUpdate u;
-    u.desired = std::move(pending->desired);  // the run loop keeps it; Commit does not need it
-    u.why = std::string("controller ") + kind + " version " + std::to_string(m.version());
+    u.why = std::string("controller ") + (m.has_snapshot() ? "snapshot" : "delta") + " version " +
+            std::to_string(m.version());
     u.retry_on_failure = false;
     u.version = m.version();
-    // The policy datapath takes the push itself (moved: the event is done).
+    // Moved: the event is done.
     if (m.has_snapshot())
       u.snapshot = std::make_shared<const v1::NodeConfig>(std::move(*m.mutable_snapshot()));
     else
       u.delta = std::make_shared<const v1::NodeConfigDelta>(std::move(*m.mutable_delta()));
-    inflight_ = Inflight{std::move(*pending), m.version(), m.nonce(), ev.epoch, m.store_id()};
+    inflight_ = Inflight{m.version(), m.nonce(), ev.epoch, m.store_id()};
     return u;
   }
 
@@ -476,14 +433,12 @@ class ControllerSource : public ConfigSource {
   std::unique_ptr<ControllerClient> client_;
   std::deque<ControllerClient::Event> events_;
   uint64_t epoch_ = 0;                 // stream of the last Connected event
-  ConvertedConfig good_;                // last state applied successfully (empty until has_good_)
-  bool has_good_ = false;
+  bool has_good_ = false;               // a push was applied (good_version_ of good_store_)
   uint64_t good_version_ = 0;
   std::string good_store_;
   std::string applied_path_;            // <state-dir>/<node>/applied.json ("" without a state dir)
   std::optional<AppliedVersion> applied_;  // the last version ACKed, this run or an earlier one
   std::optional<Inflight> inflight_;   // handed out by Next, awaiting Applied
-  std::optional<ConfigUpdate> rollback_;
 };
 
 bool KtlsAvailable(const std::string& release) {

@@ -9,9 +9,7 @@ Result<lb::DesiredState> CompileFileConfig(const std::vector<config::Resource>& 
   controller::Compiler compiler;
   compiler.Reset(resources);
   // No node is called "": the services and the mesh-wide tables, no local workload.
-  auto state = NodeConfigState::FromSnapshot(compiler.Snapshot(""));
-  if (!state.ok()) return state.status();
-  return ToDesiredState(*state);
+  return ToDesiredState(compiler.Snapshot(""));
 }
 
 }  // namespace weft::agent

@@ -2,7 +2,8 @@
 // (config::LoadConfigFile) are compiled by the controller's compiler, in
 // process (controller/compiler.hpp: the same code that compiles for agents),
 // and the snapshot it gives is converted into the LB maps' desired state as a
-// pushed snapshot is (proto_convert.hpp: ToDesiredState). So a file means in
+// pushed snapshot's services are (proto_convert.hpp: ToDesiredState; the node
+// state takes it with NodeState::ReplaceServices). So a file means in
 // file mode what it means applied to a controller (which would allocate the
 // VIPs the file leaves out: here a Service without spec.clusterIP has none).
 // File mode programs services only: no workload is local (no policy).

@@ -1,12 +1,9 @@
-// The controller's view of a node (weft.v1.NodeConfig) as the agent keeps it,
-// and its translation into what the LB maps should hold (lb::DesiredState).
+// The LB part of the node state (node_state.hpp): the controller's services
+// (weft.v1.Service) as the LB maps should hold them (lb::DesiredState), kept
+// up to date by deltas in place. Pure (no kernel, no gRPC): unit-testable and
+// the one place that knows the services' wire format.
 //
-// NodeConfigState holds services and workloads keyed by "namespace/name", so
-// a NodeConfigDelta upserts (replaces whole) and removes by that key. Every
-// function here is pure (no kernel, no gRPC): unit-testable and the one place
-// that knows the wire format's meaning.
-//
-// Translation rules (ToDesiredState):
+// Translation rules:
 //   - one weft_services entry per ServicePort: vip (4 or 16 bytes) + port +
 //     protocol (UNSPECIFIED means TCP, the Kubernetes default);
 //   - algorithm LB_RANDOM / LB_MAGLEV; maglev_table_size 0 = default (the
@@ -21,16 +18,11 @@
 //     always did (the kernel does not act on the flag yet);
 //   - two services claiming one VIP:port/protocol is an error naming both.
 // Errors name the service and port ("service default/web port http: vip has 5
-// bytes, expected 4 or 16"); nothing is partially converted.
+// bytes, expected 4 or 16"); a refused push changes nothing.
 //
-// VIP sanity (ConvertedConfig, issue 9): a push is refused (NACK, nothing
-// changed) if a service's VIP lies outside the node's VIP ranges (the agent's
-// --service-cidr/-v6 and --service-entry-cidr/-v6, the controller's defaults
-// unless given) or equals a workload address the node knows: a local
-// workload's address or a host entry (/32, /128) of the identity cache (every
-// workload in the mesh), unless that entry's identity is known to be a
-// CIDR-only one (no SPIFFE id). A controller that is not ours cannot point a
-// VIP, or a pod's address, at another pod this way.
+// A delta converts only the services it upserts or removes; the rest of the
+// desired state stays as it is (the same result as converting the whole
+// state: tests/agent/proto_convert_test.cc, tests/fuzz/node_state_fuzz.cc).
 #pragma once
 
 #include <map>
@@ -40,96 +32,62 @@
 #include <vector>
 
 #include "agent/lb/desired_state.hpp"
+#include "agent/undo.hpp"
 #include "weft/ip.hpp"
 #include "weft/status.hpp"
 #include "weft/v1/config.pb.h"
 
 namespace weft::agent {
 
-// The ranges VIPs must lie in.
-struct VipRanges {
-  std::vector<IpPrefix> prefixes;
-  // The controller's defaults: 10.96.0.0/16, fd00:96::/112 (Services),
-  // 240.240.0.0/16, 2001:2::/48 (ServiceEntry addresses).
-  static VipRanges Defaults();
-  bool Contains(const IpAddr& ip) const;
-  std::string ToString() const;  // "10.96.0.0/16, fd00:96::/112, ..."
-};
-
-struct NodeConfigState {
-  std::map<std::string, v1::Service> services;    // "namespace/name" -> service
-  std::map<std::string, v1::Workload> workloads;  // "namespace/name" -> local workload
-
-  // A full snapshot; a name listed twice is an error.
-  static Result<NodeConfigState> FromSnapshot(const v1::NodeConfig& snapshot);
-  // Applies a delta in place: upserts replace whole objects, removals of
-  // unknown names are ignored (idempotent). Call it on a copy to keep the
-  // last good state on failure.
-  Status ApplyDelta(const v1::NodeConfigDelta& delta);
-};
+// An address as the wire format carries it: 4 bytes (IPv4, network order) or
+// 16 (IPv6); nullopt for any other length.
+std::optional<IpAddr> AddrFromBytes(const std::string& bytes);
 
 // "namespace/name" of a service or workload.
 std::string KeyOf(const v1::Service& s);
 std::string KeyOf(const v1::Workload& w);
-
-Result<lb::DesiredState> ToDesiredState(const NodeConfigState& state);
 
 // One service's LB entries (one per port), in port order; `name` is its
 // "namespace/name". Two ports on one VIP:port/protocol is an error.
 Result<std::vector<std::pair<weft_svc_key, lb::ServiceEntry>>> ConvertService(const std::string& name,
                                                                                 const v1::Service& svc);
 
-// The controller source's state: a NodeConfigState together with its
-// DesiredState and the service that owns every LB key, so that a delta is
-// converted incrementally: only its upserted and removed services are
-// converted and checked, the rest of the desired state is carried over.
-// Same rules as ToDesiredState (tested to agree with it); a VIP:port claimed
-// twice names both services (the one holding it first).
-//
-// Two steps, so that a NACKed push leaves the state untouched: Prepare*
-// returns the candidate (the whole new DesiredState plus what Commit needs),
-// Commit makes it the current state once the maps hold it.
-class ConvertedConfig {
+// The services of a whole config, converted as ServiceState converts a snapshot.
+Result<lb::DesiredState> ToDesiredState(const v1::NodeConfig& config);
+
+// The LB part of the node state. One push at a time: Commit keeps it, Revert
+// returns to the state of the last Commit. Deltas apply removals, then upserts
+// (a name both removed and upserted ends up present; the last upsert of a name
+// wins); removals of unknown names are ignored.
+class ServiceState {
  public:
-  struct Pending {
-    lb::DesiredState desired;  // the whole desired state after the push (Commit does not need it)
-   private:
-    friend class ConvertedConfig;
-    std::optional<NodeConfigState> snapshot;  // a snapshot replaces everything
-    v1::NodeConfigDelta delta;                // otherwise: applied to the state by Commit
-    // Services whose LB keys change ("namespace/name" -> its keys; empty = gone).
-    std::map<std::string, std::vector<weft_svc_key>> keys;
-    // The entries of those services (Commit puts them into the current desired state).
-    std::vector<std::pair<weft_svc_key, lb::ServiceEntry>> entries;
-    // A snapshot's identity tables (a delta's are in `delta`).
-    std::map<IpAddr, uint32_t> hosts;
-    std::map<uint32_t, bool> workload_ids;
-  };
-
-  explicit ConvertedConfig(VipRanges ranges = VipRanges::Defaults()) : ranges_(std::move(ranges)) {}
-
-  // Both check the VIPs (see above) before anything is decided.
-  Result<Pending> PrepareSnapshot(const v1::NodeConfig& snapshot) const;
-  // On top of this state (never modified here).
-  Result<Pending> PrepareDelta(const v1::NodeConfigDelta& delta) const;
-  void Commit(Pending&& p);
-
-  const NodeConfigState& state() const { return state_; }
+  // Both return the keys the push added or changed (their VIPs are checked).
+  Result<std::vector<weft_svc_key>> ApplySnapshot(const v1::NodeConfig& snapshot);
+  Result<std::vector<weft_svc_key>> ApplyDelta(const v1::NodeConfigDelta& delta);
+  // File mode: a whole desired state compiled elsewhere (no deltas follow).
+  void Replace(lb::DesiredState desired);
+  void Commit();
+  void Revert();
   const lb::DesiredState& desired() const { return desired_; }
-  const VipRanges& ranges() const { return ranges_; }
 
  private:
-  // The VIP checks of a prepared push (see above).
-  Status CheckVips(const Pending& p, bool snapshot) const;
+  using Services = decltype(lb::DesiredState::services);
+  using Owners = std::map<weft_svc_key, std::string, lb::ServiceKeyLess>;  // LB key -> "namespace/name"
+  using KeysOf = std::map<std::string, std::vector<weft_svc_key>>;         // "namespace/name" -> its LB keys
+  struct Tables {
+    lb::DesiredState desired;
+    Owners owner;
+    KeysOf keys_of;
+  };
+  Status ApplyDeltaInPlace(const v1::NodeConfigDelta& delta, std::vector<weft_svc_key>* changed);
 
-  VipRanges ranges_;
-  NodeConfigState state_;
   lb::DesiredState desired_;
-  std::map<weft_svc_key, std::string, lb::ServiceKeyLess> owner_;  // LB key -> "namespace/name"
-  std::map<std::string, std::vector<weft_svc_key>> keys_of_;       // "namespace/name" -> its LB keys
-  // What the node knows of workload addresses (the VIP check):
-  std::map<IpAddr, uint32_t> hosts_;          // identity cache host entries -> identity
-  std::map<uint32_t, bool> workload_ids_;     // identity -> has a SPIFFE id (a workload)
+  Owners owner_;
+  KeysOf keys_of_;
+  std::optional<Tables> replaced_;  // a snapshot's predecessor, until Commit
+  UndoLog<Services> services_undo_;
+  UndoLog<Owners> owner_undo_;
+  UndoLog<KeysOf> keys_undo_;
 };
 
 }  // namespace weft::agent

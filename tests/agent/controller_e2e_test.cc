@@ -487,6 +487,57 @@ TEST_F(ControllerTest, OverCapacityIsNackedAndLastGoodKept) {
   EXPECT_EQ(Services(), before);
 }
 
+// One node state for every consumer: a push that the identity policy applies
+// but the socket LB refuses (over --max-services) is NACKed, and the policy
+// goes back to the last good state too (before: the LB kept its last good
+// config but the policy kept the NACKed one: its new workload counted as
+// unplaced and names.json said version 2, which the node never applied).
+TEST_F(ControllerTest, NackedPushRollsBackEveryConsumer) {
+  extra_args_ = {"--max-services", "4"};  // ids 1..3: three services fit
+  auto workload = [](const std::string& name, const std::string& addr) {
+    v1::Workload w;
+    w.set_namespace_("default");
+    w.set_name(name);
+    w.add_addresses(V4(addr));
+    w.set_service_account(name);
+    w.set_identity(300);
+    return w;
+  };
+  v1::ControllerMessage m = Snapshot(1, "a", {kEcho, kWeb});
+  *m.mutable_snapshot()->add_local_workloads() = workload("ghost-1", "10.1.0.9");  // no interface here
+  svc_->SetSnapshot(m);
+  StartAgent();
+  auto r = svc_->WaitAck(1, "a");
+  ASSERT_TRUE(r && r->has_ack()) << (r ? r->DebugString() : "no reply");
+  const std::string names = StateDir() + "/" + kNode + "/names.json";
+  ASSERT_NE(ReadFile(names).find("default/ghost-1"), std::string::npos) << ReadFile(names);
+  EXPECT_EQ(Metric("weft_workloads_unplaced"), 1);
+
+  v1::ControllerMessage d = Delta(2, "b", {kDb, kCache});  // four services: refused by the LB
+  *d.mutable_delta()->add_upserted_workloads() = workload("ghost-2", "10.1.0.10");
+  svc_->Push(d);
+  r = svc_->WaitAck(2, "b");
+  ASSERT_TRUE(r);
+  ASSERT_TRUE(r->has_nack()) << r->DebugString();
+  EXPECT_NE(r->nack().error().find("service ids exhausted"), std::string::npos) << r->nack().error();
+  EXPECT_EQ(Services(), (std::set<std::string>{"10.96.2.1:7", "10.96.2.2:80"}));
+  EXPECT_EQ(ReadFile(names).find("default/ghost-2"), std::string::npos) << "the policy kept the NACKed push:\n"
+                                                                       << ReadFile(names);
+  EXPECT_NE(ReadFile(names).find("\"version\": 1"), std::string::npos) << ReadFile(names);
+  EXPECT_EQ(Metric("weft_workloads_unplaced"), 1);
+  EXPECT_EQ(Metric("weft_config_version"), 1);
+
+  // The controller's answer, a snapshot that fits, is applied by both.
+  v1::ControllerMessage fits = Snapshot(3, "c", {kEcho, kWeb, kDb});
+  *fits.mutable_snapshot()->add_local_workloads() = workload("ghost-1", "10.1.0.9");
+  *fits.mutable_snapshot()->add_local_workloads() = workload("ghost-2", "10.1.0.10");
+  svc_->Push(fits);
+  r = svc_->WaitAck(3, "c");
+  ASSERT_TRUE(r && r->has_ack()) << (r ? r->DebugString() : "no reply");
+  EXPECT_NE(ReadFile(names).find("default/ghost-2"), std::string::npos) << ReadFile(names);
+  EXPECT_EQ(Metric("weft_workloads_unplaced"), 2);
+}
+
 // An unusable push (a 5-byte VIP) is NACKed before any map write.
 TEST_F(ControllerTest, InvalidPushIsNacked) {
   svc_->SetSnapshot(Snapshot(1, "a", {kEcho}));

@@ -49,9 +49,7 @@ TEST(PolicyDesired, BuildsEntriesAndIdentityCache) {
   ic->set_prefix(V4("10.2.3.4"));  // host bits set: cleared
   ic->set_prefix_len(16);
   ic->set_identity(301);
-  auto cfg = PolicyConfig::FromSnapshot(c);
-  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
-  auto d = BuildPolicyDesired(*cfg);
+  auto d = PolicyState::Convert(c);
   ASSERT_TRUE(d.ok()) << d.status().message();
   ASSERT_EQ(d->endpoints.size(), 1u);
   const auto& e = d->endpoints.at("ns/a");
@@ -97,9 +95,7 @@ TEST(PolicyDesired, EndpointAddressesAndSameEndpoint) {
   *c.add_local_workloads() = W("a", "10.1.0.5", 300);
   *c.add_local_workloads() = W("a-v6", "10.1.0.6", 300);
   *c.add_local_workloads() = W("b", "10.1.0.7", 301);
-  auto cfg = PolicyConfig::FromSnapshot(c);
-  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
-  auto d = BuildPolicyDesired(*cfg);
+  auto d = PolicyState::Convert(c);
   ASSERT_TRUE(d.ok()) << d.status().message();
   EXPECT_TRUE(SameEndpoint(d->endpoints.at("ns/a"), d->endpoints.at("ns/a-v6")));
   EXPECT_FALSE(SameEndpoint(d->endpoints.at("ns/a"), d->endpoints.at("ns/b"))) << "another identity";
@@ -162,8 +158,7 @@ TEST(PolicyDesired, RejectsBadInput) {
     v1::NodeConfig c;
     *c.add_local_workloads() = W("a", "10.0.0.1", 300);
     r.mutate(&c);
-    auto cfg = PolicyConfig::FromSnapshot(c);
-    Status st = cfg.ok() ? BuildPolicyDesired(*cfg).status() : cfg.status();
+    Status st = PolicyState::Convert(c).status();
     ASSERT_FALSE(st.ok());
     EXPECT_NE(st.message().find(r.want), std::string::npos) << st.message();
   }
@@ -180,8 +175,9 @@ TEST(PolicyDesired, DeltaUpsertsAndRemoves) {
   auto* pn = c.add_policy_names();
   pn->set_id(5);
   pn->set_name("ns/x");
-  auto cfg = PolicyConfig::FromSnapshot(c);
-  ASSERT_TRUE(cfg.ok());
+  PolicyState st;
+  ASSERT_TRUE(st.ApplySnapshot(c).ok());
+  st.Commit();
 
   v1::NodeConfigDelta d;
   d.add_removed_workloads("ns/b");
@@ -195,15 +191,72 @@ TEST(PolicyDesired, DeltaUpsertsAndRemoves) {
   up->set_prefix_len(32);
   up->set_identity(302);
   d.add_removed_policy_names(5);
-  ASSERT_TRUE(cfg->ApplyDelta(d).ok());
-  auto des = BuildPolicyDesired(*cfg);
-  ASSERT_TRUE(des.ok());
+  auto change = st.ApplyDelta(d);
+  ASSERT_TRUE(change.ok()) << change.status().message();
+  EXPECT_TRUE(change->full) << "workloads changed";
+  const PolicyDesired* des = &st.desired();
   EXPECT_EQ(des->endpoints.count("ns/a"), 1u);
   EXPECT_EQ(des->endpoints.count("ns/b"), 0u);
   EXPECT_EQ(des->endpoints.count("ns/c"), 1u);
   ASSERT_EQ(des->identity.size(), 1u);
   EXPECT_EQ(des->identity.begin()->second.identity, 302u);
   EXPECT_TRUE(des->policy_names.empty());
+
+  // Revert: the state of the last Commit, exactly.
+  st.Revert();
+  auto before = PolicyState::Convert(c);
+  ASSERT_TRUE(before.ok());
+  EXPECT_EQ(st.desired().endpoints.size(), 2u);
+  EXPECT_EQ(st.desired().endpoints.count("ns/b"), 1u);
+  ASSERT_EQ(st.desired().identity.size(), 1u);
+  EXPECT_EQ(st.desired().identity.begin()->second.identity, 300u);
+  EXPECT_EQ(st.desired().policy_names.size(), 1u);
+
+  // A delta that fails to convert changes nothing.
+  v1::NodeConfigDelta bad;
+  *bad.add_upserted_workloads() = W("d", "10.0.0.4", 303);
+  bad.add_removed_workloads("ns/a");
+  auto* b = bad.add_upserted_identity_cache();
+  b->set_prefix("abc");
+  b->set_prefix_len(8);
+  b->set_identity(303);
+  auto r = st.ApplyDelta(bad);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("3 bytes"), std::string::npos) << r.status().message();
+  EXPECT_EQ(st.desired().endpoints.size(), 2u);
+  EXPECT_EQ(st.desired().endpoints.count("ns/a"), 1u);
+}
+
+// Only identity-cache entries: the change names their kernel keys (the fast
+// path); prefixes that differ only in host bits share a key, and the entry
+// left is what a whole conversion gives.
+TEST(PolicyDesired, IdentityCacheDeltaNamesItsKeys) {
+  auto entry = [](const char* ip, uint32_t len, uint32_t id) {
+    v1::IdentityCacheEntry e;
+    e.set_prefix(V4(ip));
+    e.set_prefix_len(len);
+    e.set_identity(id);
+    return e;
+  };
+  v1::NodeConfig c;
+  *c.add_identity_cache() = entry("10.2.0.0", 16, 301);
+  *c.add_identity_cache() = entry("10.2.9.9", 16, 302);  // the same trie key (host bits differ)
+  PolicyState st;
+  ASSERT_TRUE(st.ApplySnapshot(c).ok());
+  st.Commit();
+  auto whole = PolicyState::Convert(c);
+  ASSERT_TRUE(whole.ok());
+  ASSERT_EQ(st.desired().identity.size(), 1u);
+  EXPECT_EQ(st.desired().identity.begin()->second.identity, whole->identity.begin()->second.identity);
+
+  v1::NodeConfigDelta d;
+  *d.add_removed_identity_cache() = entry("10.2.9.9", 16, 0);
+  auto change = st.ApplyDelta(d);
+  ASSERT_TRUE(change.ok()) << change.status().message();
+  EXPECT_FALSE(change->full);
+  ASSERT_EQ(change->identity_keys.size(), 1u);
+  ASSERT_EQ(st.desired().identity.size(), 1u) << "10.2.0.0/16 still maps to that key";
+  EXPECT_EQ(st.desired().identity.begin()->second.identity, 301u);
 }
 
 }  // namespace

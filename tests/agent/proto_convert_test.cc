@@ -1,5 +1,6 @@
-// weft.v1.NodeConfig -> lb::DesiredState, and deltas on NodeConfigState
-// (label `unit`: no kernel, no gRPC server).
+// weft.v1.NodeConfig -> the node state (agent/node_state.hpp): services ->
+// lb::DesiredState, deltas converted incrementally, VIP sanity; and the
+// applied versions (label `unit`: no kernel, no gRPC server).
 #include "agent/proto_convert.hpp"
 
 #include <arpa/inet.h>
@@ -15,6 +16,8 @@
 #include <random>
 
 #include "agent/applied_state.hpp"
+#include "agent/node_state.hpp"
+#include "tests/support/node_config_delta.hpp"
 
 namespace weft::agent {
 namespace {
@@ -46,12 +49,10 @@ v1::Service Svc(const std::string& name, const std::string& vip, uint32_t port,
   return s;
 }
 
-NodeConfigState State(std::vector<v1::Service> svcs) {
+v1::NodeConfig State(std::vector<v1::Service> svcs) {
   v1::NodeConfig c;
   for (auto& s : svcs) *c.add_services() = s;
-  auto st = NodeConfigState::FromSnapshot(c);
-  EXPECT_TRUE(st.ok()) << st.status().message();
-  return *st;
+  return c;
 }
 
 TEST(ProtoConvert, ServicePortsBecomeEntries) {
@@ -108,20 +109,30 @@ TEST(ProtoConvert, ErrorsNameTheServiceAndPort) {
   v1::NodeConfig twice;
   *twice.add_services() = Svc("a", "10.96.0.1", 80, {});
   *twice.add_services() = Svc("a", "10.96.0.2", 80, {});
-  EXPECT_FALSE(NodeConfigState::FromSnapshot(twice).ok());
+  EXPECT_FALSE(ToDesiredState(twice).ok());
 }
 
 TEST(ProtoConvert, DeltaUpsertsAndRemovesByName) {
-  NodeConfigState st = State({Svc("a", "10.96.0.1", 80, {}), Svc("b", "10.96.0.2", 80, {})});
+  ServiceState st;
+  ASSERT_TRUE(st.ApplySnapshot(State({Svc("a", "10.96.0.1", 80, {}), Svc("b", "10.96.0.2", 80, {})})).ok());
+  st.Commit();
   v1::NodeConfigDelta d;
   *d.add_upserted_services() = Svc("a", "10.96.0.9", 80, {});
   *d.add_upserted_services() = Svc("c", "10.96.0.3", 80, {});
   d.add_removed_services("ns/b");
   d.add_removed_services("ns/unknown");  // ignored
-  ASSERT_TRUE(st.ApplyDelta(d).ok());
-  ASSERT_EQ(st.services.size(), 2u);
-  EXPECT_EQ(st.services.count("ns/b"), 0u);
-  EXPECT_EQ(st.services.at("ns/a").ports(0).vip(), Bytes("10.96.0.9"));
+  auto changed = st.ApplyDelta(d);
+  ASSERT_TRUE(changed.ok()) << changed.status().message();
+  EXPECT_EQ(changed->size(), 2u) << "the keys of a and c";
+  const auto& svcs = st.desired().services;
+  ASSERT_EQ(svcs.size(), 2u);
+  EXPECT_EQ(svcs.count(lb::MakeServiceKey(*IpAddr::Parse("10.96.0.2"), 80, IPPROTO_TCP)), 0u);
+  EXPECT_EQ(svcs.count(lb::MakeServiceKey(*IpAddr::Parse("10.96.0.9"), 80, IPPROTO_TCP)), 1u);
+  EXPECT_EQ(svcs.count(lb::MakeServiceKey(*IpAddr::Parse("10.96.0.1"), 80, IPPROTO_TCP)), 0u);
+  // Revert: the last Commit's state.
+  st.Revert();
+  ASSERT_EQ(st.desired().services.size(), 2u);
+  EXPECT_EQ(st.desired().services.count(lb::MakeServiceKey(*IpAddr::Parse("10.96.0.2"), 80, IPPROTO_TCP)), 1u);
 }
 
 // The desired states are the same: keys, names, algorithms, flags, backends.
@@ -141,7 +152,7 @@ void ExpectSameDesired(const lb::DesiredState& a, const lb::DesiredState& b) {
 // removals; some that claim a VIP:port twice): the incremental conversion
 // accepts exactly what the full one accepts, gives the same desired state,
 // and a rejected delta leaves the committed state as it was.
-TEST(ConvertedConfig, IncrementalDeltasAgreeWithTheFullConversion) {
+TEST(NodeState, IncrementalDeltasAgreeWithTheFullConversion) {
   std::mt19937 rng(7);
   auto pick = [&](uint32_t n) { return static_cast<uint32_t>(rng() % n); };
   auto random_service = [&](int i) {
@@ -159,10 +170,11 @@ TEST(ConvertedConfig, IncrementalDeltasAgreeWithTheFullConversion) {
   v1::NodeConfig first;
   for (int i = 0; i < 3; ++i)
     *first.add_services() = Svc("s" + std::to_string(i), "10.96.1." + std::to_string(i), 80, {});
-  auto snap = ConvertedConfig().PrepareSnapshot(first);
+  NodeState ns;
+  auto snap = ns.ApplySnapshot(first, 1);
   ASSERT_TRUE(snap.ok()) << snap.status().message();
-  ConvertedConfig cc;
-  cc.Commit(std::move(*snap));
+  ns.Commit();
+  v1::NodeConfig whole = first;  // the reference: the same deltas on the whole config
   int accepted = 0, rejected = 0;
   for (int step = 0; step < 500; ++step) {
     SCOPED_TRACE("step " + std::to_string(step));
@@ -172,55 +184,111 @@ TEST(ConvertedConfig, IncrementalDeltasAgreeWithTheFullConversion) {
       if (pick(4) == 0) d.add_removed_services("ns/s" + std::to_string(i));
       else *d.add_upserted_services() = random_service(i);
     }
-    NodeConfigState full_state = cc.state();
-    ASSERT_TRUE(full_state.ApplyDelta(d).ok());
-    auto full = ToDesiredState(full_state);
-    auto inc = cc.PrepareDelta(d);
+    v1::NodeConfig next = whole;
+    weft::testing::ApplyDeltaToConfig(&next, d);
+    auto full = ToDesiredState(next);
+    const lb::DesiredState before = ns.services();
+    auto inc = ns.ApplyDelta(d, 2 + step);
     ASSERT_EQ(full.ok(), inc.ok()) << (full.ok() ? inc.status().message() : full.status().message());
     if (!inc.ok()) {
       ++rejected;
       EXPECT_NE(inc.status().message().find("is claimed by both"), std::string::npos) << inc.status().message();
+      ExpectSameDesired(ns.services(), before);  // nothing changed
       continue;
     }
     ++accepted;
-    ExpectSameDesired(inc->desired, *full);
-    cc.Commit(std::move(*inc));
-    ExpectSameDesired(cc.desired(), *full);
-    EXPECT_EQ(cc.state().services.size(), full_state.services.size());
+    ExpectSameDesired(ns.services(), *full);
+    if (step % 7 == 0) {  // a NACK: back to the state before it
+      ns.Revert();
+      ExpectSameDesired(ns.services(), before);
+      continue;
+    }
+    ns.Commit();
+    whole = std::move(next);
     if (HasFailure()) return;
   }
   EXPECT_GT(accepted, 100);
   EXPECT_GT(rejected, 10);
 }
 
-TEST(ConvertedConfig, SnapshotReplacesEverythingAndErrorsNameBoth) {
+TEST(NodeState, SnapshotReplacesEverythingAndErrorsNameBoth) {
   v1::NodeConfig c;
   *c.add_services() = Svc("a", "10.96.0.1", 80, {{"10.1.0.1", 1}});
-  auto p = ConvertedConfig().PrepareSnapshot(c);
-  ASSERT_TRUE(p.ok());
-  ConvertedConfig cc;
-  cc.Commit(std::move(*p));
+  NodeState ns;
+  ASSERT_TRUE(ns.ApplySnapshot(c, 1).ok());
+  ns.Commit();
   v1::NodeConfigDelta d;
   *d.add_upserted_services() = Svc("b", "10.96.0.1", 80, {});
-  auto bad = cc.PrepareDelta(d);
+  auto bad = ns.ApplyDelta(d, 2);
   ASSERT_FALSE(bad.ok());
   EXPECT_EQ(bad.status().message(), "10.96.0.1:80/TCP is claimed by both ns/a port p and ns/b port p");
-  EXPECT_EQ(cc.desired().services.size(), 1u);
+  EXPECT_EQ(ns.services().services.size(), 1u);
+  EXPECT_EQ(ns.version(), 1u);
   // Moving a to another VIP in the same delta frees the key.
   *d.add_upserted_services() = Svc("a", "10.96.0.2", 80, {});
-  auto ok = cc.PrepareDelta(d);
+  auto ok = ns.ApplyDelta(d, 2);
   ASSERT_TRUE(ok.ok()) << ok.status().message();
-  cc.Commit(std::move(*ok));
-  EXPECT_EQ(cc.desired().services.size(), 2u);
-  // A snapshot replaces everything.
+  ns.Commit();
+  EXPECT_EQ(ns.services().services.size(), 2u);
+  // A snapshot replaces everything; Revert takes it back whole.
   v1::NodeConfig c2;
   *c2.add_services() = Svc("z", "10.96.0.9", 80, {});
-  auto p2 = ConvertedConfig().PrepareSnapshot(c2);
-  ASSERT_TRUE(p2.ok());
-  cc.Commit(std::move(*p2));
-  ASSERT_EQ(cc.desired().services.size(), 1u);
-  EXPECT_EQ(cc.desired().services.begin()->second.name, "ns/z:p");
-  EXPECT_EQ(cc.state().services.count("ns/a"), 0u);
+  ASSERT_TRUE(ns.ApplySnapshot(c2, 3).ok());
+  ASSERT_EQ(ns.services().services.size(), 1u);
+  EXPECT_EQ(ns.services().services.begin()->second.name, "ns/z:p");
+  EXPECT_EQ(ns.version(), 3u);
+  ns.Revert();
+  EXPECT_EQ(ns.services().services.size(), 2u);
+  EXPECT_EQ(ns.version(), 2u);
+  ASSERT_TRUE(ns.ApplySnapshot(c2, 3).ok());
+  ns.Commit();
+  ASSERT_EQ(ns.services().services.size(), 1u);
+  // Its services are the only ones: a delta removing a is a no-op, one adding a conflicts with nothing.
+  v1::NodeConfigDelta again;
+  again.add_removed_services("ns/a");
+  *again.add_upserted_services() = Svc("b", "10.96.0.1", 80, {});
+  ASSERT_TRUE(ns.ApplyDelta(again, 4).ok());
+  EXPECT_EQ(ns.services().services.size(), 2u);
+}
+
+// One conversion for both parts: a push whose policy part is invalid is
+// refused whole (the services too), and a NACKed push reverts both parts.
+TEST(NodeState, OnePushOneStateBothParts) {
+  v1::NodeConfig c;
+  *c.add_services() = Svc("a", "10.96.0.1", 80, {});
+  v1::Workload* w = c.add_local_workloads();
+  w->set_namespace_("ns");
+  w->set_name("pod");
+  w->add_addresses(Bytes("10.1.0.5"));
+  w->set_identity(300);
+  NodeState ns;
+  ASSERT_TRUE(ns.ApplySnapshot(c, 1).ok());
+  ns.Commit();
+  EXPECT_TRUE(ns.has_good());
+
+  v1::NodeConfigDelta d;
+  *d.add_upserted_services() = Svc("b", "10.96.0.2", 80, {});
+  v1::Workload* bad = d.add_upserted_workloads();
+  *bad = *w;
+  bad->set_name("pod2");
+  bad->add_policy()->set_verdict(v1::VERDICT_NONE);  // refused by the policy part
+  auto r = ns.ApplyDelta(d, 2);
+  ASSERT_FALSE(r.ok());
+  EXPECT_NE(r.status().message().find("policy config delta: workload ns/pod2 policy entry 0"), std::string::npos)
+      << r.status().message();
+  EXPECT_EQ(ns.services().services.size(), 1u) << "the services of a refused push are not taken either";
+  EXPECT_EQ(ns.policy().endpoints.size(), 1u);
+
+  bad->clear_policy();
+  auto ok = ns.ApplyDelta(d, 2);
+  ASSERT_TRUE(ok.ok()) << ok.status().message();
+  EXPECT_TRUE(ok->policy.full);
+  EXPECT_EQ(ns.services().services.size(), 2u);
+  EXPECT_EQ(ns.policy().endpoints.size(), 2u);
+  ns.Revert();  // NACKed by a consumer: both parts go back
+  EXPECT_EQ(ns.services().services.size(), 1u);
+  EXPECT_EQ(ns.policy().endpoints.size(), 1u);
+  EXPECT_EQ(ns.version(), 1u);
 }
 
 // ---- VIP sanity (issue 9 item 3) ----
@@ -296,8 +364,8 @@ TEST(VipSanity, SnapshotsWithForeignVipsAreRefused) {
     v1::NodeConfig c;
     *c.add_services() = Svc("web", "10.96.0.1", 80, {{"10.1.0.1", 1}});
     row.make(c);
-    ConvertedConfig cc;
-    auto p = cc.PrepareSnapshot(c);
+    NodeState ns;
+    auto p = ns.ApplySnapshot(c, 1);
     if (std::string(row.error).empty()) {
       EXPECT_TRUE(p.ok()) << p.status().message();
     } else {
@@ -310,28 +378,28 @@ TEST(VipSanity, SnapshotsWithForeignVipsAreRefused) {
 // Deltas: a new VIP is checked, and so is a new workload address against
 // the VIPs already there; a refused delta leaves the state as it was.
 TEST(VipSanity, DeltasAreCheckedBothWays) {
-  ConvertedConfig cc;
+  NodeState cc;
   v1::NodeConfig c;
   *c.add_services() = Svc("web", "10.96.0.1", 80, {{"10.1.0.1", 1}});
   *c.add_identity_cache() = Host("10.1.0.1", 300);
   *c.add_identities() = Identity(300, "spiffe://cluster.local/ns/ns/sa/web");
-  auto p = cc.PrepareSnapshot(c);
+  auto p = cc.ApplySnapshot(c, 1);
   ASSERT_TRUE(p.ok()) << p.status().message();
-  cc.Commit(std::move(*p));
+  cc.Commit();
 
   v1::NodeConfigDelta outside;
   *outside.add_upserted_services() = Svc("evil", "1.2.3.4", 80, {});
-  auto r = cc.PrepareDelta(outside);
+  auto r = cc.ApplyDelta(outside, 2);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("VIP 1.2.3.4 is outside"), std::string::npos) << r.status().message();
 
   v1::NodeConfigDelta onto_pod;  // the VIP of a new service is a known workload's address
   *onto_pod.add_upserted_services() = Svc("evil", "10.1.0.1", 80, {});
-  ConvertedConfig wide(VipRanges{{*IpPrefix::Parse("10.0.0.0/8")}});  // the ranges allow it: only the workload check
-  auto wp = wide.PrepareSnapshot(c);
+  NodeState wide(VipRanges{{*IpPrefix::Parse("10.0.0.0/8")}});  // the ranges allow it: only the workload check
+  auto wp = wide.ApplySnapshot(c, 1);
   ASSERT_TRUE(wp.ok()) << wp.status().message();
-  wide.Commit(std::move(*wp));
-  r = wide.PrepareDelta(onto_pod);
+  wide.Commit();
+  r = wide.ApplyDelta(onto_pod, 2);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("VIP 10.1.0.1 is the address of a workload of the mesh"), std::string::npos)
       << r.status().message();
@@ -339,25 +407,25 @@ TEST(VipSanity, DeltasAreCheckedBothWays) {
   v1::NodeConfigDelta new_pod;  // a new workload address equal to an existing VIP
   *new_pod.add_upserted_identity_cache() = Host("10.96.0.1", 301);
   *new_pod.add_upserted_identities() = Identity(301, "spiffe://cluster.local/ns/ns/sa/db");
-  r = cc.PrepareDelta(new_pod);
+  r = cc.ApplyDelta(new_pod, 2);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("service ns/web port p: VIP 10.96.0.1 is the address of a workload"),
             std::string::npos)
       << r.status().message();
   v1::NodeConfigDelta new_local;
   *new_local.add_upserted_workloads() = LocalWorkload("pod", "10.96.0.1");
-  r = cc.PrepareDelta(new_local);
+  r = cc.ApplyDelta(new_local, 2);
   ASSERT_FALSE(r.ok());
   EXPECT_NE(r.status().message().find("is the address of local workload ns/pod"), std::string::npos)
       << r.status().message();
-  EXPECT_EQ(cc.desired().services.size(), 1u);
-  EXPECT_TRUE(cc.state().workloads.empty());
+  EXPECT_EQ(cc.services().services.size(), 1u);
+  EXPECT_TRUE(cc.policy().endpoints.empty());
 
   // Removing the workload's cache entry in the same delta makes the VIP fine again.
   v1::NodeConfigDelta move;
   *move.add_removed_identity_cache() = Host("10.1.0.1", 0);
   *move.add_upserted_services() = Svc("web2", "10.96.0.2", 80, {});
-  r = cc.PrepareDelta(move);
+  r = cc.ApplyDelta(move, 2);
   EXPECT_TRUE(r.ok()) << r.status().message();
 }
 

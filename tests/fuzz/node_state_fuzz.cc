@@ -1,5 +1,6 @@
-// Fuzz target: the controller's pushes -> the agent's node state, what the
-// agent does with every ControllerMessage before anything reaches a map.
+// Fuzz target: the controller's pushes -> the agent's node state
+// (agent/node_state.hpp), what the agent does with every ControllerMessage
+// before anything reaches a map.
 //
 // Input: protobuf text format of weft.v1.ControllerMessage, several separated
 // by a line "---" (a stream: a snapshot replaces the state, a delta applies
@@ -7,15 +8,17 @@
 // reach the conversion logic instead of protobuf's own parser.
 //
 // Checks, per message, beyond "no crash, no sanitizer report":
-//   - LB: the incremental conversion (ConvertedConfig::PrepareDelta, what the
-//     agent runs) accepts exactly what the full conversion (ToDesiredState of
-//     the whole state) accepts, but for the VIP sanity checks only the agent's
-//     conversion makes (a VIP outside the node's ranges or on a workload's
-//     address), and gives the same desired state; a refused push leaves the
-//     committed state as it was;
-//   - policy: PolicyConfig takes the same push (on a copy, as the agent does);
-//     whatever BuildPolicyDesired accepts, ToKernel turns into maps whose
-//     policy entries all belong to a placed endpoint.
+//   - the node state's conversion (a snapshot, or a delta converted
+//     incrementally, as the agent runs it) accepts exactly what the whole
+//     conversion of the resulting config accepts (ToDesiredState,
+//     PolicyState::Convert of the config the stream describes), but for the
+//     VIP sanity checks only the node state makes (a VIP outside the node's
+//     ranges or on a workload's address) and the removal of an identity-cache
+//     entry that cannot be one; and gives the same services and policy;
+//   - a refused push changes nothing, and so does a Revert (a NACK: some
+//     pushes are reverted instead of committed);
+//   - ToKernel of the policy, for any placement, holds policy entries only for
+//     placed endpoints.
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
@@ -29,8 +32,10 @@
 #include <google/protobuf/io/zero_copy_stream_impl_lite.h>
 #include <google/protobuf/text_format.h>
 
+#include "agent/node_state.hpp"
 #include "agent/policy/desired.hpp"
 #include "agent/proto_convert.hpp"
+#include "tests/support/node_config_delta.hpp"
 
 namespace {
 
@@ -41,15 +46,15 @@ class SilentErrors : public google::protobuf::io::ErrorCollector {
   void AddWarning(int, google::protobuf::io::ColumnNumber, const std::string&) override {}
 };
 
-using weft::agent::ConvertedConfig;
-using weft::agent::NodeConfigState;
+using weft::agent::NodeState;
+using weft::policy::PolicyDesired;
 
 [[noreturn]] void Fail(const std::string& what) {
   std::fprintf(stderr, "node_state_fuzz: %s\n", what.c_str());
   std::abort();
 }
 
-// The refusals only ConvertedConfig makes (proto_convert.hpp: VIP sanity).
+// The refusals only the node state makes (node_state.hpp: VIP sanity).
 bool VipSanityRefusal(const weft::Status& st) {
   const std::string& m = st.message();
   return m.find("is outside this node's VIP ranges") != std::string::npos ||
@@ -68,6 +73,41 @@ bool SameDesired(const weft::lb::DesiredState& a, const weft::lb::DesiredState& 
   return true;
 }
 
+template <typename M>
+bool SamePods(const M& a, const M& b) {
+  if (a.size() != b.size()) return false;
+  for (auto ia = a.begin(), ib = b.begin(); ia != a.end(); ++ia, ++ib)
+    if (std::memcmp(&ia->first, &ib->first, sizeof ia->first) != 0 ||
+        std::memcmp(&ia->second, &ib->second, sizeof ia->second) != 0)
+      return false;
+  return true;
+}
+
+bool SamePolicy(const PolicyDesired& a, const PolicyDesired& b) {
+  if (a.endpoints.size() != b.endpoints.size() || !SamePods(a.identity, b.identity) ||
+      a.identities.size() != b.identities.size() || a.policy_names.size() != b.policy_names.size())
+    return false;
+  for (auto ia = a.endpoints.begin(), ib = b.endpoints.begin(); ia != a.endpoints.end(); ++ia, ++ib) {
+    const auto &x = ia->second, &y = ib->second;
+    if (ia->first != ib->first || x.addresses != y.addresses || x.identity != y.identity ||
+        x.enforce_ingress != y.enforce_ingress || x.enforce_egress != y.enforce_egress || x.policies != y.policies ||
+        !SamePods(x.entries, y.entries))
+      return false;
+  }
+  for (auto ia = a.identities.begin(), ib = b.identities.begin(); ia != a.identities.end(); ++ia, ++ib)
+    if (ia->first != ib->first || ia->second.spiffe_id != ib->second.spiffe_id || ia->second.ns != ib->second.ns ||
+        ia->second.service_account != ib->second.service_account || ia->second.cidrs != ib->second.cidrs)
+      return false;
+  for (auto ia = a.policy_names.begin(), ib = b.policy_names.begin(); ia != a.policy_names.end(); ++ia, ++ib)
+    if (ia->first != ib->first || ia->second.name != ib->second.name || ia->second.action != ib->second.action)
+      return false;
+  return true;
+}
+
+bool SameState(const NodeState& s, const weft::lb::DesiredState& lb, const PolicyDesired& policy) {
+  return SameDesired(s.services(), lb) && SamePolicy(s.policy(), policy);
+}
+
 std::vector<std::string_view> SplitMessages(std::string_view text) {
   std::vector<std::string_view> out;
   size_t start = 0;
@@ -81,78 +121,64 @@ std::vector<std::string_view> SplitMessages(std::string_view text) {
   return out;
 }
 
-// LB side: incremental vs full conversion.
-void CheckLb(ConvertedConfig& cc, bool& have_state, const weft::v1::ControllerMessage& msg) {
-  if (msg.has_snapshot()) {
-    auto full_state = NodeConfigState::FromSnapshot(msg.snapshot());
-    auto pending = cc.PrepareSnapshot(msg.snapshot());
-    bool full_ok = full_state.ok();
-    weft::Result<weft::lb::DesiredState> full = weft::Status::Error("state refused");
-    if (full_ok) {
-      full = weft::agent::ToDesiredState(*full_state);
-      full_ok = full.ok();
-    }
-    if (full_ok && !pending.ok() && VipSanityRefusal(pending.status())) return;
-    if (full_ok != pending.ok())
-      Fail("snapshot: full conversion " + std::string(full_ok ? "accepts" : "refuses") +
-           " what the agent's conversion " + (pending.ok() ? "accepts" : "refuses") + ": " +
-           (pending.ok() ? full.status().message() : pending.status().message()));
-    if (!pending.ok()) return;
-    if (!SameDesired(pending->desired, *full)) Fail("snapshot: the two conversions disagree");
-    cc.Commit(std::move(*pending));
-    have_state = true;
-    return;
-  }
-  if (!msg.has_delta() || !have_state) return;
-  NodeConfigState full_state = cc.state();
-  if (!full_state.ApplyDelta(msg.delta()).ok()) {
-    // The agent's conversion must refuse it as well, and change nothing.
-    if (cc.PrepareDelta(msg.delta()).ok()) Fail("delta: the state refuses a delta the conversion accepts");
-    return;
-  }
-  auto full = weft::agent::ToDesiredState(full_state);
-  const size_t before = cc.state().services.size();
-  auto inc = cc.PrepareDelta(msg.delta());
-  if (full.ok() && !inc.ok() && VipSanityRefusal(inc.status())) {
-    if (cc.state().services.size() != before) Fail("delta: a refused delta changed the state");
-    return;
-  }
-  if (full.ok() != inc.ok())
-    Fail("delta: full conversion " + std::string(full.ok() ? "accepts" : "refuses") + " what the incremental one " +
-         (inc.ok() ? "accepts" : "refuses") + ": " + (inc.ok() ? full.status().message() : inc.status().message()));
-  if (!inc.ok()) {
-    if (cc.state().services.size() != before) Fail("delta: a refused delta changed the state");
-    return;
-  }
-  if (!SameDesired(inc->desired, *full)) Fail("delta: incremental and full conversions disagree");
-  cc.Commit(std::move(*inc));
-  if (!SameDesired(cc.desired(), *full)) Fail("delta: the committed desired state is not the full conversion");
+// A delta that removes an identity-cache entry that cannot be one: the node
+// state refuses it, the whole config never held it.
+bool RemovesInvalidCacheEntry(const weft::v1::NodeConfigDelta& d) {
+  for (const auto& e : d.removed_identity_cache())
+    if (!weft::policy::IdentityCacheKeysOf(e).ok()) return true;
+  return false;
 }
 
-// Policy side: the same push on a copy, then the maps of every placement.
-void CheckPolicy(weft::policy::PolicyConfig& config, bool& have_state, const weft::v1::ControllerMessage& msg) {
-  weft::policy::PolicyConfig next;
+struct Stream {
+  NodeState state;
+  weft::v1::NodeConfig whole;  // the config the accepted pushes describe
+  bool have_state = false;
+};
+
+void Check(Stream& s, weft::v1::ControllerMessage& msg) {
+  weft::v1::NodeConfig next;
   if (msg.has_snapshot()) {
-    auto snap = weft::policy::PolicyConfig::FromSnapshot(msg.snapshot());
-    if (!snap.ok()) return;
-    next = std::move(*snap);
-  } else if (msg.has_delta() && have_state) {
-    next = config;
-    if (!next.ApplyDelta(msg.delta()).ok()) return;
+    next = msg.snapshot();
+  } else if (msg.has_delta() && s.have_state) {
+    next = s.whole;
+    weft::testing::ApplyDeltaToConfig(&next, msg.delta());
   } else {
     return;
   }
-  auto desired = weft::policy::BuildPolicyDesired(next);
-  if (!desired.ok()) return;  // the agent NACKs and keeps `config`
-  config = std::move(next);
-  have_state = true;
+  auto lb = weft::agent::ToDesiredState(next);
+  auto policy = weft::policy::PolicyState::Convert(next);
+  const bool whole_ok = lb.ok() && policy.ok();
+  const weft::lb::DesiredState lb_before = s.state.services();
+  const PolicyDesired policy_before = s.state.policy();
+  auto r = msg.has_snapshot() ? s.state.ApplySnapshot(msg.snapshot(), msg.version())
+                              : s.state.ApplyDelta(msg.delta(), msg.version());
+  const char* kind = msg.has_snapshot() ? "snapshot" : "delta";
+  if (!r.ok()) {
+    if (!SameState(s.state, lb_before, policy_before)) Fail(std::string(kind) + ": a refused push changed the state");
+    if (whole_ok && !VipSanityRefusal(r.status()) && !(msg.has_delta() && RemovesInvalidCacheEntry(msg.delta())))
+      Fail(std::string(kind) + ": the node state refuses what the whole conversion accepts: " + r.status().message());
+    return;
+  }
+  if (!whole_ok)
+    Fail(std::string(kind) + ": the node state accepts what the whole conversion refuses: " +
+         (lb.ok() ? policy.status().message() : lb.status().message()));
+  if (!SameState(s.state, *lb, *policy)) Fail(std::string(kind) + ": the node state is not the whole conversion");
+  if (msg.version() % 5 == 4) {  // NACKed
+    s.state.Revert();
+    if (!SameState(s.state, lb_before, policy_before)) Fail(std::string(kind) + ": Revert is not the state before");
+    return;
+  }
+  s.state.Commit();
+  s.whole = std::move(next);
+  s.have_state = true;
+  // Any placement: policy entries only for placed endpoints.
   std::map<std::string, weft::policy::Placement> placement;
   uint32_t n = 0;
-  for (const auto& [name, ep] : desired->endpoints) {
+  for (const auto& [name, ep] : s.state.policy().endpoints) {
     if (++n % 3 == 0) continue;  // some workloads are not placed (no interface yet)
     placement[name] = {100 + n, n};
   }
-  auto kernel = weft::policy::ToKernel(*desired, placement);
+  auto kernel = weft::policy::ToKernel(s.state.policy(), placement);
   for (const auto& [key, val] : kernel.policy) {
     bool placed = false;
     for (const auto& [ifindex, ep] : kernel.endpoints) placed |= ep.ep_id == key.ep_id;
@@ -164,9 +190,7 @@ void CheckPolicy(weft::policy::PolicyConfig& config, bool& have_state, const wef
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   std::string_view text(reinterpret_cast<const char*>(data), size);
-  ConvertedConfig cc;
-  weft::policy::PolicyConfig policy;
-  bool lb_state = false, policy_state = false;
+  Stream stream;
   SilentErrors errors;
   google::protobuf::TextFormat::Parser parser;
   parser.AllowPartialMessage(true);
@@ -175,8 +199,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     weft::v1::ControllerMessage msg;
     google::protobuf::io::ArrayInputStream in(part.data(), static_cast<int>(part.size()));
     if (!parser.Parse(&in, &msg)) continue;  // not a message: the fuzzer's noise
-    CheckLb(cc, lb_state, msg);
-    CheckPolicy(policy, policy_state, msg);
+    Check(stream, msg);
   }
   return 0;
 }

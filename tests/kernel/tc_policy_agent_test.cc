@@ -325,9 +325,27 @@ class PolicyAgentTest : public ::testing::Test {
     WEFT_RETURN_IF_ERROR((*dp)->Attach());
     return dp;
   }
+  // As the agent does: the push into the policy part of a node state, then
+  // the datapath applies that state (reverted if it fails).
   Status Apply(const v1::NodeConfig& c, uint64_t version) {
     InNetns in(node_->path());
-    return dp_->Apply(c, version);
+    auto change = state_.ApplySnapshot(c);
+    if (!change.ok()) return change.status();
+    return Applied(dp_->Apply(state_.desired(), *change, version));
+  }
+  // In the node's netns already.
+  Status ApplyDelta(const v1::NodeConfigDelta& d, uint64_t version) {
+    auto change = state_.ApplyDelta(d);
+    if (!change.ok()) return change.status();
+    return Applied(dp_->Apply(state_.desired(), *change, version));
+  }
+  Status Refresh() { return dp_->Refresh(state_.desired()); }
+  Status Applied(const Status& st) {
+    if (st.ok())
+      state_.Commit();
+    else
+      state_.Revert();
+    return st;
   }
   void Start() {
     auto dp = NewDatapath();
@@ -343,6 +361,7 @@ class PolicyAgentTest : public ::testing::Test {
   std::string state_dir_;
   uint32_t h1_ = 0, h2_ = 0;
   std::unique_ptr<PolicyDatapath> dp_;
+  policy::PolicyState state_;  // the policy part of the node state dp_ applies
   std::vector<UniqueFd> listeners_;
   std::vector<std::thread> servers_;
   std::atomic<bool> stop_{false};
@@ -529,7 +548,7 @@ TEST_F(PolicyAgentTest, IdentityCacheDeltaEqualsAFullApply) {
   *d.add_removed_identity_cache() = CacheEntry(V4(kIp1), 32, 0);
   {
     InNetns in(node_->path());
-    Status st = dp_->ApplyDelta(d, 2);
+    Status st = ApplyDelta(d, 2);
     ASSERT_TRUE(st.ok()) << st.message();
   }
   EXPECT_EQ(dp_->policy_revision(), rev0 + 1);
@@ -540,9 +559,7 @@ TEST_F(PolicyAgentTest, IdentityCacheDeltaEqualsAFullApply) {
   *full.add_identity_cache() = CacheEntry(V4(kIp2), 32, kP2);
   *full.add_identity_cache() = CacheEntry(V4("10.9.9.0"), 24, kP1);
   *full.add_identity_cache() = CacheEntry(V4("10.9.8.7"), 32, kP2);
-  auto cfg = policy::PolicyConfig::FromSnapshot(full);
-  ASSERT_TRUE(cfg.ok()) << cfg.status().message();
-  auto want = policy::BuildPolicyDesired(*cfg);
+  auto want = policy::PolicyState::Convert(full);
   ASSERT_TRUE(want.ok()) << want.status().message();
   std::map<std::vector<uint8_t>, uint32_t> expected;
   for (const auto& [k, v] : want->identity) {
@@ -559,12 +576,12 @@ TEST_F(PolicyAgentTest, IdentityCacheDeltaEqualsAFullApply) {
   // A repeat writes nothing; a bad entry fails before writing anything.
   {
     InNetns in(node_->path());
-    ASSERT_TRUE(dp_->ApplyDelta(d, 3).ok());
+    ASSERT_TRUE(ApplyDelta(d, 3).ok());
     EXPECT_EQ(dp_->policy_revision(), rev0 + 1);
     v1::NodeConfigDelta bad;
     *bad.add_upserted_identity_cache() = CacheEntry(V4("10.9.7.1"), 32, kP1);
     *bad.add_upserted_identity_cache() = CacheEntry("\x0a\x09\x07", 24, kP1);  // 3 bytes
-    Status st = dp_->ApplyDelta(bad, 4);
+    Status st = ApplyDelta(bad, 4);
     ASSERT_FALSE(st.ok());
     EXPECT_NE(st.message().find("3 bytes"), std::string::npos) << st.message();
   }
@@ -656,7 +673,7 @@ TEST_F(PolicyAgentTest, DeltaRemovingWorkloadDetachesAndCleanupRemovesAll) {
   d.add_removed_workloads("default/p2");
   {
     InNetns in(node_->path());
-    ASSERT_TRUE(dp_->ApplyDelta(d, 2).ok());
+    ASSERT_TRUE(ApplyDelta(d, 2).ok());
   }
   EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_INGRESS), 0u);
   EXPECT_EQ(AttachedProg(node_->path(), h2_, BPF_TC_EGRESS), 0u);
@@ -816,7 +833,7 @@ TEST_F(PolicyAgentTest, WorkloadPlacedWhenItsInterfaceAppears) {
     spdlog::set_default_logger(std::make_shared<spdlog::logger>("capture", sink));
     for (int i = 0; i < 5; ++i) {
       InNetns in(node_->path());
-      Status st = dp_->Refresh();
+      Status st = Refresh();
       EXPECT_TRUE(st.ok()) << st.message();
     }
     spdlog::set_default_logger(prev);
@@ -838,7 +855,7 @@ TEST_F(PolicyAgentTest, WorkloadPlacedWhenItsInterfaceAppears) {
   }
   {
     InNetns in(node_->path());
-    Status st = dp_->Refresh();
+    Status st = Refresh();
     ASSERT_TRUE(st.ok()) << st.message();
   }
   EXPECT_FALSE(dp_->has_unplaced());
