@@ -13,12 +13,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
-#include <nlohmann/json.hpp>
 
 #include "agent/datapath/abi.hpp"
 #include "agent/datapath/loader.hpp"
 #include "agent/policy/netlink.hpp"
 #include "weft/flow_aggregates.hpp"
+#include "weft/node/enum_names.hpp"
+#include "weft/node/names_file.hpp"
+#include "weft/node/paths.hpp"
 #include "weft/sys.hpp"
 #include "weft/tc_policy.skel.h"
 
@@ -161,9 +163,9 @@ void RemoveEmptyClsact(uint32_t ifindex) {
 constexpr int kBpfTcxIngress = 46;  // BPF_TCX_INGRESS
 constexpr int kBpfTcxEgress = 47;   // BPF_TCX_EGRESS
 
-// A tcx link's pin: R/N/tc_links/tcx_<ifindex>_{ingress,egress}.
+// A tcx link's pin: R/N/tc_links/tcx_<ifindex>_{ingress,egress} (weft/node/paths.hpp).
 std::string LinkPin(const std::string& links_dir, uint32_t ifindex, bool ingress) {
-  return links_dir + "/tcx_" + std::to_string(ifindex) + (ingress ? "_ingress" : "_egress");
+  return links_dir + "/" + node::TcxLinkName(ifindex, ingress);
 }
 
 // Detaches the tcx link pinned at `path` and removes the pin. False if there
@@ -198,30 +200,15 @@ Status RemoveLegacyFilters(uint32_t ifindex, std::vector<std::string>* removed) 
 
 bool Enforces(const weft_endpoint& ep) { return ep.enforce_ingress != 0 || ep.enforce_egress != 0; }
 
-const char* VerdictLabel(uint8_t v) {
-  switch (v) {
-    case WEFT_VERDICT_ALLOW: return "allowed";
-    case WEFT_VERDICT_DENY: return "denied";
-    case WEFT_VERDICT_STEER: return "steered";
-    default: return "none";
-  }
-}
-
 }  // namespace
 
-const char* DropReasonName(uint32_t r) {
-  static const char* const kNames[] = {"none",       "policy_denied", "policy_default", "no_identity",
-                                       "ct_invalid", "malformed",     "forged_source"};
-  static_assert(sizeof(kNames) / sizeof(kNames[0]) == WEFT_DROP_MAX, "a name per enum weft_drop_reason");
-  return r < WEFT_DROP_MAX ? kNames[r] : "unknown";
+PolicyDatapath::PolicyDatapath(PolicyOptions opts) : opts_(std::move(opts)) {
+  const node::PinPaths p(opts_.pin_root, opts_.node);  // the node-local layout
+  node_dir_ = p.node_dir;
+  maps_dir_ = p.maps_dir;
+  progs_dir_ = p.progs_dir;
+  links_dir_ = p.tc_links_dir;
 }
-
-PolicyDatapath::PolicyDatapath(PolicyOptions opts)
-    : opts_(std::move(opts)),
-      node_dir_(opts_.pin_root + "/" + opts_.node),
-      maps_dir_(node_dir_ + "/maps"),
-      progs_dir_(node_dir_ + "/progs"),
-      links_dir_(node_dir_ + "/tc_links") {}
 
 PolicyDatapath::~PolicyDatapath() {
   if (skel_) tc_policy__destroy(skel_);  // pins keep maps and filters keep programs
@@ -277,7 +264,7 @@ Status PolicyDatapath::ReadLive() {
 }
 
 std::string PolicyDatapath::prog_pin(bool from_pod) const {
-  return progs_dir_ + (from_pod ? "/weft_tc_from_pod" : "/weft_tc_to_pod");
+  return progs_dir_ + "/" + (from_pod ? node::kProgFromPod : node::kProgToPod);
 }
 
 uint32_t PolicyDatapath::policy_revision() const {
@@ -705,41 +692,30 @@ Status PolicyDatapath::ApplyDesired(const PolicyDesired& desired, uint64_t versi
 
 Status PolicyDatapath::WriteNames(const PolicyDesired& desired, uint64_t version) {
   if (opts_.state_dir.empty()) return Status::Ok();
-  using Json = nlohmann::json;
-  Json j;
-  j["version"] = version;
-  j["identities"] = Json::array();
-  for (const auto& [id, n] : desired.identities)
-    j["identities"].push_back({{"id", id},
-                               {"spiffe_id", n.spiffe_id},
-                               {"namespace", n.ns},
-                               {"service_account", n.service_account},
-                               {"cidrs", n.cidrs}});
-  j["policies"] = Json::array();
-  for (const auto& [id, p] : desired.policy_names)
-    j["policies"].push_back({{"id", id}, {"name", p.name}, {"action", p.action}});
-  j["endpoints"] = Json::array();
+  // The file's schema is the node-local contract's (weft/node/names_file.hpp).
+  node::NodeNames n;
+  n.version = version;
+  n.identities = desired.identities;
+  n.policies = desired.policy_names;
   for (const auto& [name, e] : desired.endpoints) {
-    Json ep = {{"workload", name}, {"ifindex", 0}, {"ifname", ""}, {"ep_id", 0}, {"identity", e.identity}};
+    node::EndpointName ep;
+    ep.workload = name;
+    ep.identity = e.identity;
     for (const auto& s : endpoints_)
       if (s.workload == name) {
-        ep["ifindex"] = s.ifindex;
-        ep["ifname"] = s.ifname;
-        ep["ep_id"] = s.ep_id;
+        ep.ifindex = s.ifindex;
+        ep.ifname = s.ifname;
+        ep.ep_id = s.ep_id;
       }
-    Json addrs = Json::array();
-    for (const auto& a : e.addresses) addrs.push_back(a.ToString());
-    ep["addresses"] = addrs;
-    ep["enforce_ingress"] = e.enforce_ingress;
-    ep["policies"] = e.policies;
-    j["endpoints"].push_back(ep);
+    for (const auto& a : e.addresses) ep.addresses.push_back(a.ToString());
+    ep.enforce_ingress = e.enforce_ingress;
+    ep.policies = e.policies;
+    n.endpoints.push_back(std::move(ep));
   }
-  const std::string dir = opts_.state_dir + "/" + opts_.node, path = dir + "/names.json";
-  std::string text = j.dump(1) + "\n";
+  const std::string path = node::StatePaths(opts_.state_dir, opts_.node).names;
+  std::string text = node::RenderNames(n);
   if (text == last_names_ && Exists(path)) return Status::Ok();  // unchanged (e.g. a Refresh)
-  // Data files are 0600 in a 0700 directory (sys::WriteFileAtomic: tmp + fsync + rename).
-  WEFT_RETURN_IF_ERROR(sys::MakePrivateDir(dir));
-  WEFT_RETURN_IF_ERROR(sys::WriteFileAtomic(path, text, 0600));
+  WEFT_RETURN_IF_ERROR(node::WriteNamesFile(path, text));
   last_names_ = std::move(text);
   return Status::Ok();
 }
@@ -751,12 +727,7 @@ Result<agent::PolicyCounters> PolicyDatapath::ReadPolicyCounters() const {
     names = names_;
   }
   auto identity = [&](uint32_t id) -> std::string {
-    switch (id) {
-      case WEFT_IDENTITY_ANY: return "any";
-      case WEFT_IDENTITY_UNKNOWN: return "unknown";
-      case WEFT_IDENTITY_WORLD: return "world";
-      case WEFT_IDENTITY_HOST: return "host";
-    }
+    if (std::string r = node::ReservedIdentityName(id); !r.empty()) return r;
     if (names) {
       auto it = names->identities.find(id);
       if (it != names->identities.end()) {
@@ -786,10 +757,9 @@ Result<agent::PolicyCounters> PolicyDatapath::ReadPolicyCounters() const {
   if (!aggs.ok()) return aggs.status();
   for (const auto& a : *aggs) {
     const auto& key = a.key;
-    std::string proto = key.proto == IPPROTO_TCP ? "tcp" : key.proto == IPPROTO_UDP ? "udp" : std::to_string(key.proto);
-    flows[{identity(key.src_identity), identity(key.dst_identity), key.dport, proto, VerdictLabel(key.verdict),
-           DropReasonName(key.reason), policy(key.policy_id),
-           key.direction == WEFT_DIR_EGRESS ? "egress" : "ingress"}] += a.total.connections;
+    flows[{identity(key.src_identity), identity(key.dst_identity), key.dport, node::ProtoName(key.proto),
+           node::VerdictOutcome(key.verdict), node::DropReasonName(key.reason), policy(key.policy_id),
+           node::DirectionName(key.direction)}] += a.total.connections;
   }
   for (const auto& [k, n] : flows) {
     agent::PolicyCounters::Flow f;
@@ -802,7 +772,7 @@ Result<agent::PolicyCounters> PolicyDatapath::ReadPolicyCounters() const {
     uint64_t sum = 0;
     if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.weft_drop_stats), &r, c.data()) == 0)
       for (auto x : c) sum += x;
-    out.drops.emplace_back(DropReasonName(r), sum);
+    out.drops.emplace_back(node::DropReasonName(r), sum);
   }
   out.unplaced_workloads = unplaced_gauge_.load(std::memory_order_relaxed);
   uint32_t lost = WEFT_EVSTAT_LOST, full = WEFT_EVSTAT_FLOWS_FULL;
@@ -831,7 +801,7 @@ Result<PolicyCleanupReport> CleanupPolicy(const std::string& pin_root, const std
     WEFT_RETURN_IF_ERROR((ReadHash<uint32_t, weft_endpoint>(fd.get(), ep_pin, &eps)));
     for (const auto& [ifx, ep] : eps) {
       for (bool ingress : {true, false}) {
-        const std::string pin = LinkPin(paths.node_dir + "/tc_links", ifx, ingress);
+        const std::string pin = paths.TcxLink(ifx, ingress);
         auto r = RemoveLinkPin(pin);
         if (!r.ok()) return r.status();
         if (*r) report.removed.push_back(pin);
@@ -843,7 +813,7 @@ Result<PolicyCleanupReport> CleanupPolicy(const std::string& pin_root, const std
   }
   // Links whose endpoint entry is gone (a crash between the two). (R/N/links
   // is sock_lb's: not touched here.)
-  const std::string links = paths.node_dir + "/tc_links";
+  const std::string& links = paths.tc_links_dir;
   if (Exists(links)) {
     std::error_code ec;
     std::vector<std::string> pins;
@@ -856,7 +826,7 @@ Result<PolicyCleanupReport> CleanupPolicy(const std::string& pin_root, const std
     if (::rmdir(links.c_str()) != 0 && errno != ENOENT) return Status::Errno("remove " + links, errno);
     report.removed.push_back(links);
   }
-  const std::string progs = paths.node_dir + "/progs";
+  const std::string& progs = paths.progs_dir;
   if (Exists(progs)) {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(progs, ec)) {

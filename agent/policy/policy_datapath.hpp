@@ -174,9 +174,6 @@ class PolicyDatapath : public agent::PolicyCountersSource {
   std::shared_ptr<const PolicyDesired> names_;  // for metrics labels
 };
 
-// "policy_denied", ... by enum weft_drop_reason (metrics labels).
-const char* DropReasonName(uint32_t reason);
-
 struct PolicyCleanupReport {
   std::vector<std::string> removed;  // filters ("ifindex N ingress") and pins
 };

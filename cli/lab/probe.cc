@@ -155,4 +155,14 @@ void StopProcess(pid_t pid, const std::string& exe_suffix, int timeout_ms) {
   waitpid(pid, nullptr, WNOHANG);
 }
 
+std::string LogTail(const std::string& path, size_t lines) {
+  std::ifstream in(path);
+  std::vector<std::string> all;
+  std::string l;
+  while (std::getline(in, l)) all.push_back(l);
+  std::string out;
+  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) out += "    " + all[i] + "\n";
+  return out;
+}
+
 }  // namespace weft::cli::lab::probe

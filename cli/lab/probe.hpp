@@ -23,5 +23,7 @@ std::vector<pid_t> FindProcesses(const std::string& exe_suffix, const std::strin
 // SIGTERM, wait up to timeout, then SIGKILL; only if sys::ProcessMatches.
 void StopProcess(pid_t pid, const std::string& exe_suffix, int timeout_ms);
 bool Alive(pid_t pid);
+// The last `lines` lines of a log file, each indented by four spaces (for an error message).
+std::string LogTail(const std::string& path, size_t lines);
 
 }  // namespace weft::cli::lab::probe
