@@ -168,9 +168,19 @@ Result<std::string> AdminExchange(const std::string& socket_path, std::string_vi
   const auto deadline = Clock::now() + timeout;
   auto fd = Connect(socket_path, deadline);
   if (!fd.ok()) return fd.status();
-  if (!WriteAll(fd->get(), request, deadline))
-    return Status::Error("send to " + socket_path + ": " + (errno ? std::strerror(errno) : "timed out"), ETIMEDOUT);
-  ::shutdown(fd->get(), SHUT_WR);
+  Status send_error;
+  errno = 0;
+  if (!WriteAll(fd->get(), request, deadline)) {
+    // The agent may answer (a refusal) and close before it reads what we
+    // send: that answer is still ours to read.
+    const int err = errno;
+    if (err != EPIPE && err != ECONNRESET)
+      return Status::Error("send to " + socket_path + ": " + (err ? std::strerror(err) : "timed out"),
+                           err ? err : ETIMEDOUT);
+    send_error = Status::Errno("send to " + socket_path, err);
+  } else {
+    ::shutdown(fd->get(), SHUT_WR);
+  }
   std::string answer;
   char buf[4096];
   for (;;) {
@@ -190,6 +200,7 @@ Result<std::string> AdminExchange(const std::string& socket_path, std::string_vi
       return Status::Error(socket_path + ": no answer within " + std::to_string(timeout.count()) + " ms", ETIMEDOUT);
     return Status::Errno("read " + socket_path, errno);
   }
+  if (answer.empty() && !send_error.ok()) return send_error;
   return answer;
 }
 
