@@ -227,31 +227,50 @@ Result<std::unique_ptr<AdminServer>> AdminServer::Start(const std::string& socke
   auto addr = UnixAddress(socket_path);
   if (!addr.ok()) return addr.status();
   const std::string dir = std::filesystem::path(socket_path).parent_path().string();
+  struct stat dst {};
+  const bool made_dir = ::lstat(dir.c_str(), &dst) != 0 && errno == ENOENT;
   WEFT_RETURN_IF_ERROR(sys::MakePrivateDir(dir).Wrap("admin socket directory"));
-  WEFT_RETURN_IF_ERROR(RemoveStaleSocket(socket_path).Wrap("admin socket"));
+  auto unmake = [&] {
+    if (made_dir) ::rmdir(dir.c_str());
+  };
+  if (Status st = RemoveStaleSocket(socket_path); !st.ok()) {
+    unmake();
+    return st.Wrap("admin socket");
+  }
   UniqueFd fd(::socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC | SOCK_NONBLOCK, 0));
-  if (!fd) return Status::Errno("admin socket: socket", errno);
-  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) != 0)
-    return Status::Errno("admin socket: bind " + socket_path, errno);
+  if (!fd) {
+    const int err = errno;
+    unmake();
+    return Status::Errno("admin socket: socket", err);
+  }
+  if (::bind(fd.get(), reinterpret_cast<const sockaddr*>(&*addr), sizeof(*addr)) != 0) {
+    const int err = errno;
+    unmake();
+    return Status::Errno("admin socket: bind " + socket_path, err);
+  }
   struct stat st {};
   if (::chmod(socket_path.c_str(), 0600) != 0 || ::lstat(socket_path.c_str(), &st) != 0) {
     int err = errno;
     ::unlink(socket_path.c_str());
+    unmake();
     return Status::Errno("admin socket: chmod 0600 " + socket_path, err);
   }
   if (::listen(fd.get(), 8) != 0) {
     int err = errno;
     ::unlink(socket_path.c_str());
+    unmake();
     return Status::Errno("admin socket: listen on " + socket_path, err);
   }
   UniqueFd stop(::eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK));
   if (!stop) {
     int err = errno;
     ::unlink(socket_path.c_str());
+    unmake();
     return Status::Errno("admin socket: eventfd", err);
   }
   std::unique_ptr<AdminServer> s(
       new AdminServer(socket_path, std::move(fd), std::move(stop), st.st_ino, std::move(info)));
+  if (made_dir) s->made_dir_ = dir;
   s->thread_ = std::thread([p = s.get()] { p->Loop(); });
   return s;
 }
@@ -269,6 +288,7 @@ AdminServer::~AdminServer() {
   if (thread_.joinable()) thread_.join();
   struct stat st {};
   if (::lstat(path_.c_str(), &st) == 0 && st.st_ino == ino_) ::unlink(path_.c_str());
+  if (!made_dir_.empty()) ::rmdir(made_dir_.c_str());  // only if empty: names.json etc. keep it
 }
 
 void AdminServer::Loop() {

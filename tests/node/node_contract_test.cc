@@ -365,9 +365,18 @@ TEST(AdminEndpoint, AnswersInfoOnAPrivateSocketAndRemovesIt) {
     EXPECT_EQ(info->PodNetnsPath(), "/proc/1234/ns/net");
   }
   EXPECT_FALSE(fs::exists(sock)) << "the socket goes with the server";
+  EXPECT_FALSE(fs::exists(fs::path(sock).parent_path())) << "and so does the empty directory it made";
+  EXPECT_TRUE(fs::exists(dir.path() + "/state")) << "not the parents";
   auto gone = QueryAgent(sock);
   ASSERT_FALSE(gone.ok());
   EXPECT_EQ(gone.status().err(), ENOENT) << gone.status().message();
+
+  // A directory that was there (the agent's state: names.json, ...) stays.
+  const std::string node_dir = fs::path(sock).parent_path();
+  ASSERT_TRUE(fs::create_directory(node_dir));
+  { ASSERT_TRUE(AdminServer::Start(sock, SampleInfo).ok()); }
+  EXPECT_FALSE(fs::exists(sock));
+  EXPECT_TRUE(fs::is_directory(node_dir));
 }
 
 TEST(AdminEndpoint, RefusesWhatItDoesNotServe) {

@@ -78,7 +78,10 @@ class AdminServer {
   // serving thread. `info` runs on that thread: it must only read what is
   // safe to read from another thread.
   static Result<std::unique_ptr<AdminServer>> Start(const std::string& socket_path, InfoFn info);
-  ~AdminServer();  // stops the thread and removes the socket
+  // Stops the thread and removes the socket, and the socket's directory if
+  // Start made it and it is empty (an agent that ran and stopped leaves
+  // nothing behind).
+  ~AdminServer();
   AdminServer(const AdminServer&) = delete;
   AdminServer& operator=(const AdminServer&) = delete;
   const std::string& path() const { return path_; }
@@ -94,6 +97,7 @@ class AdminServer {
   std::string path_;
   UniqueFd listen_fd_, stop_fd_;
   ino_t ino_ = 0;  // the socket file we bound (removed only if still ours)
+  std::string made_dir_;  // the socket's directory, if Start made it
   InfoFn info_;
   std::thread thread_;
 };
