@@ -12,6 +12,7 @@
 #include <algorithm>
 #include <chrono>
 #include <cstring>
+#include <filesystem>
 #include <memory>
 #include <mutex>
 #include <optional>
@@ -27,6 +28,9 @@
 #include "agent/reconcile.hpp"
 #include "config/names.hpp"
 #include "weft/ip.hpp"
+#include "weft/node/admin.hpp"
+#include "weft/node/names_file.hpp"
+#include "weft/node/paths.hpp"
 #include "weft/sys.hpp"
 #include "weft/unique_fd.hpp"
 
@@ -185,6 +189,8 @@ class Agent {
   void Handle(ConfigUpdate& u);
   // Takes and applies every state the source has ready. False: fatal error.
   bool DrainSource();
+  // What the admin endpoint answers (on its thread: constants and atomics only).
+  node::AgentInfo Info() const;
   int Loop();
 
   const RunOptions& opts_;
@@ -196,6 +202,7 @@ class Agent {
   std::unique_ptr<datapath::KernelStatsReader> stats_;
   std::unique_ptr<AgentMetrics> metrics_;
   std::unique_ptr<MetricsServer> server_;
+  std::unique_ptr<node::AdminServer> admin_;  // after metrics_ and server_: stopped before them
   std::unique_ptr<ConfigSource> source_;
   UniqueFd signal_fd_;
 
@@ -298,8 +305,8 @@ Status Agent::Start() {
     ControllerSourceOptions co;
     co.address = opts_.controller;
     co.node = opts_.node;
-    co.credentials_dir =
-        opts_.credentials_dir.empty() ? opts_.state_dir + "/" + opts_.node + "/credentials" : opts_.credentials_dir;
+    co.credentials_dir = opts_.credentials_dir.empty() ? node::StatePaths(opts_.state_dir, opts_.node).credentials
+                                                       : opts_.credentials_dir;
     co.join_token_file = opts_.join_token_file;
     co.trust_domain = opts_.trust_domain;
     co.agent_version = WEFT_VERSION;
@@ -315,6 +322,19 @@ Status Agent::Start() {
     if (!server.ok()) return server.status();
     server_ = std::move(*server);
     spdlog::info("metrics on http://{}/metrics", server_->address());
+  }
+  // The local admin endpoint (weft/node/admin.hpp): weftctl asks it where the
+  // pins, the state and the pods are. Without it (logged) weftctl reads the
+  // files: the data plane does not depend on it. (No state dir: none.)
+  if (!opts_.state_dir.empty()) {
+    const std::string sock = node::StatePaths(opts_.state_dir, opts_.node).admin_socket;
+    auto admin = node::AdminServer::Start(sock, [this] { return Info(); });
+    if (admin.ok()) {
+      admin_ = std::move(*admin);
+      spdlog::info("admin endpoint on {}", sock);
+    } else {
+      spdlog::warn("admin endpoint: {}; weftctl will read the node's files instead", admin.status().message());
+    }
   }
 
   // File mode: the file's state is applied before the programs go in, so a
@@ -469,6 +489,27 @@ int Agent::Loop() {
   }
 }
 
+node::AgentInfo Agent::Info() const {
+  node::AgentInfo i;
+  i.node = opts_.node;
+  i.pin_root = opts_.pin_root;
+  i.state_dir = opts_.state_dir;
+  std::error_code ec;
+  i.netns = opts_.netns.empty() ? "" : std::filesystem::absolute(opts_.netns, ec).lexically_normal().string();
+  i.pid = static_cast<uint64_t>(::getpid());
+  i.agent_version = WEFT_VERSION;
+  i.abi_version = WEFT_ABI_VERSION;
+  i.names_schema = node::kNamesSchema;
+  i.mode = opts_.controller.empty() ? "file" : "controller";
+  i.source = opts_.controller.empty() ? opts_.config : opts_.controller;
+  i.applied_version = metrics_->config_version();
+  i.generation = metrics_->generation();
+  i.healthy = metrics_->healthy();
+  i.controller_connected = metrics_->controller_connected();
+  i.metrics = server_ ? server_->address() : "";
+  return i;
+}
+
 int Agent::Main() {
   std::string from = opts_.controller.empty() ? "config " + opts_.config : "controller " + opts_.controller;
   spdlog::info("weft-agent {} starting: node {}, cgroup {}, {}, pins under {}/{}", WEFT_VERSION, opts_.node,
@@ -521,12 +562,18 @@ int Cleanup(const std::string& pin_root, const std::string& node, const std::str
   }
   for (const auto& p : pr->removed) spdlog::info("cleanup: removed {}", p);
   if (!state_dir.empty()) {
-    const std::string dir = state_dir + "/" + node;
-    for (const char* f : {"/names.json", "/applied.json"}) {
-      const std::string path = dir + f;
+    const node::StatePaths sp(state_dir, node);
+    for (const std::string& path : {sp.names, sp.applied}) {
       if (::unlink(path.c_str()) == 0) spdlog::info("cleanup: removed {}", path);
     }
-    ::rmdir(dir.c_str());
+    // A socket left by an agent that was killed (a live one still answers: left alone).
+    if (::access(sp.admin_socket.c_str(), F_OK) == 0) {
+      if (Status st = node::RemoveStaleSocket(sp.admin_socket); st.ok())
+        spdlog::info("cleanup: removed {}", sp.admin_socket);
+      else
+        spdlog::warn("cleanup: {}", st.message());
+    }
+    ::rmdir(sp.dir.c_str());
   }
   auto r = datapath::Cleanup(pin_root, node);
   if (!r.ok()) {

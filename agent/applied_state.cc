@@ -4,12 +4,13 @@
 
 #include <nlohmann/json.hpp>
 
+#include "weft/node/paths.hpp"
 #include "weft/sys.hpp"
 
 namespace weft::agent {
 
 std::string AppliedPath(const std::string& state_dir, const std::string& node) {
-  return state_dir + "/" + node + "/applied.json";
+  return node::StatePaths(state_dir, node).applied;
 }
 
 Result<std::optional<AppliedVersion>> LoadApplied(const std::string& path) {

@@ -17,6 +17,7 @@
 #include <vector>
 
 #include "agent/datapath/kernel_map_writer.hpp"
+#include "weft/node/enum_names.hpp"
 
 namespace weft::agent {
 
@@ -58,11 +59,6 @@ void Sample(std::string* out, const std::string& name, const std::string& labels
   if (!labels.empty()) *out += "{" + labels + "}";
   *out += ' ' + std::to_string(v) + '\n';
 }
-
-// Names of enum weft_lb_stat, by index (append-only like the enum).
-constexpr std::array<const char*, WEFT_STAT_MAX> kLbEvents = {
-    "connect_rewritten", "no_backend", "slot_miss", "sendmsg_rewritten", "recvmsg_revnat", "revnat_update_err",
-};
 
 constexpr size_t kMaxRequestHead = 8192;
 
@@ -241,8 +237,8 @@ std::string AgentMetrics::Render() const {
 
   if (auto g = stats_->Global(); g.ok()) {
     Family(&out, "weft_lb_events_total", "counter", "Socket LB events counted by the BPF programs.");
-    for (size_t i = 0; i < kLbEvents.size(); ++i)
-      Sample(&out, "weft_lb_events_total", std::string("event=\"") + kLbEvents[i] + "\"", (*g)[i]);
+    for (uint32_t i = 0; i < WEFT_STAT_MAX; ++i)
+      Sample(&out, "weft_lb_events_total", "event=\"" + node::LbStatName(i) + "\"", (*g)[i]);
   } else {
     out += "# weft_lb_events_total unavailable: " + g.status().message() + "\n";
   }

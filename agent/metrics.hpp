@@ -113,6 +113,10 @@ class AgentMetrics {
   // interface on this node (weft_backends_withheld).
   void SetBackendsWithheld(uint64_t n) { backends_withheld_.store(n, std::memory_order_relaxed); }
   bool healthy() const { return healthy_.load(std::memory_order_acquire); }
+  // For the admin endpoint (any thread): what the families above report.
+  uint64_t config_version() const { return config_version_.load(std::memory_order_relaxed); }
+  uint64_t generation() const { return generation_.load(std::memory_order_relaxed); }
+  bool controller_connected() const { return controller_connected_.load(std::memory_order_relaxed); }
   // The policy datapath's counters (nullptr: none); set before the server starts.
   void SetPolicySource(const PolicyCountersSource* src) { policy_.store(src, std::memory_order_release); }
   void Publish(std::shared_ptr<const MetricsTopology> topo);

@@ -98,10 +98,15 @@ pki::TimePoint NodeCredentials::renew_at() const {
   return renew_at_;
 }
 
+pki::TimePoint NodeCredentials::not_after() const {
+  std::lock_guard lock(mu_);
+  return not_after_;
+}
+
 Result<credentials::Identity> NodeCredentials::Check() const {
   auto id = credentials::Load(paths_);
   if (!id.ok()) return id.status();
-  auto leaf = id->bundle.VerifyIdentity(id->chain, pki::NodeId(opts_.trust_domain, opts_.node), pki::Clock::now(),
+  auto leaf = id->bundle.VerifyIdentity(id->chain, pki::NodeId(opts_.trust_domain, opts_.node), clock().Now(),
                                         pki::Usage::kClient);
   if (!leaf.ok()) return leaf.status();
   return id;
@@ -113,7 +118,8 @@ void NodeCredentials::OnReject(const std::string& why) const {
 
 std::shared_ptr<grpc::ChannelCredentials> NodeCredentials::ChannelCredentials() const {
   transport::ClientTls tls;
-  tls.certs = transport::WatchedCertificates(paths_, opts_.refresh);
+  // The node identity through the certificate seam: its credentials dir, watched.
+  tls.certs = transport::ProviderFor(*credentials::DirSource(paths_), opts_.refresh).value();
   tls.server_spiffe_id = pki::ControllerId(opts_.trust_domain);
   // The bundle as the dir holds it now (a renewal may have replaced it).
   tls.roots = [ca = paths_.ca()]() -> Result<pki::TrustBundle> {
@@ -136,7 +142,7 @@ Status NodeCredentials::Store(const std::string& chain_pem, const std::string& b
                              must_contain_root.substr(0, 16) + "...)",
                          EACCES);
   if (!chain->front().Matches(key)) return Status::Error("the controller's certificate is not for our key", EACCES);
-  auto leaf = bundle->VerifyIdentity(*chain, pki::NodeId(opts_.trust_domain, opts_.node), pki::Clock::now(),
+  auto leaf = bundle->VerifyIdentity(*chain, pki::NodeId(opts_.trust_domain, opts_.node), clock().Now(),
                                      pki::Usage::kClient);
   if (!leaf.ok()) return leaf.status().Wrap("the controller's certificate");
   WEFT_RETURN_IF_ERROR(credentials::WriteCertificates(paths_, *chain, *bundle));
@@ -146,7 +152,7 @@ Status NodeCredentials::Store(const std::string& chain_pem, const std::string& b
   // Half the lifetime, and never sooner than a second from now (no busy loop
   // on a certificate that is already half gone).
   renew_at_ = std::max(leaf->NotBefore() + (not_after_ - leaf->NotBefore()) / 2,
-                       pki::Clock::now() + std::chrono::seconds(1));
+                       clock().Now() + std::chrono::seconds(1));
   return Status::Ok();
 }
 
@@ -231,12 +237,12 @@ void NodeCredentials::StartRenewal() {
 void NodeCredentials::RenewLoop() {
   std::unique_lock lock(mu_);
   while (!stop_) {
-    if (cv_.wait_until(lock, renew_at_, [&] { return stop_; })) return;
+    if (clock().WaitUntil(cv_, lock, renew_at_, [&] { return stop_; })) return;
     lock.unlock();
     Status st = Renew();
     lock.lock();
     if (st.ok()) continue;  // renew_at_ moved on
-    const auto now = pki::Clock::now();
+    const auto now = clock().Now();
     if (now >= not_after_) {
       spdlog::error("node certificate expired at {}: {}; the controller will refuse this node until it joins again "
                     "(weftctl node join-token {}, restart with --join-token-file)",

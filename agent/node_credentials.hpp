@@ -28,6 +28,7 @@
 #include <string>
 #include <thread>
 
+#include "weft/clock.hpp"
 #include "weft/credentials.hpp"
 #include "weft/pki.hpp"
 #include "weft/status.hpp"
@@ -41,6 +42,9 @@ struct NodeCredentialsOptions {
   std::string dir;              // the credentials dir
   std::string join_token_file;  // "" = none
   std::chrono::seconds refresh{5};  // how often the channel's provider re-reads DIR
+  // When certificates are valid and renewals due (weft/clock.hpp); nullptr:
+  // the system clock. Must outlive the credentials.
+  const Clock* clock = nullptr;
 };
 
 class NodeCredentials {
@@ -68,6 +72,7 @@ class NodeCredentials {
   std::shared_ptr<grpc::ChannelCredentials> ChannelCredentials() const;
   pki::TimePoint renew_at() const;
   const NodeCredentialsOptions& options() const { return opts_; }
+  pki::TimePoint not_after() const;
 
  private:
   explicit NodeCredentials(NodeCredentialsOptions opts) : opts_(std::move(opts)), paths_{opts_.dir} {}
@@ -78,6 +83,7 @@ class NodeCredentials {
                const std::string& must_contain_root);
   void RenewLoop();
   void OnReject(const std::string& why) const;
+  const Clock& clock() const { return opts_.clock ? *opts_.clock : SystemClock(); }
 
   const NodeCredentialsOptions opts_;
   const credentials::Paths paths_;

@@ -22,6 +22,32 @@ bool IsHex(std::string_view s) {
 }
 }  // namespace
 
+namespace {
+
+class Fixed final : public CertificateSource {
+ public:
+  explicit Fixed(Identity id) : id_(std::move(id)) {}
+  Result<Identity> Current() const override { return id_; }
+
+ private:
+  const Identity id_;
+};
+
+class Dir final : public CertificateSource {
+ public:
+  explicit Dir(Paths paths) : paths_(std::move(paths)) {}
+  Result<Identity> Current() const override { return Load(paths_); }
+  const Paths* dir() const override { return &paths_; }
+
+ private:
+  const Paths paths_;
+};
+
+}  // namespace
+
+std::shared_ptr<CertificateSource> FixedSource(Identity id) { return std::make_shared<Fixed>(std::move(id)); }
+std::shared_ptr<CertificateSource> DirSource(Paths paths) { return std::make_shared<Dir>(std::move(paths)); }
+
 Result<JoinToken> ParseJoinToken(std::string_view token) {
   auto malformed = [] {
     return Status::Error("join token: malformed (expected weft1.<CA sha256>.<id>.<secret>, as printed by "

@@ -174,10 +174,11 @@ Status AddExt(X509* cert, X509V3_CTX* ctx, int nid, const char* value) {
 struct Window {
   TimePoint not_before, not_after;
 };
-Result<Window> ValidityWindow(TimePoint not_before, std::chrono::seconds lifetime) {
+Result<Window> ValidityWindow(TimePoint not_before, std::chrono::seconds lifetime,
+                              const weft::Clock& clock = weft::SystemClock()) {
   if (lifetime.count() <= 0) return Status::Error("certificate lifetime must be positive", EINVAL);
   if (not_before != TimePoint{}) return Window{not_before, not_before + lifetime};
-  const auto now = Clock::now();
+  const auto now = clock.Now();
   auto skew = std::min<Clock::duration>(std::chrono::minutes(5), lifetime / 10);
   return Window{now - skew, now + lifetime};
 }
@@ -453,7 +454,7 @@ Result<Certificate> CertificateAuthority::IssueFor(EVP_PKEY* pub, const IssueOpt
     if (u.rfind("spiffe://", 0) == 0) WEFT_RETURN_IF_ERROR(ValidateSpiffeId(u));
   const X509* issuer = certificate().get();
   // A leaf does not outlive its CA.
-  auto window = ValidityWindow(opts.not_before, opts.lifetime);
+  auto window = ValidityWindow(opts.not_before, opts.lifetime, opts.clock ? *opts.clock : weft::SystemClock());
   if (!window.ok()) return window.status();
   window->not_after = std::min(window->not_after, certificate().NotAfter());
   if (window->not_after <= window->not_before)

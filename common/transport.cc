@@ -110,6 +110,14 @@ std::shared_ptr<CertificateProvider> StaticCertificates(const std::string& key_p
   return std::make_shared<grpc::experimental::StaticDataCertificateProvider>(roots_pem, pairs);
 }
 
+Result<std::shared_ptr<CertificateProvider>> ProviderFor(const credentials::CertificateSource& source,
+                                                         std::chrono::seconds refresh) {
+  if (const credentials::Paths* dir = source.dir()) return WatchedCertificates(*dir, refresh);
+  auto id = source.Current();
+  if (!id.ok()) return id.status();
+  return StaticCertificates(*id);
+}
+
 std::shared_ptr<CertificateProvider> StaticCertificates(const credentials::Identity& id) {
   return StaticCertificates(id.key.ToPem(), pki::ChainToPem(id.chain), id.bundle.ToPem());
 }

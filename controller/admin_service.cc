@@ -174,7 +174,7 @@ struct AdminService::Impl : public v1::Admin::CallbackService {
   }
 
   grpc::Status DoCreateJoinToken(const v1::JoinTokenRequest& req, v1::JoinTokenResponse& resp) {
-    auto t = ca.CreateJoinToken(req.node(), std::chrono::seconds(req.ttl_seconds()), pki::Clock::now());
+    auto t = ca.CreateJoinToken(req.node(), std::chrono::seconds(req.ttl_seconds()), ca.clock().Now());
     if (!t.ok()) return ToGrpc(t.status());
     resp.set_token(t->token);
     resp.set_expires_unix(std::chrono::duration_cast<std::chrono::seconds>(t->expires.time_since_epoch()).count());

@@ -106,6 +106,7 @@ Result<std::vector<pki::Certificate>> ClusterCa::IssueServer(const pki::PrivateK
   }
   o.lifetime = opts_.server_cert_ttl;
   o.usage = pki::Usage::kServer;
+  o.clock = &clock();
   auto leaf = ca_.Issue(key, o);
   if (!leaf.ok()) return leaf.status();
   std::vector<pki::Certificate> chain{*leaf};
@@ -124,6 +125,7 @@ Result<std::vector<pki::Certificate>> ClusterCa::IssueClient(const std::string& 
   o.uri_sans = {spiffe_id};
   o.lifetime = ttl;
   o.usage = pki::Usage::kClient;
+  o.clock = &clock();
   auto leaf = ca_.Sign(*csr, o);
   if (!leaf.ok()) return leaf.status();
   std::vector<pki::Certificate> chain{*leaf};

@@ -39,6 +39,9 @@ struct CaOptions {
   std::chrono::seconds ca_lifetime{10LL * 365 * 24 * 3600};  // a generated root
   std::chrono::seconds node_cert_ttl{24 * 3600};
   std::chrono::seconds server_cert_ttl{7 * 24 * 3600};
+  // The time certificates are issued at and tokens expire by (weft/clock.hpp);
+  // nullptr: the system clock. Must outlive the CA.
+  const Clock* clock = nullptr;
 };
 
 inline constexpr std::chrono::seconds kDefaultJoinTokenTtl{3600};
@@ -61,6 +64,7 @@ class ClusterCa {
 
   const std::string& trust_domain() const { return opts_.trust_domain; }
   const CaOptions& options() const { return opts_; }
+  const Clock& clock() const { return opts_.clock ? *opts_.clock : SystemClock(); }
   pki::TrustBundle Bundle() const;
   // SHA-256 of the root the tokens pin (the first root of the bundle).
   std::string PinnedFingerprint() const;

@@ -51,7 +51,7 @@ struct IdentityService::Impl : public v1::NodeIdentity::CallbackService {
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "Join: CSR larger than " + std::to_string(kMaxCsrBytes));
     if (auto csr = pki::CertificateRequest::FromPem(req.csr_pem()); !csr.ok())
       return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "Join: " + csr.status().message());
-    if (Status st = ca.ConsumeJoinToken(req.token(), req.node(), pki::Clock::now()); !st.ok()) {
+    if (Status st = ca.ConsumeJoinToken(req.token(), req.node(), ca.clock().Now()); !st.ok()) {
       spdlog::warn("Join refused for node {} from {}: {}", req.node(), from, st.message());
       return grpc::Status(st.err() == EACCES ? grpc::StatusCode::UNAUTHENTICATED : grpc::StatusCode::INTERNAL,
                           "Join: " + st.message());

@@ -7,10 +7,7 @@
 
 namespace weft::controller {
 
-int64_t NowUnixMs() {
-  return std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::system_clock::now().time_since_epoch())
-      .count();
-}
+int64_t NowUnixMs() { return SystemClock().NowUnixMs(); }
 
 const char* ToString(NodeState s) {
   switch (s) {
@@ -49,7 +46,7 @@ NodeState NodeRecord::state() const {
 
 NodeRegistry::NodeRegistry(NodeRegistryOptions opts) : opts_(std::move(opts)) {}
 
-int64_t NodeRegistry::Now() const { return opts_.now_unix_ms ? opts_.now_unix_ms() : NowUnixMs(); }
+int64_t NodeRegistry::Now() const { return (opts_.clock ? *opts_.clock : SystemClock()).NowUnixMs(); }
 
 void NodeRegistry::Prune(int64_t now) const {
   // (last seen, disconnect order, node) of disconnected nodes: the oldest go first,

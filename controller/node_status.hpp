@@ -31,6 +31,7 @@
 #include <string>
 #include <vector>
 
+#include "weft/clock.hpp"
 #include "weft/v1/config.pb.h"
 
 namespace weft::controller {
@@ -68,7 +69,7 @@ struct NodeRecord {
 struct NodeRegistryOptions {
   std::chrono::milliseconds forget_disconnected{3600 * 1000};
   size_t max_disconnected = 4096;
-  std::function<int64_t()> now_unix_ms;  // the clock (tests inject one); default NowUnixMs
+  const Clock* clock = nullptr;  // weft/clock.hpp (tests inject a FakeClock); nullptr: the system clock
 };
 
 class NodeRegistry {

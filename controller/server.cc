@@ -77,13 +77,13 @@ class ServingCredentials {
   void Loop() {
     std::unique_lock lock(mu_);
     while (!stop_) {
-      if (cv_.wait_until(lock, renew_at_, [&] { return stop_; })) return;
+      if (ca_.clock().WaitUntil(cv_, lock, renew_at_, [&] { return stop_; })) return;
       lock.unlock();
       Status st = Issue();
       lock.lock();
       if (!st.ok()) {
         spdlog::error("renew the serving certificate: {}; retrying in 60 s", st.message());
-        renew_at_ = pki::Clock::now() + std::chrono::seconds(60);
+        renew_at_ = ca_.clock().Now() + std::chrono::seconds(60);
       }
     }
   }
@@ -147,11 +147,14 @@ Result<std::unique_ptr<ControllerServer>> ControllerServer::Start(const ServerOp
   NodeRegistryOptions nopts;
   nopts.forget_disconnected = opts.forget_disconnected;
   nopts.max_disconnected = opts.max_disconnected_nodes;
+  nopts.clock = opts.clock;
   auto impl = std::make_unique<Impl>(std::move(nopts));
   auto store = SqliteStore::Open(opts.data_dir, std::move(*vips), opts.init);
   if (!store.ok()) return store.status();
   impl->store = std::move(*store);
-  auto ca = ClusterCa::Open(*impl->store, opts.ca);
+  CaOptions ca_opts = opts.ca;
+  if (opts.clock) ca_opts.clock = opts.clock;
+  auto ca = ClusterCa::Open(*impl->store, ca_opts);
   if (!ca.ok()) return ca.status();
   impl->ca = std::move(*ca);
   // Identity numbers and policy ids persist in the store (it outlives the hub:

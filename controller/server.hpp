@@ -42,6 +42,10 @@ struct ServerOptions {
   std::vector<std::string> server_sans;
   // How often the serving credentials (<data-dir>/tls) are re-read.
   std::chrono::seconds tls_refresh{60};
+  // The wall clock of everything that expires (certificates, join tokens, the
+  // node registry): weft/clock.hpp; nullptr: the system clock. Overrides
+  // ca.clock. Must outlive the server.
+  const Clock* clock = nullptr;
 };
 
 class ControllerServer {

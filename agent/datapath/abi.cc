@@ -157,35 +157,6 @@ struct AbiMigration::Staged {
 
 AbiMigration::~AbiMigration() = default;
 
-Result<PinnedAbi> ReadPinnedAbi(const std::string& maps_dir) {
-  PinnedAbi out;
-  const std::string pin = maps_dir + "/" WEFT_MAP_META;
-  if (Exists(pin)) {
-    UniqueFd fd(bpf_obj_get(pin.c_str()));
-    if (!fd) return Status::Errno("open pinned map " + pin, errno);
-    auto info = InfoOf(fd.get(), "pinned map " + pin);
-    if (!info.ok()) return info.status();
-    if (info->type != BPF_MAP_TYPE_ARRAY || info->key_size != sizeof(__u32) || info->value_size < sizeof(__u32) ||
-        info->max_entries < 1)
-      return Status::Error("pinned map " + pin + " is not a weft_meta (type " + std::to_string(info->type) +
-                           ", value size " + std::to_string(info->value_size) + ")");
-    std::vector<uint8_t> v(info->value_size);
-    __u32 zero = 0;
-    if (bpf_map_lookup_elem(fd.get(), &zero, v.data()) != 0) return Status::Errno("read " + pin, errno);
-    std::memcpy(&out.version, v.data(), sizeof(out.version));  // abi_version comes first in every layout
-    if (out.version == 0) return Status::Error(pin + " records ABI version 0 (not a stamp any agent writes)");
-    out.stamped = true;
-    return out;
-  }
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(maps_dir, ec)) {
-    (void)e;
-    out.version = 1;  // pins from before weft_meta existed
-    break;
-  }
-  return out;
-}
-
 Result<std::unique_ptr<AbiMigration>> AbiMigration::Prepare(bpf_object* obj, const std::string& maps_dir,
                                                             const std::string& hint) {
   std::unique_ptr<AbiMigration> m(new AbiMigration());

@@ -34,6 +34,7 @@
 #include <string>
 #include <vector>
 
+#include "weft/node/abi.hpp"
 #include "weft/status.hpp"
 #include "weft/unique_fd.hpp"
 
@@ -42,12 +43,9 @@ struct bpf_map;
 
 namespace weft::datapath {
 
-struct PinnedAbi {
-  uint32_t version = 0;  // 0: nothing pinned (a fresh node); 1: pins without weft_meta
-  bool stamped = false;  // weft_meta is pinned
-};
-// Reads R/N/maps/weft_meta (maps_dir = R/N/maps).
-Result<PinnedAbi> ReadPinnedAbi(const std::string& maps_dir);
+// The record itself (weft_meta) is part of the node-local contract: weft/node/abi.hpp.
+using node::PinnedAbi;
+using node::ReadPinnedAbi;
 
 // One map's migration in an ABI step (abi.cc has the table).
 struct MapMigration;

@@ -250,11 +250,6 @@ void InstallLibbpfLogging(bool verbose) {
   libbpf_set_print(LibbpfPrint);
 }
 
-NodePaths::NodePaths(std::string pin_root, std::string node)
-    : node_dir(std::move(pin_root) + "/" + std::move(node)),
-      maps_dir(node_dir + "/maps"),
-      links_dir(node_dir + "/links") {}
-
 Result<uint64_t> CgroupId(const std::string& path) {
   // cgroupfs exports 8-byte file handles holding the kernfs id, which is the
   // id the kernel reports in bpf_link_info.cgroup.cgroup_id.

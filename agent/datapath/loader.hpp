@@ -18,6 +18,7 @@
 #include <vector>
 
 #include "agent/datapath/bpf_link.hpp"
+#include "weft/node/paths.hpp"
 #include "weft/status.hpp"
 #include "weft/unique_fd.hpp"
 
@@ -30,12 +31,8 @@ class AbiMigration;
 // Routes libbpf's messages into the agent's log (debug lines only if verbose).
 void InstallLibbpfLogging(bool verbose);
 
-struct NodePaths {
-  NodePaths(std::string pin_root, std::string node);
-  std::string node_dir;   // R/N
-  std::string maps_dir;   // R/N/maps
-  std::string links_dir;  // R/N/links
-};
+// R/N, R/N/maps, R/N/links, ... (the node-local layout: weft/node/paths.hpp).
+using NodePaths = node::PinPaths;
 
 struct Capacities {
   // Unset: keep the capacity of an adopted pinned map, else the default.

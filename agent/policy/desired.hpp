@@ -24,6 +24,7 @@
 #include "agent/undo.hpp"
 #include "weft/bpf_abi.h"
 #include "weft/ip.hpp"
+#include "weft/node/names_file.hpp"
 #include "weft/status.hpp"
 #include "weft/v1/config.pb.h"
 
@@ -50,15 +51,9 @@ struct EndpointDesired {
   std::vector<std::string> policies;  // "ns/name", as sent
 };
 
-struct IdentityName {
-  uint32_t id = 0;
-  std::string spiffe_id, ns, service_account;
-  std::vector<std::string> cidrs;
-};
-struct PolicyNameInfo {
-  uint32_t id = 0;
-  std::string name, action;
-};
+// An identity's and a policy's names, as names.json publishes them (the node-local contract).
+using IdentityName = node::IdentityName;
+using PolicyNameInfo = node::PolicyName;
 
 struct PolicyDesired {
   std::map<std::string, EndpointDesired> endpoints;  // by workload

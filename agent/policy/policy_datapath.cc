@@ -16,6 +16,8 @@
 #include "agent/datapath/loader.hpp"
 #include "agent/policy/netlink.hpp"
 #include "weft/flow_aggregates.hpp"
+#include "weft/node/enum_names.hpp"
+#include "weft/node/paths.hpp"
 #include "weft/sys.hpp"
 #include "weft/tc_policy.skel.h"
 
@@ -47,28 +49,13 @@ Status PrepareMaps(tc_policy& skel, const PolicyCapacities& caps, const std::str
       ": run `weft-agent cleanup --node " + node + "` first (this drops the node's policy and conntrack state)");
 }
 
-const char* VerdictLabel(uint8_t v) {
-  switch (v) {
-    case WEFT_VERDICT_ALLOW: return "allowed";
-    case WEFT_VERDICT_DENY: return "denied";
-    case WEFT_VERDICT_STEER: return "steered";
-    default: return "none";
-  }
-}
-
 }  // namespace
 
-const char* DropReasonName(uint32_t r) {
-  static const char* const kNames[] = {"none",       "policy_denied", "policy_default", "no_identity",
-                                       "ct_invalid", "malformed",     "forged_source"};
-  static_assert(sizeof(kNames) / sizeof(kNames[0]) == WEFT_DROP_MAX, "a name per enum weft_drop_reason");
-  return r < WEFT_DROP_MAX ? kNames[r] : "unknown";
+PolicyDatapath::PolicyDatapath(PolicyOptions opts) : opts_(std::move(opts)) {
+  const node::PinPaths p(opts_.pin_root, opts_.node);  // the node-local layout
+  node_dir_ = p.node_dir;
+  maps_dir_ = p.maps_dir;
 }
-
-PolicyDatapath::PolicyDatapath(PolicyOptions opts)
-    : opts_(std::move(opts)),
-      node_dir_(opts_.pin_root + "/" + opts_.node),
-      maps_dir_(node_dir_ + "/maps") {}
 
 PolicyDatapath::~PolicyDatapath() {
   applier_.reset();
@@ -85,8 +72,9 @@ Result<std::unique_ptr<PolicyDatapath>> PolicyDatapath::Load(const PolicyOptions
     WEFT_RETURN_IF_ERROR(sys::EnsureBpffs("/sys/fs/bpf"));
   WEFT_RETURN_IF_ERROR(datapath::SecurePinRoot(opts.pin_root, true));
   WEFT_RETURN_IF_ERROR(MakeDirs(dp->maps_dir_));
-  WEFT_RETURN_IF_ERROR(MakeDirs(dp->node_dir_ + "/progs"));
-  WEFT_RETURN_IF_ERROR(MakeDirs(dp->node_dir_ + "/tc_links"));
+  const node::PinPaths paths(opts.pin_root, opts.node);
+  WEFT_RETURN_IF_ERROR(MakeDirs(paths.progs_dir));
+  WEFT_RETURN_IF_ERROR(MakeDirs(paths.tc_links_dir));
   if (opts.lock_node) {
     auto lock = datapath::LockNode(datapath::NodePaths(opts.pin_root, opts.node));
     if (!lock.ok()) return lock.status();
@@ -153,12 +141,7 @@ Status PolicyDatapath::Refresh(const PolicyDesired& desired) { return applier_->
 Result<agent::PolicyCounters> PolicyDatapath::ReadPolicyCounters() const {
   std::shared_ptr<const PolicyNames> names = applier_->names();
   auto identity = [&](uint32_t id) -> std::string {
-    switch (id) {
-      case WEFT_IDENTITY_ANY: return "any";
-      case WEFT_IDENTITY_UNKNOWN: return "unknown";
-      case WEFT_IDENTITY_WORLD: return "world";
-      case WEFT_IDENTITY_HOST: return "host";
-    }
+    if (std::string r = node::ReservedIdentityName(id); !r.empty()) return r;
     if (names) {
       auto it = names->identities.find(id);
       if (it != names->identities.end()) {
@@ -188,10 +171,9 @@ Result<agent::PolicyCounters> PolicyDatapath::ReadPolicyCounters() const {
   if (!aggs.ok()) return aggs.status();
   for (const auto& a : *aggs) {
     const auto& key = a.key;
-    std::string proto = key.proto == IPPROTO_TCP ? "tcp" : key.proto == IPPROTO_UDP ? "udp" : std::to_string(key.proto);
-    flows[{identity(key.src_identity), identity(key.dst_identity), key.dport, proto, VerdictLabel(key.verdict),
-           DropReasonName(key.reason), policy(key.policy_id),
-           key.direction == WEFT_DIR_EGRESS ? "egress" : "ingress"}] += a.total.connections;
+    flows[{identity(key.src_identity), identity(key.dst_identity), key.dport, node::ProtoName(key.proto),
+           node::VerdictOutcome(key.verdict), node::DropReasonName(key.reason), policy(key.policy_id),
+           node::DirectionName(key.direction)}] += a.total.connections;
   }
   for (const auto& [k, n] : flows) {
     agent::PolicyCounters::Flow f;
@@ -204,7 +186,7 @@ Result<agent::PolicyCounters> PolicyDatapath::ReadPolicyCounters() const {
     uint64_t sum = 0;
     if (bpf_map_lookup_elem(bpf_map__fd(skel_->maps.weft_drop_stats), &r, c.data()) == 0)
       for (auto x : c) sum += x;
-    out.drops.emplace_back(DropReasonName(r), sum);
+    out.drops.emplace_back(node::DropReasonName(r), sum);
   }
   out.unplaced_workloads = applier_->unplaced_gauge();
   uint32_t lost = WEFT_EVSTAT_LOST, full = WEFT_EVSTAT_FLOWS_FULL;

@@ -119,7 +119,5 @@ class PolicyDatapath : public agent::PolicyCountersSource {
   std::unique_ptr<PolicyApplier> applier_;
 };
 
-// "policy_denied", ... by enum weft_drop_reason (metrics labels).
-const char* DropReasonName(uint32_t reason);
 
 }  // namespace weft::policy

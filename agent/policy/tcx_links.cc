@@ -1,5 +1,7 @@
 #include "agent/policy/tcx_links.hpp"
 
+#include "weft/node/paths.hpp"
+
 #include <bpf/bpf.h>
 #include <bpf/libbpf.h>
 #include <spdlog/spdlog.h>
@@ -87,9 +89,9 @@ void RemoveEmptyClsact(uint32_t ifindex) {
 constexpr int kBpfTcxIngress = 46;  // BPF_TCX_INGRESS
 constexpr int kBpfTcxEgress = 47;   // BPF_TCX_EGRESS
 
-// A tcx link's pin: R/N/tc_links/tcx_<ifindex>_{ingress,egress}.
+// A tcx link's pin: R/N/tc_links/tcx_<ifindex>_{ingress,egress} (weft/node/paths.hpp).
 std::string LinkPin(const std::string& links_dir, uint32_t ifindex, bool ingress) {
-  return links_dir + "/tcx_" + std::to_string(ifindex) + (ingress ? "_ingress" : "_egress");
+  return links_dir + "/" + node::TcxLinkName(ifindex, ingress);
 }
 
 // Detaches the tcx link pinned at `path` and removes the pin. False if there
@@ -140,7 +142,7 @@ TcxLinks::TcxLinks(tc_policy& skel, const std::string& node_dir)
     : skel_(skel), links_dir_(node_dir + "/tc_links"), progs_dir_(node_dir + "/progs") {}
 
 std::string TcxLinks::prog_pin(bool from_pod) const {
-  return progs_dir_ + (from_pod ? "/weft_tc_from_pod" : "/weft_tc_to_pod");
+  return progs_dir_ + "/" + (from_pod ? node::kProgFromPod : node::kProgToPod);
 }
 
 Status TcxLinks::Attach(uint32_t ifindex, bool to_pod) {
@@ -215,7 +217,7 @@ Result<PolicyCleanupReport> CleanupPolicy(const std::string& pin_root, const std
     WEFT_RETURN_IF_ERROR(ReadEndpoints(fd.get(), ep_pin, &eps));
     for (const auto& [ifx, ep] : eps) {
       for (bool ingress : {true, false}) {
-        const std::string pin = LinkPin(paths.node_dir + "/tc_links", ifx, ingress);
+        const std::string pin = paths.TcxLink(ifx, ingress);
         auto r = RemoveLinkPin(pin);
         if (!r.ok()) return r.status();
         if (*r) report.removed.push_back(pin);
@@ -227,7 +229,7 @@ Result<PolicyCleanupReport> CleanupPolicy(const std::string& pin_root, const std
   }
   // Links whose endpoint entry is gone (a crash between the two). (R/N/links
   // is sock_lb's: not touched here.)
-  const std::string links = paths.node_dir + "/tc_links";
+  const std::string& links = paths.tc_links_dir;
   if (Exists(links)) {
     std::error_code ec;
     std::vector<std::string> pins;
@@ -240,7 +242,7 @@ Result<PolicyCleanupReport> CleanupPolicy(const std::string& pin_root, const std
     if (::rmdir(links.c_str()) != 0 && errno != ENOENT) return Status::Errno("remove " + links, errno);
     report.removed.push_back(links);
   }
-  const std::string progs = paths.node_dir + "/progs";
+  const std::string& progs = paths.progs_dir;
   if (Exists(progs)) {
     std::error_code ec;
     for (const auto& e : fs::directory_iterator(progs, ec)) {

@@ -71,18 +71,6 @@ static __always_inline void weft_svc_key_init(struct weft_svc_key *key, const st
 	key->pad = 0;
 }
 
-/* A 64-bit finalizer (murmur3 fmix64): the netns cookie is a small counter,
- * so it needs a real mix before the modulo. */
-static __always_inline __u32 weft_hash64(__u64 x)
-{
-	x ^= x >> 33;
-	x *= 0xff51afd7ed558ccdULL;
-	x ^= x >> 33;
-	x *= 0xc4ceb9fe1a85ec53ULL;
-	x ^= x >> 33;
-	return (__u32)x;
-}
-
 /* The slot for this call. slot_count must be non-zero.
  *
  * Maglev hashes the client. The client identity is the network namespace
@@ -95,7 +83,7 @@ static __always_inline __u32 weft_hash64(__u64 x)
 static __always_inline __u32 weft_lb_pick_slot(void *ctx, __u8 algo, __u32 slot_count)
 {
 	if (algo == WEFT_LB_MAGLEV)
-		return weft_hash64(bpf_get_netns_cookie(ctx)) % slot_count;
+		return weft_client_hash(bpf_get_netns_cookie(ctx)) % slot_count;
 	return bpf_get_prandom_u32() % slot_count;
 }
 

@@ -3,19 +3,19 @@
 #include <fcntl.h>
 #include <net/if.h>
 #include <sched.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
 #include <filesystem>
-#include <fstream>
-#include <nlohmann/json.hpp>
 #include <set>
-#include <sstream>
 #include <thread>
 
 #include "cli/command.hpp"
 #include "weft/bpf_abi.h"
+#include "weft/node/abi.hpp"
+#include "weft/node/enum_names.hpp"
 #include "weft/unique_fd.hpp"
 
 namespace weft::cli::bpf {
@@ -23,69 +23,41 @@ namespace weft::cli::bpf {
 namespace {
 
 namespace fs = std::filesystem;
-using Json = nlohmann::json;
 
-constexpr const char* kDefaultPinRoot = "/sys/fs/bpf/weft";
-constexpr const char* kDefaultStateDir = "/run/weft/agent";
+// An agent answers within this (it serves one client at a time, quickly).
+constexpr std::chrono::milliseconds kAgentTimeout{1000};
+// At most this many agents are asked while looking for a pin root.
+constexpr size_t kMaxAgentsScanned = 64;
 
-std::vector<lab::LabState> RunningLabs() {
-  std::vector<lab::LabState> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/run/weft/lab", ec)) {
-    auto st = lab::LoadState(e.path().filename());
-    if (st.ok() && st->phase != "down") out.push_back(std::move(*st));
-  }
-  return out;
-}
-
-std::vector<std::string> NodesUnder(const std::string& pin_root) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(pin_root, ec))
-    if (fs::is_directory(e.path() / "maps", ec)) out.push_back(e.path().filename());
-  std::sort(out.begin(), out.end());
-  return out;
+HintSource& Hints() {
+  static HintSource source;
+  return source;
 }
 
 std::string NetnsPath(const std::string& ns) { return ns.empty() || ns[0] == '/' ? ns : "/run/netns/" + ns; }
 
-// `--state-dir` from a running agent's command line (the lab passes its own).
-std::string StateDirOfAgent(pid_t pid) {
-  if (pid <= 0) return "";
-  std::ifstream in("/proc/" + std::to_string(pid) + "/cmdline", std::ios::binary);
-  std::string all((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
-  std::vector<std::string> argv;
-  std::string cur;
-  for (char ch : all) {
-    if (ch == '\0') {
-      argv.push_back(cur);
-      cur.clear();
-    } else {
-      cur += ch;
-    }
-  }
-  for (size_t i = 0; i < argv.size(); ++i) {
-    if (argv[i] == "--state-dir" && i + 1 < argv.size()) return argv[i + 1];
-    if (argv[i].rfind("--state-dir=", 0) == 0) return argv[i].substr(12);
-  }
-  return "";
+// The same directory, however spelled ("/sys/fs/bpf/weft/", a relative path).
+bool SamePath(const std::string& a, const std::string& b) {
+  std::error_code ea, eb;
+  auto ca = fs::weakly_canonical(a, ea), cb = fs::weakly_canonical(b, eb);
+  return ea || eb ? a == b : ca == cb;
 }
 
-// <dir>/**/<node>/names.json, at most three levels below dir.
-std::string FindNamesUnder(const std::string& dir, const std::string& node) {
+// The running agents under a state dir: <dir>/<node>/agent.sock that answer.
+std::map<std::string, node::AgentInfo> AgentsUnder(const std::string& state_dir) {
+  std::map<std::string, node::AgentInfo> out;
   std::error_code ec;
-  if (!fs::is_directory(dir, ec)) return "";
-  for (auto it = fs::recursive_directory_iterator(dir, fs::directory_options::skip_permission_denied, ec);
-       it != fs::recursive_directory_iterator(); it.increment(ec)) {
-    if (ec) break;
-    if (it.depth() > 3) {
-      it.disable_recursion_pending();
-      continue;
-    }
-    const fs::path& p = it->path();
-    if (p.filename() == "names.json" && p.parent_path().filename() == node) return p.string();
+  size_t asked = 0;
+  for (const auto& e : fs::directory_iterator(state_dir, ec)) {
+    const std::string node = e.path().filename();
+    if (!node::CheckNodeComponent(node).ok()) continue;
+    const std::string sock = node::StatePaths(state_dir, node).admin_socket;
+    struct stat st {};
+    if (::lstat(sock.c_str(), &st) != 0 || !S_ISSOCK(st.st_mode)) continue;
+    if (++asked > kMaxAgentsScanned) break;
+    if (auto info = node::QueryAgent(sock, kAgentTimeout); info.ok()) out[node] = std::move(*info);
   }
-  return "";
+  return out;
 }
 
 size_t EditDistance(const std::string& a, const std::string& b) {
@@ -108,7 +80,7 @@ Pod* FindPodMut(std::vector<Pod>& pods, const std::string& ns, const std::string
 
 // The netns in which every endpoint's ifindex carries its ifname; "" unless
 // exactly one namespace under /run/netns fits.
-std::string DetectNodeNetns(const AgentNames& names) {
+std::string DetectNodeNetns(const node::NodeNames& names) {
   std::vector<std::pair<uint32_t, std::string>> want;
   for (const auto& e : names.endpoints)
     if (e.ifindex && !e.ifname.empty()) want.emplace_back(e.ifindex, e.ifname);
@@ -153,89 +125,53 @@ Status InNetns(const std::string& netns_path, const std::function<Status()>& fn)
   return result;
 }
 
-Result<AgentNames> LoadAgentNames(const std::string& path, const std::string& node) {
-  std::ifstream in(path);
-  if (!in) return Status::Errno("read " + path, errno);
-  Json j = Json::parse(in, nullptr, /*allow_exceptions=*/false);
-  if (j.is_discarded() || !j.is_object()) return Status::Error("parse " + path + ": not a JSON object");
-  AgentNames n;
-  n.path = path;
-  auto str = [](const Json& o, const char* k) {
-    return o.contains(k) && o[k].is_string() ? o[k].get<std::string>() : std::string();
-  };
-  auto num = [](const Json& o, const char* k) -> uint32_t {
-    return o.contains(k) && o[k].is_number_unsigned() ? o[k].get<uint32_t>() : 0;
-  };
-  auto strs = [](const Json& o, const char* k) {
-    std::vector<std::string> v;
-    if (o.contains(k) && o[k].is_array())
-      for (const auto& x : o[k])
-        if (x.is_string()) v.push_back(x);
-    return v;
-  };
-  if (j.contains("version") && j["version"].is_number_unsigned()) n.version = j["version"].get<uint64_t>();
-  if (j.contains("identities") && j["identities"].is_array())
-    for (const auto& i : j["identities"]) {
-      if (!i.is_object()) continue;
-      IdentityName x{num(i, "id"), str(i, "spiffe_id"), str(i, "namespace"), str(i, "service_account"),
-                     strs(i, "cidrs")};
-      if (x.id) n.identities[x.id] = x;
-    }
-  if (j.contains("policies") && j["policies"].is_array())
-    for (const auto& p : j["policies"]) {
-      if (!p.is_object()) continue;
-      PolicyName x{num(p, "id"), str(p, "name"), str(p, "action")};
-      if (x.id) n.policies[x.id] = x;
-    }
-  if (j.contains("endpoints") && j["endpoints"].is_array())
-    for (const auto& e : j["endpoints"]) {
-      if (!e.is_object()) continue;
-      EndpointName x;
-      x.node = node;
-      x.workload = str(e, "workload");
-      x.ifindex = num(e, "ifindex");
-      x.ifname = str(e, "ifname");
-      x.ep_id = num(e, "ep_id");
-      x.identity = num(e, "identity");
-      x.addresses = strs(e, "addresses");
-      x.enforce_ingress = e.contains("enforce_ingress") && e["enforce_ingress"].is_boolean() &&
-                          e["enforce_ingress"].get<bool>();
-      if (e.contains("policies") && e["policies"].is_array())
-        for (const auto& p : e["policies"])
-          if (p.is_number_unsigned()) x.policies.push_back(p.get<uint32_t>());
-      n.endpoints.push_back(std::move(x));
-    }
-  return n;
-}
+void SetHintSource(HintSource source) { Hints() = std::move(source); }
 
-std::optional<Failure> LoadCluster(const ClusterOptions& o, Cluster* c) {
+std::optional<Failure> ResolveNodes(const ClusterOptions& o, Cluster* c) {
+  // The environment's hints: the one named, else the one running (with
+  // --pin-root: the one whose pin root it is).
+  const HintSource& hs = Hints();
   if (!o.lab.empty()) {
-    auto st = lab::LoadState(o.lab);
-    if (!st.ok()) return Failure{kExitBadInput, "--lab " + o.lab + ": " + st.status().message()};
-    c->lab = std::move(*st);
-  } else if (o.pin_root.empty()) {
-    auto labs = RunningLabs();
-    if (labs.size() == 1) c->lab = std::move(labs[0]);
-  } else {
-    for (auto& l : RunningLabs())
-      if (l.pin_root == o.pin_root) c->lab = std::move(l);
+    if (!hs.named) return Failure{kExitBadInput, "--lab " + o.lab + ": this weftctl has no lab support"};
+    auto h = hs.named(o.lab);
+    if (!h.ok()) return Failure{kExitBadInput, "--lab " + o.lab + ": " + h.status().message()};
+    c->hints = std::move(*h);
+  } else if (hs.running) {
+    auto running = hs.running();
+    if (o.pin_root.empty() && running.size() == 1) c->hints = std::move(running[0]);
+    if (!o.pin_root.empty())
+      for (auto& h : running)
+        if (h.pin_root == o.pin_root) c->hints = std::move(h);
   }
+  c->state_dir = !o.state_dir.empty()                           ? o.state_dir
+                 : c->hints && !c->hints->agents_state_dir.empty() ? c->hints->agents_state_dir
+                                                                   : node::kDefaultStateDir;
   if (!o.pin_root.empty()) {
     c->pin_root = o.pin_root;
     c->source = "--pin-root";
-  } else if (c->lab) {
-    c->pin_root = c->lab->pin_root;
-    c->source = "lab " + c->lab->lab;
+  } else if (c->hints) {
+    c->pin_root = c->hints->pin_root;
+    c->source = c->hints->source;
   } else {
-    c->pin_root = kDefaultPinRoot;
-    c->source = "default";
+    // The running agents say where their pins are (one pin root for all of them).
+    auto agents = AgentsUnder(c->state_dir);
+    std::set<std::string> roots;
+    for (const auto& [node, a] : agents) roots.insert(a.pin_root);
+    if (roots.size() == 1) {
+      c->pin_root = *roots.begin();
+      c->source = "agent" + std::string(agents.size() > 1 ? "s" : " of node " + agents.begin()->first) + " in " +
+                  c->state_dir;
+    } else {
+      c->pin_root = node::kDefaultPinRoot;
+      c->source = "default";
+    }
   }
   std::error_code ec;
   if (!fs::is_directory(c->pin_root, ec))
     return Failure{kExitEnv, "pin root " + c->pin_root + " (" + c->source + "): " +
                                  (ec ? ec.message() : "no such directory") +
                                  (geteuid() != 0 ? " (not root: bpffs is readable by root only)" : "")};
-  std::vector<std::string> present = NodesUnder(c->pin_root);
+  std::vector<std::string> present = node::NodesUnder(c->pin_root);
   if (!o.node.empty()) {
     if (std::find(present.begin(), present.end(), o.node) == present.end()) {
       std::string have;
@@ -244,19 +180,54 @@ std::optional<Failure> LoadCluster(const ClusterOptions& o, Cluster* c) {
                                         ": " + (have.empty() ? "none" : have) + ")"};
     }
     c->nodes = {o.node};
-  } else if (c->lab && o.pin_root.empty()) {
-    for (const auto& n : c->lab->nodes)
-      if (std::find(present.begin(), present.end(), n.name) != present.end()) c->nodes.push_back(n.name);
+  } else if (c->hints && o.pin_root.empty()) {
+    for (const auto& n : c->hints->nodes)
+      if (std::find(present.begin(), present.end(), n) != present.end()) c->nodes.push_back(n);
   } else {
     c->nodes = present;
   }
   if (c->nodes.empty())
     return Failure{kExitEnv, "no node under " + c->pin_root + " (" + c->source + ") has pinned maps (<node>/maps/)"};
 
-  // Network namespaces of the nodes.
-  if (c->lab)
-    for (const auto& n : c->lab->nodes)
-      if (!n.netns.empty()) c->netns[n.name] = NetnsPath(n.netns);
+  // Each node's agent, if one runs: it answers on its admin socket.
+  for (const auto& node : c->nodes) {
+    const std::string sock = node::StatePaths(c->state_dir, node).admin_socket;
+    auto info = node::QueryAgent(sock, kAgentTimeout);
+    if (!info.ok()) {
+      if (info.status().err() != ECONNREFUSED && info.status().err() != ENOENT)  // else: not running
+        c->warnings.push_back("node " + node + ": its agent: " + info.status().message());
+      continue;
+    }
+    if (!SamePath(info->pin_root, c->pin_root)) {
+      c->warnings.push_back("node " + node + ": the agent on " + sock + " pins under " + info->pin_root + ", not " +
+                            c->pin_root + ": not used");
+      continue;
+    }
+    if (info->abi_version != WEFT_ABI_VERSION)
+      c->warnings.push_back("node " + node + ": its agent runs ABI " + std::to_string(info->abi_version) +
+                            ", this weftctl decodes ABI " + std::to_string(WEFT_ABI_VERSION) +
+                            ": values may be misread (use the agent's weftctl)");
+    c->agents[node] = std::move(*info);
+  }
+  for (const auto& node : c->nodes) {
+    if (c->agents.count(node)) continue;
+    auto abi = node::ReadPinnedAbi(c->MapsDir(node));
+    if (abi.ok() && abi->stamped && abi->version != WEFT_ABI_VERSION)
+      c->warnings.push_back("node " + node + ": its maps are ABI " + std::to_string(abi->version) +
+                            ", this weftctl decodes ABI " + std::to_string(WEFT_ABI_VERSION) + ": values may be misread");
+  }
+  return std::nullopt;
+}
+
+std::optional<Failure> LoadCluster(const ClusterOptions& o, Cluster* c) {
+  if (auto f = ResolveNodes(o, c)) return f;
+
+  // Network namespaces of the nodes: the hints', then what the agents say,
+  // then --netns; the rest are found by their endpoints' veths (below).
+  if (c->hints)
+    for (const auto& [node, ns] : c->hints->netns)
+      if (!ns.empty()) c->netns[node] = NetnsPath(ns);
+  for (const auto& [node, a] : c->agents) c->netns[node] = a.PodNetnsPath();
   for (const auto& spec : o.netns) {
     auto eq = spec.find('=');
     if (eq == std::string::npos) {
@@ -266,54 +237,25 @@ std::optional<Failure> LoadCluster(const ClusterOptions& o, Cluster* c) {
     }
   }
 
-  // names.json per node.
+  // names.json per node, next to its agent's socket.
   for (const auto& node : c->nodes) {
-    std::string path;
-    if (!o.state_dir.empty()) {
-      path = o.state_dir + "/" + node + "/names.json";
-    } else if (c->lab) {
-      std::string dir;
-      for (const auto& n : c->lab->nodes)
-        if (n.name == node) dir = StateDirOfAgent(n.agent.pid);
-      path = !dir.empty() ? dir + "/" + node + "/names.json" : FindNamesUnder(c->lab->state_dir, node);
-      if (path.empty()) path = std::string(kDefaultStateDir) + "/" + node + "/names.json";
-    } else {
-      path = std::string(kDefaultStateDir) + "/" + node + "/names.json";
-    }
-    if (!fs::exists(path, ec)) {
-      c->warnings.push_back("node " + node + ": no " + path +
-                            " (identities, policies and endpoints are shown by number; --state-dir names the agent's)");
-      continue;
-    }
-    auto n = LoadAgentNames(path, node);
+    const std::string path = node::StatePaths(c->state_dir, node).names;
+    auto n = node::ReadNamesFile(path);
     if (!n.ok()) {
-      c->warnings.push_back("node " + node + ": " + n.status().message());
+      c->warnings.push_back(
+          "node " + node + ": " +
+          (n.status().err() == ENOENT
+               ? "no " + path + " (identities, policies and endpoints are shown by number; --state-dir names the agent's)"
+               : n.status().message()));
       continue;
     }
     c->names[node] = std::move(*n);
   }
 
-  // Pods: the lab's, then the agents' endpoints (merged by ns/name).
-  if (c->lab) {
-    for (const auto& p : c->lab->pods) {
-      Pod pod;
-      pod.name = p.name;
-      pod.ns = p.ns;
-      pod.node = p.node;
-      if (auto a = IpAddr::Parse(p.ip)) pod.ips.push_back(*a);
-      if (auto a = IpAddr::Parse(p.ip6)) pod.ips.push_back(*a);
-      pod.netns = NetnsPath(p.netns);
-      pod.host_veth = p.node_veth;
-      pod.service_account = p.service_account;
-      pod.ports = p.ports;
-      c->pods.push_back(std::move(pod));
-    }
-    for (const auto& s : c->lab->services) {
-      Service svc{s.name, s.ns, {}};
-      for (const auto& v : s.vips)
-        if (auto a = IpAddr::Parse(v)) svc.vips.push_back(*a);
-      c->services.push_back(std::move(svc));
-    }
+  // Pods: the hints', then the agents' endpoints (merged by ns/name).
+  if (c->hints) {
+    c->pods = c->hints->pods;
+    c->services = c->hints->services;
   }
   for (const auto& [node, names] : c->names)
     for (const auto& e : names.endpoints) {
@@ -459,23 +401,8 @@ std::vector<std::string> Cluster::Suggest(const std::string& text, bool want_pod
   return out;
 }
 
-std::string ReservedIdentityName(uint32_t id) {
-  switch (id) {
-    case WEFT_IDENTITY_ANY:
-      return "any";
-    case WEFT_IDENTITY_UNKNOWN:
-      return "unknown";
-    case WEFT_IDENTITY_WORLD:
-      return "world";
-    case WEFT_IDENTITY_HOST:
-      return "host";
-    default:
-      return "";
-  }
-}
-
 std::string IdentityLabel(const Cluster& c, uint32_t id) {
-  std::string r = ReservedIdentityName(id);
+  std::string r = node::ReservedIdentityName(id);
   if (!r.empty()) return std::to_string(id) + " (" + r + ")";
   if (const IdentityName* n = c.Identity(id); n && !n->spiffe_id.empty()) return n->spiffe_id;
   return std::to_string(id);

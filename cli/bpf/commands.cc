@@ -12,13 +12,14 @@
 #include <set>
 
 #include "cli/bpf/bpf.hpp"
+#include "cli/bpf/cluster.hpp"
 #include "cli/bpf/decode.hpp"
 #include "cli/bpf/pinned_map.hpp"
 #include "cli/command.hpp"
 #include "cli/ctl/admin_client.hpp"
 #include "cli/ctl/format.hpp"
-#include "cli/lab/state.hpp"
 #include "weft/ip.hpp"
+#include "weft/node/admin.hpp"
 
 namespace weft::cli::bpf {
 
@@ -27,48 +28,23 @@ namespace {
 namespace fs = std::filesystem;
 using Json = nlohmann::json;
 
-constexpr const char* kDefaultPinRoot = "/sys/fs/bpf/weft";
-
 struct Options {
-  std::string node, pin_root, lab, output = "table", names_from, controller, map;
+  ClusterOptions cluster;
+  std::string output = "table", names_from, controller, map;
   bool raw = false;
 };
 
-// What to read: a pin root, its nodes, and where names come from.
+// What to read: the cluster's pin root and nodes, and where names come from.
 struct Target {
-  std::string pin_root;
-  std::vector<std::string> nodes;
-  std::string source;  // "lab LAB", "--pin-root", "default"
+  Cluster cluster;
   Names names;
 };
 
-// A failure with the exit code it deserves.
-struct Failure {
-  int code;
-  std::string message;
-};
-
-std::string MapsDir(const std::string& pin_root, const std::string& node) { return pin_root + "/" + node + "/maps"; }
-
-// Labs with a state.json that are not down.
-std::vector<lab::LabState> RunningLabs() {
-  std::vector<lab::LabState> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator("/run/weft/lab", ec)) {
-    auto st = lab::LoadState(e.path().filename());
-    if (st.ok() && st->phase != "down") out.push_back(std::move(*st));
-  }
-  return out;
-}
-
-void AddLabNames(const lab::LabState& st, Names* n) {
-  for (const auto& s : st.services)
-    for (const auto& vip : s.vips)
-      if (auto a = IpAddr::Parse(vip)) n->vips[a->ToString()] = s.ns + "/" + s.name;
-  for (const auto& p : st.pods) {
-    if (auto a = IpAddr::Parse(p.ip)) n->workloads[a->ToString()] = p.name;
-    if (auto a = IpAddr::Parse(p.ip6)) n->workloads[a->ToString()] = p.name;
-  }
+void AddHintNames(const ClusterHints& h, Names* n) {
+  for (const auto& s : h.services)
+    for (const auto& vip : s.vips) n->vips[vip.ToString()] = s.ns + "/" + s.name;
+  for (const auto& p : h.pods)
+    for (const auto& ip : p.ips) n->workloads[ip.ToString()] = p.name;
 }
 
 // Services (spec.clusterIPs / clusterIP) and WorkloadEntries (spec.address)
@@ -103,74 +79,23 @@ Status AddControllerNames(const std::string& address, Names* n) {
   return Status::Ok();
 }
 
-// Node directories under a pin root: those with a maps/ directory.
-std::vector<std::string> NodesUnder(const std::string& pin_root) {
-  std::vector<std::string> out;
-  std::error_code ec;
-  for (const auto& e : fs::directory_iterator(pin_root, ec))
-    if (fs::is_directory(e.path() / "maps", ec)) out.push_back(e.path().filename());
-  std::sort(out.begin(), out.end());
-  return out;
-}
-
 std::optional<Failure> Resolve(const Options& o, Target* t) {
-  std::optional<lab::LabState> lab_state;
-  if (!o.lab.empty()) {
-    auto st = lab::LoadState(o.lab);
-    if (!st.ok()) return Failure{kExitBadInput, "--lab " + o.lab + ": " + st.status().message()};
-    lab_state = std::move(*st);
-  } else if (o.pin_root.empty()) {
-    auto labs = RunningLabs();
-    if (labs.size() == 1) lab_state = std::move(labs[0]);
-  } else {
-    for (auto& l : RunningLabs())  // names for free when the pin root is a lab's
-      if (l.pin_root == o.pin_root) lab_state = std::move(l);
-  }
-  if (!o.pin_root.empty()) {
-    t->pin_root = o.pin_root;
-    t->source = "--pin-root";
-  } else if (lab_state) {
-    t->pin_root = lab_state->pin_root;
-    t->source = "lab " + lab_state->lab;
-  } else {
-    t->pin_root = kDefaultPinRoot;
-    t->source = "default";
-  }
-  if (lab_state) AddLabNames(*lab_state, &t->names);
+  Names from_file;
   if (!o.names_from.empty()) {
     auto n = NamesFromYaml(o.names_from);
     if (!n.ok()) return Failure{kExitBadInput, "--names-from: " + n.status().message()};
-    for (auto& [k, v] : n->vips) t->names.vips[k] = v;
-    for (auto& [k, v] : n->workloads) t->names.workloads[k] = v;
+    from_file = std::move(*n);
   }
+  if (auto f = ResolveNodes(o.cluster, &t->cluster)) return f;
+  if (t->cluster.hints) AddHintNames(*t->cluster.hints, &t->names);
+  for (auto& [k, v] : from_file.vips) t->names.vips[k] = v;
+  for (auto& [k, v] : from_file.workloads) t->names.workloads[k] = v;
   if (!o.controller.empty()) {
     // Names are a convenience: an unreachable controller is a warning, not a failure.
     if (auto st = AddControllerNames(o.controller, &t->names); !st.ok())
       std::cerr << "weftctl bpf: warning: names from the controller: " << st.message() << "\n";
   }
-
-  std::error_code ec;
-  if (!fs::is_directory(t->pin_root, ec))
-    return Failure{kExitEnv, "pin root " + t->pin_root + " (" + t->source +
-                                 "): " + (ec ? ec.message() : "no such directory") +
-                                 (geteuid() != 0 ? " (not root: bpffs is readable by root only)" : "")};
-  std::vector<std::string> present = NodesUnder(t->pin_root);
-  if (!o.node.empty()) {
-    if (std::find(present.begin(), present.end(), o.node) == present.end()) {
-      std::string have;
-      for (const auto& n : present) have += (have.empty() ? "" : ", ") + n;
-      return Failure{kExitBadInput, "node " + o.node + ": no " + MapsDir(t->pin_root, o.node) + " (nodes under " +
-                                        t->pin_root + ": " + (have.empty() ? "none" : have) + ")"};
-    }
-    t->nodes = {o.node};
-  } else if (lab_state && o.pin_root.empty()) {
-    for (const auto& n : lab_state->nodes)
-      if (std::find(present.begin(), present.end(), n.name) != present.end()) t->nodes.push_back(n.name);
-  } else {
-    t->nodes = present;
-  }
-  if (t->nodes.empty())
-    return Failure{kExitEnv, "no node under " + t->pin_root + " (" + t->source + ") has pinned maps (<node>/maps/)"};
+  for (const auto& w : t->cluster.warnings) std::cerr << "weftctl bpf: warning: " << w << "\n";
   return std::nullopt;
 }
 
@@ -187,8 +112,8 @@ int RunMaps(const Options& o) {
   Json jout = Json::array();
   int rc = kExitOk;
   bool first = true;
-  for (const auto& node : t.nodes) {
-    const std::string dir = MapsDir(t.pin_root, node);
+  for (const auto& node : t.cluster.nodes) {
+    const std::string dir = t.cluster.MapsDir(node);
     auto names = ListPinnedMaps(dir);
     if (!names.ok()) return Fail({kExitEnv, names.status().message()});
     std::vector<std::vector<std::string>> rows = {{"NAME", "TYPE", "KEY", "VALUE", "ENTRIES", "CAPACITY", "ID", "BTF"}};
@@ -224,10 +149,23 @@ int RunMaps(const Options& o) {
                        {"btf_id", m->info.btf_id}});
     }
     if (o.output == "json") {
-      jout.push_back({{"node", node}, {"pin_root", t.pin_root}, {"maps", jmaps}});
+      Json jn = {{"node", node}, {"pin_root", t.cluster.pin_root}, {"maps", jmaps}};
+      // The node's agent, as it answered on its admin socket (null: none running).
+      if (auto a = t.cluster.agents.find(node); a != t.cluster.agents.end())
+        jn["agent"] = Json::parse(node::RenderAgentInfo(a->second));
+      else
+        jn["agent"] = nullptr;
+      jout.push_back(std::move(jn));
     } else {
-      std::cout << (first ? "" : "\n") << "node " << node << " (" << dir << ", " << t.source << ")\n"
-                << ctl::RenderTable(rows);
+      std::cout << (first ? "" : "\n") << "node " << node << " (" << dir << ", " << t.cluster.source << ")\n";
+      if (auto a = t.cluster.agents.find(node); a != t.cluster.agents.end()) {
+        const node::AgentInfo& i = a->second;
+        std::cout << "agent: pid " << i.pid << ", weft-agent " << i.agent_version << ", ABI " << i.abi_version << ", "
+                  << i.mode << " " << i.source
+                  << (i.mode == "controller" ? ", applied version " + std::to_string(i.applied_version) : "")
+                  << (i.healthy ? ", healthy" : ", not healthy") << "\n";
+      }
+      std::cout << ctl::RenderTable(rows);
     }
     first = false;
   }
@@ -240,8 +178,8 @@ int RunDump(const Options& o) {
   if (auto f = Resolve(o, &t)) return Fail(*f);
   Json jout = Json::array();
   bool first = true;
-  for (const auto& node : t.nodes) {
-    const std::string dir = MapsDir(t.pin_root, node);
+  for (const auto& node : t.cluster.nodes) {
+    const std::string dir = t.cluster.MapsDir(node);
     std::error_code ec;
     if (!fs::exists(dir + "/" + o.map, ec)) {
       auto names = ListPinnedMaps(dir);
@@ -275,10 +213,14 @@ int RunDump(const Options& o) {
 }
 
 void CommonOptions(CLI::App* c, Options* o) {
-  c->add_option("--node", o->node, "node (default: every node: the lab's, or every <pin-root>/<node>/maps)");
-  c->add_option("--pin-root", o->pin_root,
-                "bpffs pin root (default: the running lab's if exactly one runs, else /sys/fs/bpf/weft)");
-  c->add_option("--lab", o->lab, "read the pin root, nodes and names from this lab's state");
+  c->add_option("--node", o->cluster.node, "node (default: every node: the lab's, or every <pin-root>/<node>/maps)");
+  c->add_option("--pin-root", o->cluster.pin_root,
+                "bpffs pin root (default: the running lab's if exactly one runs, else the one the running agents "
+                "report, else /sys/fs/bpf/weft)");
+  c->add_option("--lab", o->cluster.lab, "read the pin root, nodes and names from this lab's state");
+  c->add_option("--state-dir", o->cluster.state_dir,
+                "the agents' state dir, where their admin sockets are (<node>/agent.sock; default: the lab "
+                "agents', else /run/weft/agent)");
   c->add_option("-o,--output", o->output, "table or json")->check(CLI::IsMember({"table", "json"}));
 }
 

@@ -14,6 +14,7 @@
 
 #include "weft/bpf_abi.h"
 #include "weft/ip.hpp"
+#include "weft/node/enum_names.hpp"
 
 namespace weft::cli::bpf {
 
@@ -29,30 +30,12 @@ std::string HostPort(const uint8_t b[16], uint16_t port_host) {
   return a + ":" + std::to_string(port_host);
 }
 
-std::string Proto(uint8_t p) {
-  if (p == IPPROTO_TCP) return "tcp";
-  if (p == IPPROTO_UDP) return "udp";
-  if (p == 0) return "any";
-  return std::to_string(p);
-}
-
 std::string Lookup(const std::map<std::string, std::string>& m, const std::string& k) {
   auto it = m.find(k);
   return it == m.end() ? "" : it->second;
 }
 
 std::string Or(const std::string& s, const char* dflt = "-") { return s.empty() ? dflt : s; }
-
-std::string Algo(uint8_t a) {
-  switch (a) {
-    case WEFT_LB_RANDOM:
-      return "random";
-    case WEFT_LB_MAGLEV:
-      return "maglev";
-    default:
-      return "algo-" + std::to_string(a);
-  }
-}
 
 std::vector<std::string> SvcFlags(uint8_t f) {
   std::vector<std::string> out;
@@ -73,54 +56,10 @@ std::string Join(const std::vector<std::string>& v, const std::string& sep = ","
   return s;
 }
 
-std::string LbStatName(uint32_t i) {
-  static const char* const kNames[] = {"connect_rewritten", "no_backend",     "slot_miss",
-                                       "sendmsg_rewritten", "recvmsg_revnat", "revnat_update_err"};
-  static_assert(std::size(kNames) == WEFT_STAT_MAX);
-  return i < std::size(kNames) ? kNames[i] : "stat_" + std::to_string(i);
-}
-
-std::string DropReason(uint32_t r) {
-  static const char* const kNames[] = {"none",       "policy_denied", "policy_default", "no_identity",
-                                       "ct_invalid", "malformed",     "forged_source"};
-  static_assert(std::size(kNames) == WEFT_DROP_MAX);
-  return r < std::size(kNames) ? kNames[r] : "reason_" + std::to_string(r);
-}
-
-std::string Verdict(uint8_t v) {
-  switch (v) {
-    case WEFT_VERDICT_NONE:
-      return "none";
-    case WEFT_VERDICT_ALLOW:
-      return "allow";
-    case WEFT_VERDICT_DENY:
-      return "deny";
-    case WEFT_VERDICT_STEER:
-      return "steer";
-    default:
-      return "verdict-" + std::to_string(v);
-  }
-}
-
+// "0 (any)", "1 (unknown)", ..., "256".
 std::string Identity(uint32_t id) {
-  switch (id) {
-    case WEFT_IDENTITY_ANY:
-      return "0 (any)";
-    case WEFT_IDENTITY_UNKNOWN:
-      return "1 (unknown)";
-    case WEFT_IDENTITY_WORLD:
-      return "2 (world)";
-    case WEFT_IDENTITY_HOST:
-      return "3 (host)";
-    default:
-      return std::to_string(id);
-  }
-}
-
-std::string Dir(uint8_t d) {
-  if (d == WEFT_DIR_INGRESS) return "ingress";
-  if (d == WEFT_DIR_EGRESS) return "egress";
-  return "dir-" + std::to_string(d);
+  std::string r = node::ReservedIdentityName(id);
+  return r.empty() ? std::to_string(id) : std::to_string(id) + " (" + r + ")";
 }
 
 std::string Hex(const std::vector<uint8_t>& b, size_t n) {
@@ -162,7 +101,7 @@ std::map<uint32_t, SvcInfo> ServiceIndex(const std::string& maps_dir, const Name
     auto v = Load<weft_svc_val>(e.value.data());
     SvcInfo i;
     i.name = Lookup(names.vips, Addr(k.addr));
-    std::string key = HostPort(k.addr, ntohs(k.port)) + "/" + Proto(k.proto);
+    std::string key = HostPort(k.addr, ntohs(k.port)) + "/" + node::ProtoName(k.proto);
     i.label = i.name.empty() ? key : i.name + " " + key;
     i.gen = v.gen;
     i.slot_count = v.slot_count;
@@ -205,16 +144,16 @@ Status Services(const PinnedMap& m, const RawDump& d, const std::string&, const 
   for (const auto& [k, v] : kv) {
     std::string vip = Addr(k.addr), name = Lookup(names.vips, vip);
     auto flags = SvcFlags(v.flags);
-    out->rows.push_back({Or(name), vip, std::to_string(ntohs(k.port)), Proto(k.proto), std::to_string(v.svc_id),
-                         std::to_string(v.gen), std::to_string(v.slot_count), Algo(v.algo), Or(Join(flags))});
+    out->rows.push_back({Or(name), vip, std::to_string(ntohs(k.port)), node::ProtoName(k.proto), std::to_string(v.svc_id),
+                         std::to_string(v.gen), std::to_string(v.slot_count), node::AlgoName(v.algo), Or(Join(flags))});
     out->json.push_back({{"service", name.empty() ? Json() : Json(name)},
                          {"vip", vip},
                          {"port", ntohs(k.port)},
-                         {"proto", Proto(k.proto)},
+                         {"proto", node::ProtoName(k.proto)},
                          {"svc_id", v.svc_id},
                          {"gen", v.gen},
                          {"slot_count", v.slot_count},
-                         {"algo", Algo(v.algo)},
+                         {"algo", node::AlgoName(v.algo)},
                          {"flags", flags},
                          {"steer_to_proxy", (v.flags & WEFT_SVC_F_STEER_PROXY) != 0}});
   }
@@ -414,17 +353,17 @@ Status Policy(const PinnedMap& m, const RawDump& d, const std::string&, const Na
   });
   out->rows.push_back({"EP-ID", "DIR", "PEER-IDENTITY", "PORT", "PROTO", "VERDICT", "POLICY-ID"});
   for (const auto& [k, v] : kv) {
-    out->rows.push_back({std::to_string(k.ep_id), Dir(k.direction), Identity(k.peer_identity),
-                         k.port ? std::to_string(k.port) : "*", Proto(k.proto), Verdict(v.verdict),
+    out->rows.push_back({std::to_string(k.ep_id), node::DirectionName(k.direction), Identity(k.peer_identity),
+                         k.port ? std::to_string(k.port) : "*", node::ProtoName(k.proto), node::VerdictName(v.verdict),
                          std::to_string(v.policy_id)});
     out->json.push_back({{"ep_id", k.ep_id},
-                         {"direction", Dir(k.direction)},
+                         {"direction", node::DirectionName(k.direction)},
                          {"peer_identity", k.peer_identity},
                          {"port", k.port},
-                         {"proto", Proto(k.proto)},
-                         {"verdict", Verdict(v.verdict)},
+                         {"proto", node::ProtoName(k.proto)},
+                         {"verdict", node::VerdictName(v.verdict)},
                          {"policy_id", v.policy_id},
-                         {"reason", DropReason(v.reason ? v.reason : (v.verdict == WEFT_VERDICT_DENY ? WEFT_DROP_POLICY_DENIED : 0))}});
+                         {"reason", node::DropReasonName(v.reason ? v.reason : (v.verdict == WEFT_VERDICT_DENY ? WEFT_DROP_POLICY_DENIED : 0))}});
   }
   return Status::Ok();
 }
@@ -443,12 +382,12 @@ Status Conntrack(const PinnedMap& m, const RawDump& d, const std::string&, const
     double age = now_ns > v.created_ns ? static_cast<double>(now_ns - v.created_ns) / 1e9 : 0.0;
     char ages[32];
     std::snprintf(ages, sizeof(ages), "%.1fs", age);
-    out->rows.push_back({src, dst, Proto(k.proto), Verdict(v.verdict), std::to_string(v.policy_id),
+    out->rows.push_back({src, dst, node::ProtoName(k.proto), node::VerdictName(v.verdict), std::to_string(v.policy_id),
                          Identity(v.peer_identity), ages});
     out->json.push_back({{"source", src},
                          {"destination", dst},
-                         {"proto", Proto(k.proto)},
-                         {"verdict", Verdict(v.verdict)},
+                         {"proto", node::ProtoName(k.proto)},
+                         {"verdict", node::VerdictName(v.verdict)},
                          {"policy_id", v.policy_id},
                          {"peer_identity", v.peer_identity},
                          {"policy_rev", v.policy_rev},
@@ -481,17 +420,17 @@ Status Flows(const PinnedMap& m, const RawDump& d, const std::string& maps_dir, 
     const size_t stride = (sizeof(weft_flow_val) + 7) & ~size_t{7};
     auto sum = SumPerCpuU64(buf, static_cast<int>(buf.size() / stride), stride, sizeof(weft_flow_val));
     weft_flow_val v{sum[0], sum[1], sum[2]};
-    out->rows.push_back({Identity(k.src_identity), Identity(k.dst_identity), std::to_string(k.dport), Proto(k.proto),
-                         Dir(k.direction), Verdict(k.verdict), DropReason(k.reason), std::to_string(k.policy_id),
+    out->rows.push_back({Identity(k.src_identity), Identity(k.dst_identity), std::to_string(k.dport), node::ProtoName(k.proto),
+                         node::DirectionName(k.direction), node::VerdictName(k.verdict), node::DropReasonName(k.reason), std::to_string(k.policy_id),
                          std::to_string(slot), std::to_string(v.connections), std::to_string(v.packets),
                          std::to_string(v.bytes)});
     out->json.push_back({{"src_identity", k.src_identity},
                          {"dst_identity", k.dst_identity},
                          {"dport", k.dport},
-                         {"proto", Proto(k.proto)},
-                         {"direction", Dir(k.direction)},
-                         {"verdict", Verdict(k.verdict)},
-                         {"reason", DropReason(k.reason)},
+                         {"proto", node::ProtoName(k.proto)},
+                         {"direction", node::DirectionName(k.direction)},
+                         {"verdict", node::VerdictName(k.verdict)},
+                         {"reason", node::DropReasonName(k.reason)},
                          {"policy_id", k.policy_id},
                          {"slot", slot},
                          {"connections", v.connections},
@@ -584,7 +523,7 @@ const std::map<std::string, Decoder>& Decoders() {
       {WEFT_MAP_SVC_STATS, SvcStats},
       {WEFT_MAP_BACKEND_STATS, BeStats},
       {WEFT_MAP_LB_STATS, [](const PinnedMap& m, const RawDump& d, const std::string&, const Names&, const DumpOptions&,
-                             Decoded* out) { return Counters(m, d, "COUNTER", LbStatName, out); }},
+                             Decoded* out) { return Counters(m, d, "COUNTER", node::LbStatName, out); }},
       {WEFT_MAP_SOCK_REV, SockRev},
       {WEFT_MAP_IDENTITY, IdentityMap},
       {WEFT_MAP_POLICY, Policy},
@@ -604,7 +543,7 @@ const std::map<std::string, Decoder>& Decoders() {
          return Status::Ok();
        }},
       {WEFT_MAP_DROP_STATS, [](const PinnedMap& m, const RawDump& d, const std::string&, const Names&,
-                               const DumpOptions&, Decoded* out) { return Counters(m, d, "REASON", DropReason, out); }},
+                               const DumpOptions&, Decoded* out) { return Counters(m, d, "REASON", node::DropReasonName, out); }},
       {WEFT_MAP_EVENT_STATS,
        [](const PinnedMap& m, const RawDump& d, const std::string&, const Names&, const DumpOptions&, Decoded* out) {
          return Counters(
@@ -620,11 +559,6 @@ const std::map<std::string, Decoder>& Decoders() {
 
 }  // namespace
 
-std::string DropReasonName(uint32_t reason) { return DropReason(reason); }
-std::string VerdictName(uint8_t verdict) { return Verdict(verdict); }
-std::string ProtoName(uint8_t proto) { return Proto(proto); }
-std::string DirectionName(uint8_t dir) { return Dir(dir); }
-std::string AlgoName(uint8_t algo) { return Algo(algo); }
 
 const std::vector<std::string>& KnownMaps() {
   static const std::vector<std::string> k = [] {

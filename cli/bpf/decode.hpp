@@ -41,11 +41,4 @@ const std::vector<std::string>& KnownMaps();
 // Maps without a decoder are dumped as hex key/value.
 Result<Decoded> DecodeMap(const PinnedMap& m, const std::string& maps_dir, const Names& names, const DumpOptions& opts);
 
-// Names of the ABI's enums, as every weftctl view prints them.
-std::string DropReasonName(uint32_t reason);  // "policy_denied", ...
-std::string VerdictName(uint8_t verdict);     // "allow", "deny", "steer", "none"
-std::string ProtoName(uint8_t proto);         // "tcp", "udp", "any"
-std::string DirectionName(uint8_t dir);       // "ingress", "egress"
-std::string AlgoName(uint8_t algo);           // "random", "maglev"
-
 }  // namespace weft::cli::bpf

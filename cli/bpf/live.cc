@@ -141,13 +141,4 @@ Result<std::pair<uint64_t, uint64_t>> EventStats(const std::string& maps_dir) {
   return std::pair<uint64_t, uint64_t>{v[0], v[1]};
 }
 
-uint32_t MaglevSlot(uint64_t x, uint32_t slot_count) {
-  x ^= x >> 33;
-  x *= 0xff51afd7ed558ccdULL;
-  x ^= x >> 33;
-  x *= 0xc4ceb9fe1a85ec53ULL;
-  x ^= x >> 33;
-  return slot_count ? static_cast<uint32_t>(x) % slot_count : 0;
-}
-
 }  // namespace weft::cli::bpf

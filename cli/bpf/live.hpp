@@ -45,8 +45,4 @@ Result<std::optional<weft_policy_val>> PolicyOf(const std::string& maps_dir, con
 // weft_ev_stats summed over CPUs: {sent, lost}.
 Result<std::pair<uint64_t, uint64_t>> EventStats(const std::string& maps_dir);
 
-// Maglev: the slot the BPF picks for a client netns cookie (bpf/lib/lb.h
-// weft_lb_pick_slot: murmur3 fmix64 of the cookie, modulo the table size).
-uint32_t MaglevSlot(uint64_t netns_cookie, uint32_t slot_count);
-
 }  // namespace weft::cli::bpf

@@ -26,6 +26,7 @@
 #include "cli/flows/flows.hpp"
 #include "weft/bpf_abi.h"
 #include "weft/flow_aggregates.hpp"
+#include "weft/node/enum_names.hpp"
 
 namespace weft::cli::flows {
 
@@ -92,8 +93,6 @@ std::string WallTime(uint64_t mono_ns) {
                 t.tm_hour, t.tm_min, t.tm_sec, static_cast<unsigned>((real / 1000000ull) % 1000));
   return buf;
 }
-
-bool Allowed(uint8_t verdict) { return verdict == WEFT_VERDICT_ALLOW || verdict == WEFT_VERDICT_STEER; }
 
 // ---- filters ------------------------------------------------------------------
 // What --from/--to/--verdict select, for one node (identities are looked up in
@@ -198,8 +197,8 @@ bool MatchAggregate(const Filter& f, const weft_flow_key& k) {
     if (!f.to.ids.count(k.dst_identity)) return false;
     if (f.to.by_endpoint && !f.to.ports.count(k.dport)) return false;
   }
-  if (f.verdict == 1 && !Allowed(k.verdict)) return false;
-  if (f.verdict == 2 && Allowed(k.verdict)) return false;
+  if (f.verdict == 1 && !node::VerdictAllows(k.verdict)) return false;
+  if (f.verdict == 2 && node::VerdictAllows(k.verdict)) return false;
   return true;
 }
 
@@ -217,8 +216,8 @@ bool MatchEvent(const Filter& f, const weft_flow_event& e) {
       ok = f.to.ips.empty() ? f.to.ids.count(e.dst_identity) > 0 : f.to.ips.count(dst) > 0;
     if (!ok) return false;
   }
-  if (f.verdict == 1 && !Allowed(e.verdict)) return false;
-  if (f.verdict == 2 && Allowed(e.verdict)) return false;
+  if (f.verdict == 1 && !node::VerdictAllows(e.verdict)) return false;
+  if (f.verdict == 2 && node::VerdictAllows(e.verdict)) return false;
   return true;
 }
 
@@ -252,7 +251,7 @@ std::string PolicyLabel(const Cluster& c, uint32_t id) {
 }
 
 Json IdentityJson(const Cluster& c, uint32_t id) {
-  std::string r = bpf::ReservedIdentityName(id);
+  std::string r = node::ReservedIdentityName(id);
   return {{"id", id}, {"spiffe_id", JsonOr(SpiffeOf(c, id))}, {"reserved", JsonOr(r)}, {"pods", PodNames(c, id)}};
 }
 
@@ -310,20 +309,20 @@ int RunAggregates(const Options& o, const Cluster& c, const std::map<std::string
     for (const auto& r : agg) {
       const auto& k = r.k;
       uint64_t conns = r.v[0], packets = r.v[1], bytes = r.v[2];
-      rows.push_back({node, bpf::DirectionName(k.direction), bpf::IdentityLabel(c, k.src_identity), Short(PodNames(c, k.src_identity)),
+      rows.push_back({node, node::DirectionName(k.direction), bpf::IdentityLabel(c, k.src_identity), Short(PodNames(c, k.src_identity)),
                       bpf::IdentityLabel(c, k.dst_identity), Short(PodNames(c, k.dst_identity)), std::to_string(k.dport),
-                      bpf::ProtoName(k.proto), bpf::VerdictName(k.verdict), bpf::DropReasonName(k.reason),
+                      node::ProtoName(k.proto), node::VerdictName(k.verdict), node::DropReasonName(k.reason),
                       PolicyLabel(c, k.policy_id), std::to_string(conns), std::to_string(packets),
                       std::to_string(bytes)});
       jflows.push_back({{"node", node},
                         {"source", IdentityJson(c, k.src_identity)},
                         {"destination", IdentityJson(c, k.dst_identity)},
                         {"dport", k.dport},
-                        {"proto", bpf::ProtoName(k.proto)},
-                        {"direction", bpf::DirectionName(k.direction)},
-                        {"verdict", bpf::VerdictName(k.verdict)},
-                        {"allowed", Allowed(k.verdict)},
-                        {"reason", bpf::DropReasonName(k.reason)},
+                        {"proto", node::ProtoName(k.proto)},
+                        {"direction", node::DirectionName(k.direction)},
+                        {"verdict", node::VerdictName(k.verdict)},
+                        {"allowed", node::VerdictAllows(k.verdict)},
+                        {"reason", node::DropReasonName(k.reason)},
                         {"policy", PolicyJson(c, k.policy_id)},
                         {"connections", conns},
                         {"packets", packets},
@@ -401,21 +400,21 @@ int OnEvent(void* ctx, void* data, size_t len) {
               {"time", WallTime(e.ts_ns)},
               {"ts_ns", e.ts_ns},
               {"node", r->node},
-              {"direction", bpf::DirectionName(e.direction)},
+              {"direction", node::DirectionName(e.direction)},
               {"source", side(src, ntohs(e.sport), sname, e.src_identity)},
               {"destination", side(dst, ntohs(e.dport), dname, e.dst_identity)},
-              {"proto", bpf::ProtoName(e.proto)},
-              {"verdict", bpf::VerdictName(e.verdict)},
-              {"allowed", Allowed(e.verdict)},
-              {"reason", bpf::DropReasonName(e.reason)},
+              {"proto", node::ProtoName(e.proto)},
+              {"verdict", node::VerdictName(e.verdict)},
+              {"allowed", node::VerdictAllows(e.verdict)},
+              {"reason", node::DropReasonName(e.reason)},
               {"policy", PolicyJson(c, e.policy_id)}};
     std::cout << j.dump() << "\n";
   } else {
-    std::string line = WallTime(e.ts_ns) + " " + r->node + " " + bpf::DirectionName(e.direction) + " " +
+    std::string line = WallTime(e.ts_ns) + " " + r->node + " " + node::DirectionName(e.direction) + " " +
                        Addr(src, ntohs(e.sport)) + (sname.empty() ? "" : " (" + sname + ")") + " -> " +
                        Addr(dst, ntohs(e.dport)) + (dname.empty() ? "" : " (" + dname + ")") + " " +
-                       bpf::ProtoName(e.proto) + " " + bpf::VerdictName(e.verdict);
-    if (!Allowed(e.verdict)) line += " reason=" + bpf::DropReasonName(e.reason);
+                       node::ProtoName(e.proto) + " " + node::VerdictName(e.verdict);
+    if (!node::VerdictAllows(e.verdict)) line += " reason=" + node::DropReasonName(e.reason);
     line += " policy=" + PolicyLabel(c, e.policy_id) + " identities=" + bpf::IdentityLabel(c, e.src_identity) +
             " -> " + bpf::IdentityLabel(c, e.dst_identity);
     std::cout << line << "\n";

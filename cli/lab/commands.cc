@@ -40,6 +40,7 @@
 #include "cli/lab/spec.hpp"
 #include "cli/lab/state.hpp"
 #include "weft/credentials.hpp"
+#include "weft/node/paths.hpp"
 #include "weft/sys.hpp"
 
 namespace fs = std::filesystem;
@@ -99,21 +100,11 @@ Result<std::string> FindBinary(const std::string& flag_value, const char* env, c
   return path;
 }
 
-std::string Tail(const std::string& path, size_t lines) {
-  std::ifstream in(path);
-  std::vector<std::string> all;
-  std::string l;
-  while (std::getline(in, l)) all.push_back(l);
-  std::string out;
-  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) out += "    " + all[i] + "\n";
-  return out;
-}
-
 // A node's one-time join token (0600, never on a command line) and the
 // agent's credentials dir (its default: <state-dir>/<node>/credentials).
 std::string JoinTokenFile(const LabState& st, const NodeState& n) { return st.state_dir + "/" + n.name + "/join-token"; }
 std::string AgentCredentials(const LabState& st, const NodeState& n) {
-  return st.state_dir + "/agents/" + n.name + "/credentials";
+  return node::StatePaths(AgentsStateDir(st), n.name).credentials;
 }
 
 std::vector<std::string> AgentArgv(const LabState& st, const NodeState& n) {
@@ -122,7 +113,7 @@ std::vector<std::string> AgentArgv(const LabState& st, const NodeState& n) {
                                    "--pin-root",          st.pin_root,  "--metrics", n.agent.metrics,
                                    // The pods' host-side veths live in the node's netns; names.json for weftctl.
                                    "--netns",             "/run/netns/" + n.netns,
-                                   "--state-dir",         st.state_dir + "/agents",
+                                   "--state-dir",         st.state_dir + "/agents",  // AgentsStateDir
                                    // The VIPs the lab's controller allocates: anything else is refused.
                                    "--service-cidr",      control::kServiceCidr,
                                    "--service-cidr-v6",   control::kServiceCidrV6,
@@ -210,12 +201,31 @@ Status WaitAgentHealthy(const NodeState& n, Clock::time_point deadline) {
     if (!probe::Alive(n.agent.pid)) {
       waitpid(n.agent.pid, nullptr, WNOHANG);
       return Status::Error("weft-agent of " + n.name + " (pid " + std::to_string(n.agent.pid) + ") exited; " +
-                           n.agent.log + " ends with:\n" + Tail(n.agent.log, 15));
+                           n.agent.log + " ends with:\n" + probe::LogTail(n.agent.log, 15));
     }
     if (g_signal) return Status::Error("interrupted");
     if (Clock::now() > deadline)
       return Status::Error("weft-agent of " + n.name + ": GET http://" + n.agent.metrics +
-                           "/healthz not 200 in time; " + n.agent.log + " ends with:\n" + Tail(n.agent.log, 15));
+                           "/healthz not 200 in time; " + n.agent.log + " ends with:\n" + probe::LogTail(n.agent.log, 15));
+    std::this_thread::sleep_for(std::chrono::milliseconds(50));
+  }
+}
+
+// Waits until the agent's metrics say weft_backends_withheld 0 (every local
+// pod placed).
+Status WaitNoBackendWithheld(const NodeState& n, Clock::time_point deadline) {
+  std::string last = "no answer";
+  for (;;) {
+    std::string body;
+    if (probe::HttpGet(n.agent.metrics, "/metrics", 1000, &body) == 200) {
+      auto v = probe::MetricValue(body, "weft_backends_withheld");
+      if (v && *v == 0) return Status::Ok();
+      last = v ? "weft_backends_withheld " + std::to_string(static_cast<long long>(*v)) : "no weft_backends_withheld";
+    }
+    if (g_signal) return Status::Error("interrupted");
+    if (Clock::now() > deadline)
+      return Status::Error("weft-agent of " + n.name + ": backends still withheld in time (" + last + "); " +
+                           n.agent.log + " ends with:\n" + probe::LogTail(n.agent.log, 15));
     std::this_thread::sleep_for(std::chrono::milliseconds(50));
   }
 }
@@ -528,12 +538,12 @@ class UpRun {
     for (const auto& p : st_.pods) {
       if (!probe::Alive(p.pid))
         return Status::Error("pod " + p.name + " (weft-echo pid " + std::to_string(p.pid) + ") exited; " + p.log +
-                             " ends with:\n" + Tail(p.log, 10));
+                             " ends with:\n" + probe::LogTail(p.log, 10));
       for (int port : p.ports) {
         while (!probe::Listens(p.pid, port)) {
           if (!probe::Alive(p.pid))
             return Status::Error("pod " + p.name + " (weft-echo pid " + std::to_string(p.pid) + ") exited; " + p.log +
-                                 " ends with:\n" + Tail(p.log, 10));
+                                 " ends with:\n" + probe::LogTail(p.log, 10));
           if (g_signal) return Status::Error("interrupted");
           if (Clock::now() > deadline)
             return Status::Error("pod " + p.name + ": not listening on port " + std::to_string(port) + " in time");
@@ -541,6 +551,11 @@ class UpRun {
         }
       }
     }
+    // Every backend load-balanced: an agent that received its config before
+    // a pod's interface existed withholds that pod's backends until it sees
+    // the interface (its placement pass, every second): until then a
+    // connection to the service would be refused.
+    for (const auto& n : st_.nodes) WEFT_RETURN_IF_ERROR(WaitNoBackendWithheld(n, deadline));
     st_.phase = "ready";
     return Save();
   }
@@ -836,6 +851,8 @@ int DoRestartController(const std::string& lab, bool force_kill, double down_for
 }  // namespace
 
 void Register(CLI::App& root, int* exit_code) {
+  // weftctl bpf/flows/trace learn a lab's pin root, nodes, pods and services from here.
+  RegisterHints();
   CLI::App* lab = root.add_subcommand("lab", "a Weft cluster of network namespaces on this machine");
   lab->require_subcommand(1);
   auto name_opt = [](CLI::App* c, std::string* name) {

@@ -20,16 +20,6 @@ namespace weft::cli::lab::control {
 
 namespace {
 
-std::string Tail(const std::string& path, size_t lines) {
-  std::ifstream in(path);
-  std::vector<std::string> all;
-  std::string l;
-  while (std::getline(in, l)) all.push_back(l);
-  std::string out;
-  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) out += "    " + all[i] + "\n";
-  return out;
-}
-
 CallResult Unreachable(const std::string& msg) { return {2, msg, {}, {}}; }
 
 }  // namespace
@@ -74,7 +64,7 @@ Status WaitControllerReady(const LabState& st, std::chrono::steady_clock::time_p
     if (!probe::Alive(st.controller.pid)) {
       waitpid(st.controller.pid, nullptr, WNOHANG);
       return Status::Error("weft-controller (pid " + std::to_string(st.controller.pid) + ") exited; " +
-                           st.controller.log + " ends with:\n" + Tail(st.controller.log, 15));
+                           st.controller.log + " ends with:\n" + probe::LogTail(st.controller.log, 15));
     }
     auto ctx = ctl::Context(500ms);
     weft::v1::StatusRequest req;
@@ -84,7 +74,7 @@ Status WaitControllerReady(const LabState& st, std::chrono::steady_clock::time_p
     if (std::chrono::steady_clock::now() > deadline)
       return Status::Error("weft-controller: " + ctl::DescribeRpcError(s, "Admin Status", conn->address) +
                            " (not ready in time); " + st.controller.log + " ends with:\n" +
-                           Tail(st.controller.log, 15));
+                           probe::LogTail(st.controller.log, 15));
     std::this_thread::sleep_for(50ms);
   }
 }

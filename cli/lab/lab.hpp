@@ -8,4 +8,8 @@ namespace weft::cli::lab {
 
 void Register(CLI::App& root, int* exit_code);
 
+// Makes the labs' state the hint source of weftctl bpf/flows/trace
+// (bpf::SetHintSource): --lab NAME, or the one lab running. (Register does.)
+void RegisterHints();
+
 }  // namespace weft::cli::lab

@@ -13,6 +13,7 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <optional>
 #include <sstream>
 #include <thread>
 
@@ -43,7 +44,7 @@ bool WaitFd(int fd, short events, Clock::time_point deadline) {
 }
 }  // namespace
 
-int HttpGetStatus(const std::string& host_port, const std::string& path, int timeout_ms) {
+int HttpGet(const std::string& host_port, const std::string& path, int timeout_ms, std::string* body) {
   auto colon = host_port.rfind(':');
   if (colon == std::string::npos) return 0;
   sockaddr_in sa{};
@@ -63,8 +64,10 @@ int HttpGetStatus(const std::string& host_port, const std::string& path, int tim
   std::string req = "GET " + path + " HTTP/1.0\r\nHost: " + host_port + "\r\nConnection: close\r\n\r\n";
   if (send(fd.get(), req.data(), req.size(), MSG_NOSIGNAL) != static_cast<ssize_t>(req.size())) return 0;
   std::string resp;
-  char buf[1024];
-  while (resp.find("\r\n") == std::string::npos) {
+  char buf[4096];
+  constexpr size_t kMaxResponse = 4 << 20;  // an agent's /metrics is far smaller
+  // The status line only, or (body wanted) everything until the agent closes.
+  while (body ? resp.size() < kMaxResponse : resp.find("\r\n") == std::string::npos) {
     if (!WaitFd(fd.get(), POLLIN, deadline)) return 0;
     ssize_t n = recv(fd.get(), buf, sizeof(buf), 0);
     if (n <= 0) break;
@@ -72,7 +75,29 @@ int HttpGetStatus(const std::string& host_port, const std::string& path, int tim
   }
   // "HTTP/1.1 200 OK"
   if (resp.rfind("HTTP/1.", 0) != 0 || resp.size() < 12) return 0;
+  if (body) {
+    auto at = resp.find("\r\n\r\n");
+    *body = at == std::string::npos ? std::string() : resp.substr(at + 4);
+  }
   return std::atoi(resp.c_str() + 9);
+}
+
+int HttpGetStatus(const std::string& host_port, const std::string& path, int timeout_ms) {
+  return HttpGet(host_port, path, timeout_ms, nullptr);
+}
+
+std::optional<double> MetricValue(const std::string& exposition, const std::string& name) {
+  std::istringstream in(exposition);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind(name, 0) != 0 || line.size() <= name.size() || line[name.size()] != ' ') continue;
+    try {
+      return std::stod(line.substr(name.size() + 1));
+    } catch (const std::exception&) {
+      return std::nullopt;
+    }
+  }
+  return std::nullopt;
 }
 
 Result<int> FreeLoopbackPort() {
@@ -153,6 +178,16 @@ void StopProcess(pid_t pid, const std::string& exe_suffix, int timeout_ms) {
     while (Alive(pid) && Clock::now() < hard) std::this_thread::sleep_for(std::chrono::milliseconds(10));
   }
   waitpid(pid, nullptr, WNOHANG);
+}
+
+std::string LogTail(const std::string& path, size_t lines) {
+  std::ifstream in(path);
+  std::vector<std::string> all;
+  std::string l;
+  while (std::getline(in, l)) all.push_back(l);
+  std::string out;
+  for (size_t i = all.size() > lines ? all.size() - lines : 0; i < all.size(); ++i) out += "    " + all[i] + "\n";
+  return out;
 }
 
 }  // namespace weft::cli::lab::probe

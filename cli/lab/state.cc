@@ -38,6 +38,16 @@ NodeState* LabState::FindNode(const std::string& name) {
 std::string StateDir(const std::string& lab) { return "/run/weft/lab/" + lab; }
 std::string ControllerDir(const std::string& lab) { return StateDir(lab) + "/controller"; }
 
+std::string AgentsStateDir(const LabState& st) {
+  std::string dir = st.state_dir + "/agents";
+  for (size_t i = 0; i < st.agent_args.size(); ++i) {  // the last one wins, as for the agent's parser
+    const std::string& a = st.agent_args[i];
+    if (a == "--state-dir" && i + 1 < st.agent_args.size()) dir = st.agent_args[i + 1];
+    if (a.rfind("--state-dir=", 0) == 0) dir = a.substr(12);
+  }
+  return dir;
+}
+
 Result<LabState> LoadState(const std::string& lab) {
   std::string path = StateDir(lab) + "/state.json";
   std::ifstream in(path);

@@ -90,6 +90,8 @@ struct LabState {
 };
 
 std::string StateDir(const std::string& lab);        // /run/weft/lab/<lab>
+// The lab's agents' --state-dir: <state dir>/agents, unless --agent-arg gave one.
+std::string AgentsStateDir(const LabState& st);
 std::string ControllerDir(const std::string& lab);   // <state dir>/controller
 Result<LabState> LoadState(const std::string& lab);  // error if absent or corrupt
 Status SaveState(const LabState& st);                // write tmp + rename

@@ -25,6 +25,8 @@
 #include "cli/trace/test_run.hpp"
 #include "cli/trace/trace.hpp"
 #include "weft/bpf_abi.h"
+#include "weft/node/enum_names.hpp"
+#include "weft/node/lookup.hpp"
 #include "weft/unique_fd.hpp"
 
 #ifndef SO_NETNS_COOKIE
@@ -80,7 +82,7 @@ Json IdentityJson(const Cluster& c, uint32_t id, bool found) {
   return {{"id", id},
           {"in_cache", found},
           {"spiffe_id", n ? JsonOr(n->spiffe_id) : Json()},
-          {"reserved", JsonOr(bpf::ReservedIdentityName(id))}};
+          {"reserved", JsonOr(node::ReservedIdentityName(id))}};
 }
 
 // ---- inputs -------------------------------------------------------------------
@@ -287,43 +289,29 @@ Walk WalkPolicy(const Cluster& c, const std::string& where, const std::string& n
     return w;
   }
   w.stage = WEFT_TRACE_STAGE_POLICY;
-  const std::pair<uint32_t, uint16_t> order[] = {
-      {w.peer, port}, {w.peer, 0}, {WEFT_IDENTITY_ANY, port}, {WEFT_IDENTITY_ANY, 0}};
-  bool decided = false;
-  for (const auto& [peer, p] : order) {
+  // The kernel's lookup order and decision (weft/node/lookup.hpp).
+  std::optional<weft_policy_val> first_hit;
+  for (const auto& l : node::PolicyLookupOrder(w.peer, port)) {
     PolicyTry t;
-    t.peer = peer;
-    t.port = p;
-    if (!decided) {
+    t.peer = l.peer;
+    t.port = l.port;
+    if (!first_hit) {
       t.looked_up = true;
-      weft_policy_key k{};
-      k.ep_id = w.ep.ep_id;
-      k.peer_identity = peer;
-      k.port = p;
-      k.proto = proto;
-      k.direction = dir;
-      auto v = bpf::PolicyOf(dir_path, k);
+      auto v = bpf::PolicyOf(dir_path, node::PolicyKey(w.ep.ep_id, l, proto, dir));
       if (!v.ok()) throw Abort{{kExitEnv, "node " + node + ": " + v.status().message()}};
       if (v->has_value()) {
         t.hit = true;
         t.val = **v;
-        decided = true;
-        w.policy_id = t.val.policy_id;
-        if (t.val.verdict == WEFT_VERDICT_ALLOW || t.val.verdict == WEFT_VERDICT_STEER) {
-          w.verdict = t.val.verdict;
-        } else {
-          w.verdict = WEFT_VERDICT_DENY;
-          w.reason = t.val.reason ? t.val.reason : WEFT_DROP_POLICY_DENIED;
-        }
       }
     }
     w.tries.push_back(t);
+    if (t.hit) first_hit = t.val;
   }
-  if (!decided) {
-    w.verdict = WEFT_VERDICT_DENY;
-    w.reason = w.peer == WEFT_IDENTITY_UNKNOWN ? WEFT_DROP_NO_IDENTITY : WEFT_DROP_POLICY_DEFAULT;
-    w.note = "no entry matched while the endpoint enforces this direction: default deny";
-  }
+  const node::PolicyOutcome out = node::DecidePolicy(first_hit ? &*first_hit : nullptr, w.peer);
+  w.verdict = out.verdict;
+  w.reason = out.reason;
+  w.policy_id = out.policy_id;
+  if (!first_hit) w.note = "no entry matched while the endpoint enforces this direction: default deny";
   return w;
 }
 
@@ -413,8 +401,8 @@ PathResult TracePath(const Cluster& c, const Pod& src, const IpAddr& src_ip, uin
 
   static std::mt19937 rng{std::random_device{}()};
   Probe probe{src_ip, ip, static_cast<uint16_t>(32768 + rng() % 28000), port, proto};
-  p.tc_egress = RunProgram(c, src.node, "weft_tc_from_pod", src_ifindex, probe);
-  p.tc_ingress = RunProgram(c, p.pod ? p.pod->node : "", "weft_tc_to_pod", dst_ifindex, probe);
+  p.tc_egress = RunProgram(c, src.node, node::kProgFromPod, src_ifindex, probe);
+  p.tc_ingress = RunProgram(c, p.pod ? p.pod->node : "", node::kProgToPod, dst_ifindex, probe);
 
   // The maps' answer: egress is evaluated first.
   auto from_maps = [&](const Walk& e, const Walk& i) {
@@ -441,8 +429,8 @@ PathResult TracePath(const Cluster& c, const Pod& src, const IpAddr& src_ip, uin
       p.decided_at = i && i->policy_id ? "ingress" : e && e->policy_id ? "egress" : "";
     }
     if (p.verdict != mv || p.reason != mr || p.policy_id != mp)
-      p.disagreement = "the maps walk says " + mv + " (" + bpf::DropReasonName(mr) + ", policy " +
-                       std::to_string(mp) + "), the kernel " + p.verdict + " (" + bpf::DropReasonName(p.reason) +
+      p.disagreement = "the maps walk says " + mv + " (" + node::DropReasonName(mr) + ", policy " +
+                       std::to_string(mp) + "), the kernel " + p.verdict + " (" + node::DropReasonName(p.reason) +
                        ", policy " + std::to_string(p.policy_id) + ")";
   } else {
     p.source = "maps";
@@ -459,7 +447,7 @@ Json WalkJson(const Cluster& c, const Walk& w) {
                      {"port", t.port},
                      {"looked_up", t.looked_up},
                      {"hit", t.hit},
-                     {"verdict", t.hit ? Json(bpf::VerdictName(t.val.verdict)) : Json()},
+                     {"verdict", t.hit ? Json(node::VerdictName(t.val.verdict)) : Json()},
                      {"policy", t.hit ? PolicyJson(c, t.val.policy_id) : Json()}});
   return {{"where", w.where},
           {"node", JsonOr(w.node)},
@@ -476,9 +464,9 @@ Json WalkJson(const Cluster& c, const Walk& w) {
                        ? IdentityJson(c, w.peer, w.peer_found)
                        : Json()},
           {"lookups", tries},
-          {"stage", StageName(w.stage)},
-          {"verdict", bpf::VerdictName(w.verdict)},
-          {"reason", bpf::DropReasonName(w.reason)},
+          {"stage", node::TraceStageName(w.stage)},
+          {"verdict", node::VerdictName(w.verdict)},
+          {"reason", node::DropReasonName(w.reason)},
           {"policy", PolicyJson(c, w.policy_id)},
           {"note", JsonOr(w.note)}};
 }
@@ -489,9 +477,9 @@ Json TcJson(const Cluster& c, const TcRun& t) {
   if (t.ran) {
     j["retval"] = t.r.retval;
     j["action"] = TcActName(t.r.retval);
-    j["verdict"] = bpf::VerdictName(t.r.verdict);
-    j["reason"] = bpf::DropReasonName(t.r.reason);
-    j["stage"] = StageName(t.r.stage);
+    j["verdict"] = node::VerdictName(t.r.verdict);
+    j["reason"] = node::DropReasonName(t.r.reason);
+    j["stage"] = node::TraceStageName(t.r.stage);
     j["policy"] = PolicyJson(c, t.r.policy_id);
     j["peer_identity"] = t.r.peer_identity;
     j["ep_id"] = t.r.ep_id;
@@ -519,7 +507,7 @@ void PrintWalk(std::ostream& out, const Cluster& c, const Walk& w) {
                       (t.port ? std::to_string(t.port) : std::string("*")) + ")";
     out << "       " << key << std::string(key.size() < 16 ? 16 - key.size() : 1, ' ');
     if (t.hit)
-      out << "hit: " << bpf::VerdictName(t.val.verdict) << " by " << PolicyName(c, t.val.policy_id) << "\n";
+      out << "hit: " << node::VerdictName(t.val.verdict) << " by " << PolicyName(c, t.val.policy_id) << "\n";
     else
       out << (t.looked_up ? "miss" : "(not looked up)") << "\n";
   }
@@ -533,9 +521,9 @@ void PrintTc(std::ostream& out, const Cluster& c, const TcRun& t) {
     out << "not run: " << t.skipped << "\n";
     return;
   }
-  out << "returned " << TcActName(t.r.retval) << "; verdict " << bpf::VerdictName(t.r.verdict);
-  if (t.r.verdict == WEFT_VERDICT_DENY) out << " (" << bpf::DropReasonName(t.r.reason) << ")";
-  out << ", stage " << StageName(t.r.stage);
+  out << "returned " << TcActName(t.r.retval) << "; verdict " << node::VerdictName(t.r.verdict);
+  if (t.r.verdict == WEFT_VERDICT_DENY) out << " (" << node::DropReasonName(t.r.reason) << ")";
+  out << ", stage " << node::TraceStageName(t.r.stage);
   if (t.r.policy_id) out << ", policy " << PolicyName(c, t.r.policy_id);
   if (t.r.peer_identity) out << ", peer " << bpf::IdentityLabel(c, t.r.peer_identity);
   out << ", ep " << t.r.ep_id << "\n";
@@ -624,11 +612,11 @@ int Run(const Options& o) {
       jlb["svc_id"] = s.val.svc_id;
       jlb["gen"] = s.val.gen;
       jlb["slot_count"] = s.val.slot_count;
-      jlb["algo"] = bpf::AlgoName(s.val.algo);
+      jlb["algo"] = node::AlgoName(s.val.algo);
       jlb["steer_to_proxy"] = (s.val.flags & WEFT_SVC_F_STEER_PROXY) != 0;
       lb_lines.push_back(target + " -> service " + (named ? named->Qualified() : "(unnamed)") + ", svc id " +
                          std::to_string(s.val.svc_id) + ", gen " + std::to_string(s.val.gen) + ", " +
-                         std::to_string(s.val.slot_count) + " slots, " + bpf::AlgoName(s.val.algo));
+                         std::to_string(s.val.slot_count) + " slots, " + node::AlgoName(s.val.algo));
       Json jb = Json::array();
       size_t missing = std::count(s.slot_table.begin(), s.slot_table.end(), 0u);
       for (const auto& b : s.backends) {
@@ -671,7 +659,7 @@ int Run(const Options& o) {
           else notes.push_back("maglev: netns cookie of " + src->Qualified() + ": " + st.message());
         }
         if (cookie) {
-          uint32_t slot = bpf::MaglevSlot(*cookie, s.val.slot_count);
+          uint32_t slot = node::MaglevSlot(*cookie, s.val.slot_count);
           uint32_t be = slot < s.slot_table.size() ? s.slot_table[slot] : 0;
           jlb["pick"] = {{"method", "maglev"}, {"exact", true}, {"netns_cookie", *cookie}, {"slot", slot}, {"backend_id", be}};
           lb_lines.push_back("pick: maglev on the netns cookie " + std::to_string(*cookie) + " of " + src->Qualified() +
@@ -751,7 +739,7 @@ int Run(const Options& o) {
           if (p.source != source) source = "mixed";
         }
         if (verdict != "mixed") {
-          reason = bpf::DropReasonName(paths[0].reason);
+          reason = node::DropReasonName(paths[0].reason);
           policy_id = paths[0].policy_id;
           decided_at = paths[0].decided_at;
           for (const auto& p : paths)
@@ -777,7 +765,7 @@ int Run(const Options& o) {
                           {"tc", {{"egress", TcJson(c, p.tc_egress)}, {"ingress", TcJson(c, p.tc_ingress)}}},
                           {"verdict", p.verdict},
                           {"verdict_source", p.source},
-                          {"reason", bpf::DropReasonName(p.reason)},
+                          {"reason", node::DropReasonName(p.reason)},
                           {"decided_at", JsonOr(p.decided_at)},
                           {"policy", PolicyJson(c, p.policy_id)},
                           {"disagreement", JsonOr(p.disagreement)}});
@@ -819,7 +807,7 @@ int Run(const Options& o) {
     if (paths.empty()) out << "   not reached\n";
     for (const auto& p : paths) {
       out << "   to " << HostPort(p.ip, p.port) << (p.pod ? " " + p.pod->Qualified() : "") << ": " << p.verdict
-          << (p.verdict == "denied" ? " (" + bpf::DropReasonName(p.reason) + ")" : "")
+          << (p.verdict == "denied" ? " (" + node::DropReasonName(p.reason) + ")" : "")
           << (p.policy_id ? " by " + PolicyName(c, p.policy_id) : "") << " [" << p.source << "]\n";
       PrintTc(out, c, p.tc_egress);
       PrintTc(out, c, p.tc_ingress);

@@ -144,11 +144,4 @@ std::string TcActName(int r) {
   }
 }
 
-std::string StageName(uint8_t s) {
-  static const char* const kNames[] = {"none",      "no_endpoint", "not_enforced", "not_l4",
-                                       "malformed", "conntrack",   "policy",       "unenforced_direction",
-                                       "source"};
-  return s < std::size(kNames) ? kNames[s] : "stage_" + std::to_string(s);
-}
-
 }  // namespace weft::cli::trace

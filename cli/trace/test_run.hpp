@@ -41,6 +41,5 @@ Result<bool> SupportsTraceMode(int prog_fd);
 Result<TraceResult> RunTrace(int prog_fd, uint32_t ifindex, const std::vector<uint8_t>& packet);
 
 std::string TcActName(int retval);     // "ok", "shot", "redirect", ...
-std::string StageName(uint8_t stage);  // "policy", "no_endpoint", ...
 
 }  // namespace weft::cli::trace

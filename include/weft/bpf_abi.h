@@ -74,6 +74,23 @@ enum weft_lb_algo {
 	WEFT_LB_MAGLEV = 1, /* Maglev consistent hashing on the client */
 };
 
+/* Maglev's client hash: a WEFT_LB_MAGLEV service's slot for a connect is
+ * weft_client_hash(netns cookie of the calling socket) % slot_count (one
+ * network namespace per pod: one pod is one client). A 64-bit finalizer
+ * (murmur3 fmix64): the cookie is a small counter, so it needs a real mix
+ * before the modulo. The one definition: bpf/lib/lb.h picks with it, and
+ * user space (weftctl trace, tests) predicts the pick with it
+ * (weft/node/lookup.hpp). Changing it moves every Maglev client. */
+static __inline__ __attribute__((always_inline)) __u32 weft_client_hash(__u64 x)
+{
+	x ^= x >> 33;
+	x *= 0xff51afd7ed558ccdULL;
+	x ^= x >> 33;
+	x *= 0xc4ceb9fe1a85ec53ULL;
+	x ^= x >> 33;
+	return (__u32)x;
+}
+
 enum weft_svc_flags {
 	/* Reserved: flows of this service are steered to the node's L7 proxy. */
 	WEFT_SVC_F_STEER_PROXY = 1 << 0,

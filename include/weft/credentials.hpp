@@ -15,6 +15,7 @@
 // others is refused on load (as ssh does).
 #pragma once
 
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -45,6 +46,29 @@ Result<Identity> Load(const Paths& p);
 // Atomic writes (0600). WriteKey refuses to replace an existing key.
 Status WriteKey(const Paths& p, const pki::PrivateKey& key);
 Status WriteCertificates(const Paths& p, const std::vector<pki::Certificate>& chain, const pki::TrustBundle& bundle);
+
+// Where one identity's credentials come from, for whoever presents them:
+// the seam between issuing and rotating certificates and presenting them.
+// Today gRPC's TLS presents the control plane's (transport::ProviderFor);
+// next, the node proxy presents workloads' (spiffe://<td>/ns/<ns>/sa/<sa>)
+// in its own OpenSSL contexts, from a source per workload that the node's
+// certificate manager fills. gRPC's own CertificateProviderInterface is not
+// that seam: it is opaque (no key or chain can be read back out of it) and
+// gRPC 1.51 offers no rotating implementation besides its file watcher.
+class CertificateSource {
+ public:
+  virtual ~CertificateSource() = default;
+  // The key, chain and bundle to present now (a renewal replaces them).
+  // Thread-safe; called per handshake.
+  virtual Result<Identity> Current() const = 0;
+  // The credentials dir it reads, if it is one (a presenter may watch it).
+  virtual const Paths* dir() const { return nullptr; }
+};
+// Always `id`.
+std::shared_ptr<CertificateSource> FixedSource(Identity id);
+// DIR as it is at each call (Load: a renewal written by WriteCertificates is
+// seen by the next call).
+std::shared_ptr<CertificateSource> DirSource(Paths paths);
 
 // A join token: weft1.<CA sha256 hex>.<id: 16 hex>.<secret: 64 hex>. The
 // controller keeps SHA-256(secret); the agent pins the CA before it sends it.

@@ -28,6 +28,7 @@
 #include <string_view>
 #include <vector>
 
+#include "weft/clock.hpp"
 #include "weft/status.hpp"
 
 typedef struct evp_pkey_st EVP_PKEY;
@@ -122,6 +123,8 @@ struct IssueOptions {
   // until now + lifetime. Given: from not_before until not_before + lifetime.
   TimePoint not_before{};
   Usage usage = Usage::kClient;
+  // "now" for the default validity (weft/clock.hpp); nullptr: the system clock.
+  const weft::Clock* clock = nullptr;
 };
 
 // The issuing CA and its key. `chain` is what a leaf it issues is sent with:

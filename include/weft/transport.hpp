@@ -3,10 +3,11 @@
 //
 // Credentials:
 //  - TCP is TLS (gRPC's TLS credentials over OpenSSL 3; both Weft ends
-//    negotiate TLS 1.3) with certificates from a CertificateProvider: the
-//    seam where rotation plugs in (a file-watching provider re-reads a
-//    renewed certificate for the next handshake) and, later, workload
-//    certificates. The server requests a client certificate and verifies it
+//    negotiate TLS 1.3) with certificates from gRPC's CertificateProvider,
+//    made from Weft's seam, credentials::CertificateSource (ProviderFor): a
+//    credentials dir is watched (a renewed certificate is presented from the
+//    next handshake). Workload certificates (the node proxy, next) come from
+//    the same seam, presented by the proxy's own TLS. The server requests a client certificate and verifies it
 //    against its trust bundle when one is presented (a node joining with a
 //    token has none yet); what each RPC requires is the controller's to
 //    decide from PeerOf(). A client verifies the server's chain against its
@@ -70,6 +71,12 @@ std::shared_ptr<CertificateProvider> StaticCertificates(const credentials::Ident
 // A credentials dir (weft/credentials.hpp), re-read every `refresh`: a renewed
 // certificate is presented from the next handshake on.
 std::shared_ptr<CertificateProvider> WatchedCertificates(const credentials::Paths& paths,
+                                                         std::chrono::seconds refresh);
+
+// A credentials::CertificateSource as gRPC's provider: a credentials dir is
+// watched (WatchedCertificates: renewals are presented from the next
+// handshake); any other source is presented as it is now (Static).
+Result<std::shared_ptr<CertificateProvider>> ProviderFor(const credentials::CertificateSource& source,
                                                          std::chrono::seconds refresh);
 
 // ---- server ----

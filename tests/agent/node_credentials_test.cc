@@ -16,6 +16,7 @@
 #include "controller/server.hpp"
 #include "tests/controller/test_util.hpp"
 #include "tests/support/tls_util.hpp"
+#include "weft/clock.hpp"
 #include "weft/credentials.hpp"
 #include "weft/sys.hpp"
 #include "weft/transport.hpp"
@@ -46,6 +47,7 @@ class NodeCredentialsTest : public ::testing::Test {
     o.listen = "127.0.0.1:0";
     o.admin_socket = dir_.path() + "/run/admin.sock";
     o.ca.node_cert_ttl = node_ttl;
+    o.clock = clock_;
     o.init = !std::filesystem::exists(o.data_dir + "/weft.db");  // a new store the first time
     auto s = controller::ControllerServer::Start(o);
     ASSERT_TRUE(s.ok()) << s.status().message();
@@ -86,6 +88,8 @@ class NodeCredentialsTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  FakeClock fake_clock_;          // outlives server_ (and any thread waiting on it)
+  const Clock* clock_ = nullptr;  // the controller's (nullptr: the system clock)
   std::unique_ptr<controller::ControllerServer> server_;
   int tokens_ = 0;
 };
@@ -129,20 +133,59 @@ TEST_F(NodeCredentialsTest, JoinsOnceThenUsesItsCredentialsAndRenews) {
       << other.status().message();
 }
 
-// The renewal thread renews at half the lifetime (here 4 s: from 2 s on).
-TEST_F(NodeCredentialsTest, RenewalThreadRenewsAtHalfLife) {
-  Start(4s);
-  auto c = NodeCredentials::Open(Options("node1", TokenFile("node1")));
-  ASSERT_TRUE(c.ok());
+// The renewal thread renews at half the lifetime and gives up at expiry, on
+// the clock it is given (weft/clock.hpp): here a fake one that the controller
+// shares, moved by hours, so the test takes milliseconds (it used to issue a
+// 4 s certificate and wait 2 s of real time for its renewal).
+TEST_F(NodeCredentialsTest, RenewalAndExpiryOnTheInjectedClock) {
+  FakeClock& clock = fake_clock_;
+  clock_ = &clock;
+  Start();  // 24 h node certificates, issued at the fake time
+  auto o = Options("node1", TokenFile("node1", clock.Now()));
+  o.clock = &clock;
+  auto c = NodeCredentials::Open(o);
+  ASSERT_TRUE(c.ok()) << c.status().message();
   ASSERT_TRUE((*c)->Join().ok());
   const std::string dir = dir_.path() + "/creds-node1";
-  const std::string before = credentials::Load({dir}).value().leaf().Sha256Fingerprint();
+  auto half_of = [](const pki::Certificate& leaf) {
+    return leaf.NotBefore() + (leaf.NotAfter() - leaf.NotBefore()) / 2;
+  };
+  const auto first = credentials::Load({dir}).value().leaf();
+  const auto half = half_of(first);
+  EXPECT_EQ((*c)->renew_at(), half);
+
+  // The thread waits on the fake clock for half the lifetime: nothing happens
+  // until the clock gets there, then it renews (same key, a new certificate).
   (*c)->StartRenewal();
-  EXPECT_TRUE(Eventually([&] {
+  ASSERT_TRUE(Eventually([&] { return clock.NextDeadline() == half; })) << "not waiting for half the lifetime";
+  EXPECT_EQ(credentials::Load({dir}).value().leaf().Sha256Fingerprint(), first.Sha256Fingerprint());
+  clock.Set(half);
+  ASSERT_TRUE(Eventually([&] {
     auto id = credentials::Load({dir});
-    return id.ok() && id->leaf().Sha256Fingerprint() != before;
-  })) << "not renewed";
-  EXPECT_TRUE(StreamWorks(**c, "node1"));
+    return id.ok() && id->leaf().Sha256Fingerprint() != first.Sha256Fingerprint();
+  })) << "not renewed at half the lifetime";
+  const auto second = credentials::Load({dir}).value().leaf();
+  EXPECT_EQ(second.NotBefore(), half - std::chrono::minutes(5)) << "issued at the fake time";
+  ASSERT_TRUE(Eventually([&] { return (*c)->renew_at() == half_of(second); }));
+  ASSERT_TRUE(Eventually([&] { return clock.NextDeadline() == half_of(second); })) << "waiting for the next one";
+
+  // The controller goes away; past the certificate's end the renewal fails,
+  // the node says its certificate expired, and retries every second.
+  server_->Shutdown();
+  clock.Set(second.NotAfter() + std::chrono::minutes(1));
+  ASSERT_TRUE(Eventually([&] { return (*c)->renew_at() == clock.Now() + std::chrono::seconds(1); }))
+      << "no retry after the failed renewal";
+  EXPECT_EQ((*c)->not_after(), second.NotAfter());
+  // A restart at that time: the credentials are refused as expired, with the way out.
+  auto later = Options("node1", "");
+  later.clock = &clock;
+  auto expired = NodeCredentials::Open(later);
+  ASSERT_FALSE(expired.ok());
+  EXPECT_NE(expired.status().message().find("certificate has expired"), std::string::npos)
+      << expired.status().message();
+  EXPECT_NE(expired.status().message().find("weftctl node join-token node1"), std::string::npos)
+      << expired.status().message();
+  c->reset();  // the renewal thread stops before the clock goes
 }
 
 // What a join attempt answers: EACCES (give up: the token is bad) or another

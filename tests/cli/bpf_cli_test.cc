@@ -11,6 +11,7 @@
 #include <netinet/in.h>
 #include <signal.h>
 #include <sys/socket.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
@@ -205,6 +206,7 @@ class BpfCliTest : public ::testing::Test {
     tmp_ = tmpl;
     config_ = tmp_ + "/agent.yaml";
     log_ = tmp_ + "/agent.log";
+    state_dir_ = tmp_ + "/state";
 
     std::snprintf(g_emergency.cgroup, sizeof(g_emergency.cgroup), "%s", cgroup_.c_str());
     std::vector<std::string> pins;
@@ -223,7 +225,8 @@ class BpfCliTest : public ::testing::Test {
     const std::string cap = std::to_string(kCapacity);
     auto pid =
         sys::Spawn({WEFT_AGENT_BIN, "run", "--node", kNode, "--cgroup", cgroup_, "--config", config_, "--pin-root",
-                    pin_root_, "--metrics", "", "--max-services", cap, "--max-backends", cap, "--max-slots", "4096"},
+                    pin_root_, "--metrics", "", "--max-services", cap, "--max-backends", cap, "--max-slots", "4096",
+                    "--state-dir", state_dir_},
                    {.log_path = log_});
     ASSERT_TRUE(pid.ok()) << pid.status().message();
     agent_ = *pid;
@@ -272,7 +275,8 @@ class BpfCliTest : public ::testing::Test {
       g_emergency.lab_file[0] = g_emergency.lab_dir[0] = 0;
     }
     std::string out;
-    auto rc = sys::RunCommand({WEFT_AGENT_BIN, "cleanup", "--node", kNode, "--pin-root", pin_root_}, &out);
+    auto rc = sys::RunCommand(
+        {WEFT_AGENT_BIN, "cleanup", "--node", kNode, "--pin-root", pin_root_, "--state-dir", state_dir_}, &out);
     EXPECT_TRUE(rc.ok() && *rc == 0) << out;
     std::error_code ec;
     fs::remove_all(pin_root_, ec);  // anything cleanup did not know about
@@ -304,7 +308,7 @@ class BpfCliTest : public ::testing::Test {
     return j[0];
   }
 
-  std::string cgroup_, pin_root_, tmp_, config_, log_;
+  std::string cgroup_, pin_root_, tmp_, config_, log_, state_dir_;
   pid_t agent_ = -1;
   pid_t controller_ = -1;
   std::string lab_dir_, created_labs_dir_;
@@ -410,6 +414,58 @@ TEST_F(BpfCliTest, DumpDecodesServicesBackendsSlotsAndStats) {
   ASSERT_EQ(t.code, 0) << t.err;
   EXPECT_NE(t.out.find("default/echo"), std::string::npos) << t.out;
   EXPECT_NE(t.out.find("10.96.1.2"), std::string::npos) << t.out;
+}
+
+// weftctl asks the running agent on its admin socket (<state-dir>/<node>/agent.sock,
+// root's) where its pins are and what it runs, instead of reading /proc/PID/cmdline.
+TEST_F(BpfCliTest, AgentAnswersOnItsAdminSocket) {
+  const std::string sock = state_dir_ + "/" + kNode + "/agent.sock";
+  struct stat st {};
+  ASSERT_EQ(lstat(sock.c_str(), &st), 0) << ReadFile(log_);
+  EXPECT_TRUE(S_ISSOCK(st.st_mode));
+  EXPECT_EQ(st.st_mode & 0777, 0600u);
+  ASSERT_EQ(lstat((state_dir_ + "/" + kNode).c_str(), &st), 0);
+  EXPECT_EQ(st.st_mode & 0777, 0700u);
+
+  // No --pin-root: the agent under --state-dir says where its pins are.
+  CmdResult r = Weftctl({"bpf", "maps", "--state-dir", state_dir_, "-o", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  Json j = Json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(j.is_array() && j.size() == 1) << r.out;
+  EXPECT_EQ(j[0]["pin_root"], pin_root_);
+  const Json& a = j[0]["agent"];
+  ASSERT_TRUE(a.is_object()) << r.out;
+  EXPECT_EQ(a["node"], kNode);
+  EXPECT_EQ(a["pid"], agent_);
+  EXPECT_EQ(a["pin_root"], pin_root_);
+  EXPECT_EQ(a["state_dir"], state_dir_);
+  EXPECT_EQ(a["netns"], "") << "the agent's own";
+  EXPECT_EQ(a["mode"], "file");
+  EXPECT_EQ(a["source"], config_);
+  EXPECT_EQ(a["abi_version"], WEFT_ABI_VERSION);
+  EXPECT_EQ(a["names_schema"], 1);
+  EXPECT_EQ(a["healthy"], true);
+  EXPECT_GE(a["generation"].get<uint64_t>(), 1u);
+
+  CmdResult t = Weftctl({"bpf", "maps", "--state-dir", state_dir_});
+  ASSERT_EQ(t.code, 0) << t.err;
+  EXPECT_NE(t.out.find("agent: pid " + std::to_string(agent_) + ", weft-agent "), std::string::npos) << t.out;
+  EXPECT_NE(t.out.find("file " + config_), std::string::npos) << t.out;
+
+  // SIGTERM: the agent takes its socket with it; weftctl then reads the pins alone.
+  kill(agent_, SIGTERM);
+  int status = 0;
+  waitpid(agent_, &status, 0);
+  EXPECT_TRUE(WIFEXITED(status) && WEXITSTATUS(status) == 0) << status;
+  agent_ = -1;
+  g_emergency.agent = -1;
+  EXPECT_FALSE(fs::exists(sock));
+  r = Weftctl({"bpf", "maps", "--state-dir", state_dir_, "--pin-root", pin_root_, "-o", "json"});
+  ASSERT_EQ(r.code, 0) << r.err;
+  j = Json::parse(r.out, nullptr, /*allow_exceptions=*/false);
+  ASSERT_TRUE(j.is_array() && j.size() == 1) << r.out;
+  EXPECT_TRUE(j[0]["agent"].is_null()) << r.out;
+  EXPECT_TRUE(r.err.empty()) << "an agent that is not running is no warning: " << r.err;
 }
 
 TEST_F(BpfCliTest, UnknownMapOrNodeExitsOneAndSaysWhatExists) {

@@ -37,6 +37,8 @@
 #include "tests/kernel/support/kernel_env.hpp"
 #include "tests/support/test_util.hpp"
 #include "weft/bpf_abi.h"
+#include "weft/node/names_file.hpp"
+#include "weft/node/paths.hpp"
 #include "weft/sys.hpp"
 #include "weft/tc_policy.skel.h"
 #include "weft/unique_fd.hpp"
@@ -302,35 +304,31 @@ class Topology {
     return t;
   }
 
+  // names.json as the agent writes it (the node-local contract's writer).
   std::string WriteNames() {
-    Json names = {
-        {"version", 1},
-        {"identities",
-         {{{"id", kClientId}, {"spiffe_id", "spiffe://cluster.local/ns/demo/sa/client"}, {"namespace", "demo"},
-           {"service_account", "client"}, {"cidrs", Json::array()}},
-          {{"id", kServerId}, {"spiffe_id", "spiffe://cluster.local/ns/demo/sa/server"}, {"namespace", "demo"},
-           {"service_account", "server"}, {"cidrs", Json::array()}}}},
-        {"policies",
-         {{{"id", kPolAllow8080}, {"name", "demo/allow-client-8080"}, {"action", "ALLOW"}},
-          {{"id", kPolDeny9090}, {"name", "demo/deny-9090"}, {"action", "DENY"}},
-          {{"id", kPolAny7070}, {"name", "demo/allow-any-7070"}, {"action", "ALLOW"}},
-          {{"id", kPolUdp}, {"name", "demo/allow-udp"}, {"action", "ALLOW"}}}},
-        {"endpoints", Json::array()}};
+    node::NodeNames names;
+    names.version = 1;
+    names.identities[kClientId] = {kClientId, "spiffe://cluster.local/ns/demo/sa/client", "demo", "client", {}};
+    names.identities[kServerId] = {kServerId, "spiffe://cluster.local/ns/demo/sa/server", "demo", "server", {}};
+    names.policies[kPolAllow8080] = {kPolAllow8080, "demo/allow-client-8080", "ALLOW"};
+    names.policies[kPolDeny9090] = {kPolDeny9090, "demo/deny-9090", "DENY"};
+    names.policies[kPolAny7070] = {kPolAny7070, "demo/allow-any-7070", "ALLOW"};
+    names.policies[kPolUdp] = {kPolUdp, "demo/allow-udp", "ALLOW"};
     const uint32_t ids[3] = {kClientId, kServerId, WEFT_IDENTITY_UNKNOWN};
-    for (size_t i = 0; i < pods_.size(); ++i)
-      names["endpoints"].push_back({{"workload", "demo/" + pods_[i].name},
-                                    {"ifindex", pods_[i].ifindex},
-                                    {"ifname", pods_[i].veth},
-                                    {"ep_id", i + 1},
-                                    {"identity", ids[i]},
-                                    {"addresses", {pods_[i].ip, "fd77:" + std::to_string(i + 1) + "::2"}},
-                                    {"enforce_ingress", i == 1},
-                                    {"policies", i == 1 ? Json{kPolAllow8080, kPolDeny9090, kPolAny7070, kPolUdp}
-                                                        : Json::array()}});
-    std::error_code ec;
-    fs::create_directories(state_dir_ + "/" + kNode, ec);
-    std::ofstream(state_dir_ + "/" + kNode + "/names.json") << names.dump(2);
-    return "";
+    for (size_t i = 0; i < pods_.size(); ++i) {
+      node::EndpointName e;
+      e.workload = "demo/" + pods_[i].name;
+      e.ifindex = pods_[i].ifindex;
+      e.ifname = pods_[i].veth;
+      e.ep_id = static_cast<uint32_t>(i + 1);
+      e.identity = ids[i];
+      e.addresses = {pods_[i].ip, "fd77:" + std::to_string(i + 1) + "::2"};
+      e.enforce_ingress = i == 1;
+      if (i == 1) e.policies = {"demo/allow-client-8080", "demo/deny-9090", "demo/allow-any-7070", "demo/allow-udp"};
+      names.endpoints.push_back(std::move(e));
+    }
+    Status st = node::WriteNamesFile(node::StatePaths(state_dir_, kNode).names, node::RenderNames(names));
+    return st.ok() ? "" : st.message();
   }
 
   std::string WriteLabState() {

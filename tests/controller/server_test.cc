@@ -1020,11 +1020,11 @@ TEST_F(ControllerTest, DisconnectedNodesAreForgotten) {
 }
 
 TEST(NodeRegistryBounds, ForgetsDisconnectedNodesAfterTheTime) {
-  int64_t now = 1'000'000;
+  FakeClock clock(std::chrono::system_clock::time_point(std::chrono::milliseconds(1'000'000)));
   NodeRegistryOptions o;
   o.forget_disconnected = std::chrono::milliseconds(60'000);
   o.max_disconnected = 100;
-  o.now_unix_ms = [&] { return now; };
+  o.clock = &clock;
   NodeRegistry r(o);
   v1::NodeHello h;
   h.set_node("gone");
@@ -1032,13 +1032,13 @@ TEST(NodeRegistryBounds, ForgetsDisconnectedNodesAfterTheTime) {
   h.set_node("live");
   r.Connected(h, 2);
   r.Disconnected("gone", 1);
-  now += 59'999;
+  clock.Advance(std::chrono::milliseconds(59'999));
   EXPECT_EQ(r.All().size(), 2u);
-  now += 1;
+  clock.Advance(std::chrono::milliseconds(1));
   auto all = r.All();
   ASSERT_EQ(all.size(), 1u) << "the disconnected node is still listed";
   EXPECT_EQ(all[0].node, "live");  // a connected node is never forgotten
-  now += 10'000'000;
+  clock.Advance(std::chrono::milliseconds(10'000'000));
   EXPECT_EQ(r.All().size(), 1u);
 }
 
@@ -1047,7 +1047,8 @@ TEST(NodeRegistryBounds, ForgetsDisconnectedNodesAfterTheTime) {
 TEST(NodeRegistryBounds, SameMillisecondDisconnectsGoOldestFirst) {
   NodeRegistryOptions o;
   o.max_disconnected = 2;
-  o.now_unix_ms = [] { return int64_t{1'000'000}; };
+  FakeClock clock(std::chrono::system_clock::time_point(std::chrono::milliseconds(1'000'000)));  // never moves
+  o.clock = &clock;
   NodeRegistry r(o);
   v1::NodeHello h;
   for (int i : {9, 15, 16}) {

@@ -6,9 +6,13 @@
 #include <openssl/pem.h>
 #include <openssl/x509.h>
 
+#include <unistd.h>
+
+#include <filesystem>
 #include <functional>
 #include <memory>
 
+#include "weft/credentials.hpp"
 #include "weft/pki.hpp"
 
 namespace weft::pki {
@@ -289,6 +293,45 @@ TEST(Pki, WeftIdentityTable) {
   EXPECT_TRUE(ValidateName("node name", "cpb-agent-1.x").ok());
   EXPECT_FALSE(ValidateTrustDomain("Cluster").ok());
   EXPECT_FALSE(ValidateTrustDomain("").ok());
+}
+
+// The certificate seam (credentials::CertificateSource): a credentials dir is
+// read as it is at each call, so a renewal is presented from the next
+// handshake; a fixed source is what it was given.
+TEST(Pki, CertificateSourcesFixedAndDir) {
+  char tmpl[] = "/tmp/weft-pki-XXXXXX";
+  ASSERT_NE(mkdtemp(tmpl), nullptr);
+  const std::string root = tmpl;
+  const credentials::Paths paths{root + "/creds"};
+  auto ca = Root("cluster.local");
+  const pki::TrustBundle bundle(ca.Roots());
+  auto key = Key();
+  auto issue = [&](std::chrono::seconds life) {
+    IssueOptions o;
+    o.uri_sans = {NodeId("cluster.local", "node1")};
+    o.lifetime = life;
+    return ca.Issue(key, o).value();
+  };
+  ASSERT_TRUE(std::filesystem::create_directory(paths.dir));
+  ASSERT_TRUE(credentials::WriteKey(paths, key).ok());
+  const Certificate first = issue(1h), second = issue(2h);
+  ASSERT_TRUE(credentials::WriteCertificates(paths, {first}, bundle).ok());
+
+  auto dir = credentials::DirSource(paths);
+  ASSERT_NE(dir->dir(), nullptr);
+  EXPECT_EQ(dir->dir()->dir, paths.dir);
+  EXPECT_EQ(dir->Current().value().leaf().Sha256Fingerprint(), first.Sha256Fingerprint());
+  ASSERT_TRUE(credentials::WriteCertificates(paths, {second}, bundle).ok());  // a renewal
+  EXPECT_EQ(dir->Current().value().leaf().Sha256Fingerprint(), second.Sha256Fingerprint());
+
+  auto fixed = credentials::FixedSource(credentials::Load(paths).value());
+  EXPECT_EQ(fixed->dir(), nullptr);
+  ASSERT_TRUE(credentials::WriteCertificates(paths, {first}, bundle).ok());
+  EXPECT_EQ(fixed->Current().value().leaf().Sha256Fingerprint(), second.Sha256Fingerprint());
+
+  auto missing = credentials::DirSource({root + "/nope"})->Current();
+  EXPECT_FALSE(missing.ok());
+  std::filesystem::remove_all(root);
 }
 
 }  // namespace
