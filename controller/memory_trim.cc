@@ -6,13 +6,7 @@
 // glibc's: malloc_trim and mallinfo2 see nothing there, and freed memory waits
 // in ASan's quarantine. Its purge and its count are the same steps for that
 // allocator.
-#if defined(__SANITIZE_ADDRESS__)
-#define WEFT_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define WEFT_ASAN 1
-#endif
-#endif
+#include "weft/sanitizers.hpp"
 #ifdef WEFT_ASAN
 #include <sanitizer/allocator_interface.h>
 #endif

@@ -13,6 +13,8 @@
 #include <filesystem>
 #include <fstream>
 #include <nlohmann/json.hpp>
+
+#include "weft/sanitizers.hpp"
 #include <thread>
 
 #include "weft/sys.hpp"
@@ -273,13 +275,6 @@ long RssKb(pid_t pid) {
 // bad_alloc) and five dry runs of 900 KB at 151 MB; now ~21 MB after both
 // (the bomb is refused after counting, the heap is trimmed once the
 // responses are sent: controller/memory_trim.hpp).
-#if defined(__SANITIZE_ADDRESS__)
-#define WEFT_ASAN 1
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define WEFT_ASAN 1
-#endif
-#endif
 TEST_F(CtlE2E, MemoryComesBackAfterRefusedInputAndDryRuns) {
   ASSERT_EQ(Ctl({"apply", "-f", kBookinfo}).rc, 0);
   for (int i = 0; i < 3; ++i) ASSERT_EQ(Ctl({"apply", "--dry-run", "-f", kBookinfo}).rc, 0);
